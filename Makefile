@@ -1,0 +1,27 @@
+# scoutfs-notify entry points.  See README.md.
+#
+#   make test                          every test tier that can run here
+#   make vm-test SCOUTFS_SRC=... [BASE=v1.30]
+#                                      the series on a real kernel in QEMU
+#   make demo SCOUTFS_SRC=... [BASE=v1.30]
+#                                      a reader attached, file activity, records printed
+SHELL := /bin/bash
+BASE ?= $(shell cat base.txt)
+SCOUTFS_SRC ?=
+
+.PHONY: test vm-test demo lint help
+
+help:
+	@sed -n '3,8s/^# \{0,1\}//p' Makefile
+
+test:
+	tests/run.sh
+
+lint:
+	tests/lint.sh
+
+vm-test:
+	scripts/vm-test.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)"
+
+demo:
+	scripts/demo.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)"

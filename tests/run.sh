@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The README's test command (`make test`): runs every tier that can run
+# here, prints SKIPPED with the reason for each that can't, and closes
+# with the summed `N passed, N failed` line.
+#
+# Tiers:
+#   lint    shell scripts (shellcheck) and the series' form (tests/lint.sh)
+#   apply   apply.sh's refusals on synthetic trees (tests/apply-test.sh)
+#   daemon  scoutfs-notifyd and its client, built from patch 3, under
+#           ASan/UBSan against an ioctl stand-in (tests/daemon/run.sh)
+#   vm      the series on a real kernel: needs SCOUTFS_SRC (scripts/vm-test.sh)
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top"
+logdir=${TEST_LOG_DIR:-$top/build/test-logs}
+mkdir -p "$logdir"
+
+total_pass=0
+total_fail=0
+summary=()
+
+# Run one tier, show its output, and add its closing line to the totals.
+# A tier that ends without a closing line counts as one failure.
+tier() {
+	local name=$1
+	shift
+	local log=$logdir/$name.log rc=0 last p f
+	echo "=== tier $name: $*"
+	"$@" 2>&1 | tee "$log" || rc=$?
+	last=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
+	if [[ $last =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+		p=${BASH_REMATCH[1]}
+		f=${BASH_REMATCH[2]}
+		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+			f=1
+		fi
+	else
+		p=0
+		f=1
+		echo "tier $name: no closing line (exit $rc)"
+	fi
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	summary+=("$(printf '%-7s %3d passed, %d failed' "$name" "$p" "$f")")
+}
+
+skip() {
+	echo "=== tier $1: SKIPPED: $2"
+	summary+=("$(printf '%-7s SKIPPED: %s' "$1" "$2")")
+}
+
+tier lint tests/lint.sh
+tier apply tests/apply-test.sh
+
+if [ -f tests/daemon/run.sh ]; then
+	tier daemon tests/daemon/from-series.sh
+else
+	skip daemon "tests/daemon/run.sh is missing"
+fi
+
+if [ -z "${SCOUTFS_SRC:-}" ]; then
+	skip vm "SCOUTFS_SRC is not set (point it at a scoutfs git dir with tags to build and boot the series)"
+else
+	tier vm scripts/vm-test.sh --src "$SCOUTFS_SRC" --base "${BASE:-$(cat base.txt)}"
+fi
+
+echo "=== summary"
+printf '%s\n' "${summary[@]}"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
