@@ -39,7 +39,7 @@ list_releases() {
 	{
 		cat "$here/base.txt"
 		if [ -d "$here/series" ]; then
-			find "$here/series" -mindepth 1 -maxdepth 1 -type d -printf '%f\n'
+			find "$here/series" -mindepth 1 -maxdepth 1 -type d -name 'v[0-9]*' -printf '%f\n'
 		fi
 	} | sort -V
 }

@@ -8,6 +8,7 @@
 #   apply   apply.sh's refusals on synthetic trees (tests/apply-test.sh)
 #   daemon  scoutfs-notifyd and its client, built from patch 3, under
 #           ASan/UBSan against an ioctl stand-in (tests/daemon/run.sh)
+#   abi     one ABI across every series: needs SCOUTFS_SRC (tests/abi-test.sh)
 #   vm      the series on a real kernel: needs SCOUTFS_SRC (scripts/vm-test.sh)
 set -euo pipefail
 
@@ -54,9 +55,15 @@ tier lint tests/lint.sh
 tier apply tests/apply-test.sh
 
 if [ -f tests/daemon/run.sh ]; then
-	tier daemon tests/daemon/from-series.sh
+	tier daemon tests/daemon-tier.sh
 else
 	skip daemon "tests/daemon/run.sh is missing"
+fi
+
+if [ -z "${SCOUTFS_SRC:-}" ]; then
+	skip abi "SCOUTFS_SRC is not set (point it at a scoutfs git dir with tags to check the ABI of every series)"
+else
+	tier abi tests/abi-test.sh
 fi
 
 if [ -z "${SCOUTFS_SRC:-}" ]; then

@@ -1,0 +1,33 @@
+/*
+ * The few definitions of upstream scoutfs's kmod/src/ioctl.h that
+ * scoutfs-notifyd and scoutfs-notify-watch use besides the notify ABI.
+ * tests/daemon-tier.sh puts them in front of the notify block that
+ * patch 1 adds, to build the tools from the series on a machine
+ * without an upstream tree.  With SCOUTFS_SRC set it builds against
+ * the real patched header instead, and tests/abi-test.sh checks these
+ * against it.
+ */
+#ifndef _SCOUTFS_IOCTL_H_
+#define _SCOUTFS_IOCTL_H_
+
+#define SCOUTFS_IOCTL_MAGIC 0xE8
+
+struct scoutfs_ioctl_ino_path {
+	__u64 ino;
+	__u64 dir_ino;
+	__u64 dir_pos;
+	__u64 result_ptr;
+	__u16 result_bytes;
+	__u8 _pad[6];
+};
+
+struct scoutfs_ioctl_ino_path_result {
+	__u64 dir_ino;
+	__u64 dir_pos;
+	__u16 path_bytes;
+	__u8  _pad[6];
+	__u8  path[];
+};
+
+#define SCOUTFS_IOC_INO_PATH _IOW(SCOUTFS_IOCTL_MAGIC, 2, \
+				  struct scoutfs_ioctl_ino_path)
