@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install the Debian packages a tier needs, only those that are missing.
+#
+#   scripts/deps.sh vm      QEMU, busybox, cpio and what upstream's kmod
+#                           and utils build with (sparse, uuid, ssl, blkid)
+#   scripts/deps.sh lint    shellcheck
+#
+# Needs root (apt-get) when something is missing; prints what it installs.
+set -euo pipefail
+
+die() {
+	echo "deps.sh: $*" >&2
+	exit 1
+}
+
+[ $# -ge 1 ] || die "usage: scripts/deps.sh vm|lint..."
+
+pkgs=()
+for set in "$@"; do
+	case "$set" in
+	vm) pkgs+=(qemu-system-x86 busybox-static cpio gzip gcc make sparse
+		uuid-dev libssl-dev libblkid-dev pkg-config libc6-dev kmod
+		binutils coreutils socat python3) ;;
+	lint) pkgs+=(shellcheck) ;;
+	*) die "unknown set '$set' (vm, lint)" ;;
+	esac
+done
+
+missing=()
+for p in "${pkgs[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+[ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}); run as root or install them"
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/deps-apt.log 2>&1; then
+	apt-get update -q >>/tmp/deps-apt.log 2>&1 || true
+	apt-get install -y -q --no-install-recommends "${missing[@]}" >>/tmp/deps-apt.log 2>&1 ||
+		die "apt-get install failed, see /tmp/deps-apt.log"
+fi

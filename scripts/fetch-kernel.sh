@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Fetch Debian bullseye's 5.10 kernel (image, headers, kbuild) from the
+# Debian archive this machine's apt already uses, unpack it, and make a
+# kernel build dir that out-of-tree modules build against.
+#
+#   scripts/fetch-kernel.sh      prints KVER=, KDIR=, VMLINUZ=, MODDIR= lines
+#
+# Nothing is installed on the system and apt's own configuration and
+# state are untouched: a private sources list and state dir under the
+# cache are used.  Cache: $SCOUTFS_NOTIFY_CACHE, default
+# /var/cache/scoutfs-notify (build/cache when that isn't writable).
+# The kernel is the one bullseye's linux-image-amd64 depends on, or
+# $SCOUTFS_NOTIFY_KVER (e.g. 5.10.0-32-amd64).
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+die() {
+	echo "fetch-kernel.sh: $*" >&2
+	exit 1
+}
+
+cache=${SCOUTFS_NOTIFY_CACHE:-/var/cache/scoutfs-notify}
+if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
+	cache=$top/build/cache
+	mkdir -p "$cache"
+fi
+
+# The Debian mirror apt uses here, from deb822 or one-line sources.
+mirror() {
+	local f u
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		u=$(awk '/^URIs:/ {for (i = 2; i <= NF; i++) if ($i ~ /\/debian\/?$/) {print $i; exit}}' "$f")
+		[ -n "$u" ] && { echo "${u%/}"; return; }
+	done
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -f "$f" ] || continue
+		u=$(awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\/.*\/debian\/?$/) {print $i; exit}}' "$f")
+		[ -n "$u" ] && { echo "${u%/}"; return; }
+	done
+	return 1
+}
+
+apt_dir=$cache/apt
+mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+uri=$(mirror) || die "no Debian mirror found in /etc/apt sources"
+echo "deb $uri bullseye main" >"$apt_dir/sources.list"
+apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+	-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
+	-o "Dir::State::Status=/dev/null" -o "Debug::NoLocking=1")
+
+kver=${SCOUTFS_NOTIFY_KVER:-}
+if [ -z "$kver" ]; then
+	# reuse what was fetched before, so that runs don't depend on the archive
+	kver=$(cat "$cache/kver" 2>/dev/null || true)
+fi
+if [ -z "$kver" ] || [ ! -f "$cache/$kver/ok" ]; then
+	if [ -z "$kver" ] || ! ls "$apt_dir"/lists/*bullseye*Packages >/dev/null 2>&1; then
+		apt-get "${apt_opts[@]}" update -q >"$cache/apt-update.log" 2>&1 ||
+			die "apt-get update of bullseye failed, see $cache/apt-update.log"
+	fi
+	if [ -z "$kver" ]; then
+		kver=$(apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null |
+			sed -n 's/.*Depends: linux-image-\(5\.10\.[0-9.-]*-amd64\)$/\1/p' | head -n 1)
+		[ -n "$kver" ] || die "cannot find bullseye's linux-image-amd64 kernel version"
+	fi
+	abi=${kver%-amd64}
+	dl=$cache/$kver/deb
+	rm -rf "${cache:?}/$kver"
+	mkdir -p "$dl"
+	echo "fetch-kernel.sh: downloading linux $kver from $uri bullseye" >&2
+	(cd "$dl" && apt-get "${apt_opts[@]}" download -q "linux-image-$kver" \
+		"linux-headers-$kver" "linux-headers-$abi-common" "linux-kbuild-5.10" \
+		>"$cache/apt-download.log" 2>&1) ||
+		die "download failed, see $cache/apt-download.log"
+	root=$cache/$kver/root
+	mkdir -p "$root"
+	for d in "$dl"/*.deb; do
+		dpkg-deb -x "$d" "$root"
+	done
+	# One build dir: the -common tree with the arch tree's generated
+	# files over it (keeping -common's Makefile), and kbuild's real
+	# scripts and tools instead of symlinks into /usr/lib.
+	kdir=$cache/$kver/kdir
+	cp -a "$root/usr/src/linux-headers-$abi-common" "$kdir"
+	(cd "$root/usr/src/linux-headers-$kver" && tar --exclude=./Makefile -cf - .) | (cd "$kdir" && tar -xf -)
+	for l in scripts tools; do
+		rm -rf "${kdir:?}/$l"
+		cp -a "$root/usr/lib/linux-kbuild-5.10/$l" "$kdir/$l"
+	done
+	[ -f "$root/boot/vmlinuz-$kver" ] || die "no vmlinuz in linux-image-$kver"
+	touch "$cache/$kver/ok"
+	echo "$kver" >"$cache/kver"
+fi
+
+echo "KVER=$kver"
+echo "KDIR=$cache/$kver/kdir"
+echo "VMLINUZ=$cache/$kver/root/boot/vmlinuz-$kver"
+echo "MODDIR=$cache/$kver/root/lib/modules/$kver"

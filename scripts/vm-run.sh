@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Boot a build of the series in QEMU and run guest suites in it.
+#
+#   scripts/vm-run.sh --out DIR [--suite "kernel daemon"] [--timeout SECS]
+#
+# DIR is what scripts/build-scoutfs.sh made (src/ and scoutfs.ko).  This
+# builds every tests/vm/*.c statically against the patched ioctl.h,
+# makes an initramfs (busybox, the utils and daemon binaries with their
+# libraries, the modules scoutfs needs, tests/vm/), and boots Debian's
+# kernel with it under TCG with a hard timeout.  The guest's /init runs
+# tests/vm/guest.sh with the suites; its console goes to stdout and to
+# DIR/console.log.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+die() {
+	echo "vm-run.sh: $*" >&2
+	exit 1
+}
+
+out=""
+suite="kernel"
+timeout=${VM_TIMEOUT:-900}
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--out) out=${2:?}; shift 2 ;;
+	--suite) suite=${2:?}; shift 2 ;;
+	--timeout) timeout=${2:?}; shift 2 ;;
+	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+	*) die "unknown argument '$1'" ;;
+	esac
+done
+if [ -z "$out" ] || [ ! -f "$out/scoutfs.ko" ] || [ ! -d "$out/src" ]; then
+	die "--out must name a dir made by scripts/build-scoutfs.sh"
+fi
+out=$(cd "$out" && pwd)
+tree=$out/src
+case "$timeout" in '' | *[!0-9]*) die "--timeout must be a number of seconds" ;; esac
+
+"$top/scripts/deps.sh" vm
+eval "$("$top/scripts/fetch-kernel.sh")"
+
+rd=$out/initrd
+rm -rf "$rd"
+mkdir -p "$rd"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,mnt,tmp,run,modules,t/bin}
+
+# busybox with every applet as a link
+cp /bin/busybox "$rd/bin/busybox"
+for a in $("$rd/bin/busybox" --list); do
+	[ -e "$rd/bin/$a" ] || ln -s busybox "$rd/bin/$a"
+done
+
+# a dynamically linked binary and the libraries ldd names
+add_bin() {
+	local bin=$1 dest=$2 lib
+	cp "$bin" "$rd$dest"
+	for lib in $(ldd "$bin" 2>/dev/null | grep -oE '/[^ ]+\.so[^ ]*'); do
+		mkdir -p "$rd$(dirname "$lib")"
+		[ -e "$rd$lib" ] || cp -L "$lib" "$rd$lib"
+	done
+}
+add_bin "$tree/utils/src/scoutfs" /usr/sbin/scoutfs
+# coreutils' stat: the README spells fsids as `stat -f -c %i` prints them
+rm -f "$rd/usr/bin/stat" "$rd/bin/stat"
+add_bin "$(command -v stat)" /usr/bin/stat
+add_bin "$(command -v socat)" /usr/bin/socat
+for b in scoutfs-notifyd scoutfs-notify-watch; do
+	if [ -x "$tree/utils/notifyd/$b" ]; then
+		add_bin "$tree/utils/notifyd/$b" "/usr/sbin/$b"
+	fi
+done
+
+cp "$out/scoutfs.ko" "$rd/modules/"
+for m in crypto/crc32c_generic.ko lib/libcrc32c.ko drivers/block/brd.ko; do
+	cp "$MODDIR/kernel/$m" "$rd/modules/"
+done
+
+# the guest side of the tests, and their programs
+cp -R "$top/tests/vm/." "$rd/t/"
+for c in "$top"/tests/vm/*.c; do
+	[ -f "$c" ] || continue
+	gcc -static -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+		-I"$tree/kmod/src" -o "$rd/t/bin/$(basename "$c" .c)" "$c" ||
+		die "cannot build $c"
+done
+
+cat >"$rd/etc/passwd" <<'PW'
+root:x:0:0:root:/root:/bin/sh
+user:x:1000:1000:user:/tmp:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+PW
+cat >"$rd/etc/group" <<'GR'
+root:x:0:
+user:x:1000:
+nogroup:x:65534:
+GR
+
+cat >"$rd/init" <<'INIT'
+#!/bin/sh
+export PATH=/t/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /dev/shm
+ifconfig lo 127.0.0.1 up
+insmod /modules/crc32c_generic.ko
+insmod /modules/libcrc32c.ko
+insmod /modules/brd.ko rd_nr=2 rd_size=17179869
+suite=$(sed -n 's/.*notify\.suite=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
+echo "vm: guest up, kernel $(uname -r), suites: $suite"
+cd /t && sh /t/guest.sh $suite
+echo "vm: guest done"
+poweroff -f
+INIT
+chmod +x "$rd/init"
+
+(cd "$rd" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initrd.gz"
+
+suites=$(echo "$suite" | tr ' ' ,)
+echo "vm-run.sh: booting $KVER with scoutfs $(git -C "$tree" describe --tags --always) (suites: $suite; timeout ${timeout}s)"
+rc=0
+timeout --foreground -k 10 "$timeout" qemu-system-x86_64 -cpu max -smp 2 -m 6G \
+	-nographic -no-reboot -kernel "$VMLINUZ" -initrd "$out/initrd.gz" \
+	-append "console=ttyS0 panic=-1 quiet loglevel=1 notify.suite=$suites" \
+	</dev/null 2>&1 | tr -d '\r' | tee "$out/console.log" || rc=$?
+if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+	echo "vm-run.sh: the VM did not finish within ${timeout}s"
+fi
+exit "$rc"

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# `make vm-test`: the series on a real kernel.  Applies the series to a
+# fresh tree of BASE, builds the kmod (-Werror, sparse) against Debian
+# bullseye's 5.10 kernel and upstream's utils, boots it in QEMU and
+# runs the guest suites (tests/vm/guest.sh) on a real scoutfs mount.
+#
+#   scripts/vm-test.sh [--src DIR] [--base TAG] [--suite "kernel daemon"]
+#
+# --src defaults to $SCOUTFS_SRC, --base to base.txt, --suite to every
+# suite the series supports (daemon needs the series' patch 3).  Work
+# files go to build/vm/TAG/.  Ends with `vm: N passed, N failed`: the
+# build steps count as tests, and a guest that doesn't finish is a
+# failure.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+die() {
+	echo "vm-test.sh: $*" >&2
+	echo "vm: 0 passed, 1 failed"
+	exit 1
+}
+
+src=${SCOUTFS_SRC:-}
+base=""
+suite=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--src) src=${2:?}; shift 2 ;;
+	--base) base=${2:?}; shift 2 ;;
+	--suite) suite=${2:?}; shift 2 ;;
+	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+	*) die "unknown argument '$1' (see --help)" ;;
+	esac
+done
+[ -n "$src" ] || die "set SCOUTFS_SRC (or --src) to an upstream scoutfs git dir with release tags"
+[ -n "$base" ] || base=$(cat "$top/base.txt")
+"$top/apply.sh" --list | grep -qx "$base" ||
+	die "no series for '$base' (supported: $("$top/apply.sh" --list | tr '\n' ' '))"
+
+out=$top/build/vm/$base
+pass=0
+fail=0
+if "$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --out "$out" | tee "$out.build.log"; then
+	:
+fi
+pass=$((pass + $(grep -c '^build: .* ok' "$out.build.log" || true)))
+nfail=$(grep -c '^build: .* FAILED' "$out.build.log" || true)
+if [ "$nfail" -ne 0 ] || [ ! -f "$out/scoutfs.ko" ]; then
+	echo "vm: $pass passed, $((nfail > 0 ? nfail : 1)) failed"
+	exit 1
+fi
+
+if [ -z "$suite" ]; then
+	suite=kernel
+	if [ -d "$out/src/utils/notifyd" ]; then
+		suite="kernel daemon"
+	else
+		echo "vm-test.sh: SKIPPED: daemon suite: the $base series has no utils/notifyd (patch 3)"
+	fi
+fi
+
+rc=0
+"$top/scripts/vm-run.sh" --out "$out" --suite "$suite" || rc=$?
+line=$(grep -E '^guest: [0-9]+ passed, [0-9]+ failed$' "$out/console.log" | tail -n 1 || true)
+if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+	pass=$((pass + BASH_REMATCH[1]))
+	fail=$((fail + BASH_REMATCH[2]))
+else
+	echo "vm-test.sh: the guest did not finish (exit $rc); console in $out/console.log"
+	fail=$((fail + 1))
+fi
+echo "vm: $base: $pass passed, $fail failed"
+echo "vm: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,133 @@
+#!/bin/sh
+# The guest side of `make vm-test` and `make demo`: runs inside the VM's
+# initramfs (busybox sh) as /init's last step, with the suites named on
+# the kernel command line.  Every suite starts from a freshly made and
+# mounted scoutfs and ends with umount and a clean rmmod; the run ends
+# with a scan of the kernel log and the closing line
+# `guest: N passed, N failed`.
+#
+# Suites:
+#   kernel  tests/vm/notify-test.c on the mount (the ring and the hooks)
+#   daemon  tests/vm/daemon-test.sh: scoutfs-notifyd and its client on
+#           the mount (needs patch 3)
+#   demo    tests/vm/demo.sh: what `make demo` shows
+set -u
+
+MNT=/mnt
+pass=0
+fail=0
+
+ok() {
+	echo "PASS: $1"
+	pass=$((pass + 1))
+}
+
+bad() {
+	echo "FAIL: $1"
+	fail=$((fail + 1))
+}
+
+# mkfs and mount a fresh scoutfs (both ram disks), loading the module
+mkfs_mount() {
+	if ! scoutfs mkfs -A -f -Q 0,127.0.0.1,53000 /dev/ram0 /dev/ram1 >/tmp/mkfs.log 2>&1; then
+		cat /tmp/mkfs.log
+		bad "$1: mkfs"
+		return 1
+	fi
+	if [ ! -d /sys/module/scoutfs ] && ! insmod /modules/scoutfs.ko; then
+		bad "$1: insmod scoutfs"
+		return 1
+	fi
+	if ! timeout 120 mount -t scoutfs -o metadev_path=/dev/ram0,quorum_slot_nr=0 /dev/ram1 $MNT; then
+		bad "$1: mount"
+		return 1
+	fi
+	return 0
+}
+
+# umount (if still mounted) and unload the module: both must work
+umount_rmmod() {
+	if grep -q " $MNT scoutfs " /proc/mounts; then
+		if timeout 120 umount $MNT; then
+			ok "$1: umount"
+		else
+			bad "$1: umount"
+			return 1
+		fi
+	fi
+	i=0
+	while [ "$(cat /sys/module/scoutfs/refcnt 2>/dev/null || echo 0)" != 0 ] && [ $i -lt 300 ]; do
+		i=$((i + 1))
+		usleep 100000
+	done
+	if rmmod scoutfs; then
+		ok "$1: rmmod scoutfs"
+	else
+		bad "$1: rmmod scoutfs (refcnt $(cat /sys/module/scoutfs/refcnt 2>/dev/null))"
+	fi
+}
+
+# run a program that ends with its own `X: N passed, N failed` line and
+# add its counts; a missing closing line is a failure
+run_counted() {
+	name=$1
+	shift
+	"$@" >/tmp/run.out 2>&1
+	rc=$?
+	cat /tmp/run.out
+	line=$(grep -E '^[A-Za-z0-9_-]+: [0-9]+ passed, [0-9]+ failed$' /tmp/run.out | tail -n 1)
+	if [ -z "$line" ]; then
+		bad "$name: no closing line (exit $rc)"
+		return
+	fi
+	p=$(echo "$line" | sed 's/.*: \([0-9]*\) passed.*/\1/')
+	f=$(echo "$line" | sed 's/.*passed, \([0-9]*\) failed/\1/')
+	pass=$((pass + p))
+	fail=$((fail + f))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		bad "$name: exit $rc"
+	fi
+}
+
+suite_kernel() {
+	mkfs_mount kernel || return
+	if [ -x /t/bin/notify-test ]; then
+		run_counted notify-test timeout 600 /t/bin/notify-test $MNT
+	else
+		bad "kernel: /t/bin/notify-test is missing"
+	fi
+	umount_rmmod kernel
+}
+
+suite_daemon() {
+	if [ ! -x /usr/sbin/scoutfs-notifyd ]; then
+		bad "daemon: scoutfs-notifyd is not in this build (patch 3 missing?)"
+		return
+	fi
+	mkfs_mount daemon || return
+	run_counted daemon-test timeout 600 sh /t/daemon-test.sh $MNT
+	umount_rmmod daemon
+}
+
+suite_demo() {
+	mkfs_mount demo || return
+	sh /t/demo.sh $MNT
+	umount_rmmod demo
+}
+
+for s in "$@"; do
+	case "$s" in
+	kernel | daemon | demo) "suite_$s" ;;
+	*) bad "unknown suite '$s'" ;;
+	esac
+done
+
+# no warning, oops, lockdep report or hung task in the kernel log
+dmesg >/tmp/dmesg.txt
+if grep -E 'WARNING:|BUG:|Oops|general protection|Call Trace:|circular locking|lock held|INFO: task .* blocked|UBSAN:|KASAN:|kmemleak' /tmp/dmesg.txt >/tmp/bad.txt; then
+	cat /tmp/bad.txt
+	bad "kernel log has warnings ($(wc -l </tmp/bad.txt) lines)"
+else
+	ok "kernel log: no warning, oops, lockdep report or hung task ($(wc -l </tmp/dmesg.txt) lines)"
+fi
+echo "guest: $pass passed, $fail failed"
