@@ -8,8 +8,9 @@
 #   apply   apply.sh's refusals on synthetic trees (tests/apply-test.sh)
 #   daemon  scoutfs-notifyd and its client, built from patch 3, under
 #           ASan/UBSan against an ioctl stand-in (tests/daemon/run.sh)
-#   abi     one ABI across every series: needs SCOUTFS_SRC (tests/abi-test.sh)
-#   vm      the series on a real kernel: needs SCOUTFS_SRC (scripts/vm-test.sh)
+#   matrix  needs SCOUTFS_SRC: for every release (or $RELEASES) apply,
+#           build with -Werror and sparse, VM suites (scripts/vm-test.sh),
+#           and one ABI across every series (tests/abi-test.sh)
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -61,15 +62,9 @@ else
 fi
 
 if [ -z "${SCOUTFS_SRC:-}" ]; then
-	skip abi "SCOUTFS_SRC is not set (point it at a scoutfs git dir with tags to check the ABI of every series)"
+	skip matrix "SCOUTFS_SRC is not set (point it at a scoutfs git dir with tags to apply, build, boot and ABI-check every series)"
 else
-	tier abi tests/abi-test.sh
-fi
-
-if [ -z "${SCOUTFS_SRC:-}" ]; then
-	skip vm "SCOUTFS_SRC is not set (point it at a scoutfs git dir with tags to build and boot the series)"
-else
-	tier vm scripts/vm-test.sh --src "$SCOUTFS_SRC" --base "${BASE:-$(cat base.txt)}"
+	tier matrix tests/matrix.sh
 fi
 
 echo "=== summary"

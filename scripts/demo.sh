@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make demo`: the end-to-end job for a newcomer.  Applies the series to
+# a fresh tree of BASE, builds it, boots it in QEMU, starts
+# scoutfs-notifyd on a fresh scoutfs mount with scoutfs-notify-watch
+# connected, does some file activity, and prints the decoded records
+# (tests/vm/demo.sh is what runs in the VM).
+#
+#   scripts/demo.sh [--src DIR] [--base TAG]
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+die() {
+	echo "demo.sh: $*" >&2
+	exit 1
+}
+
+src=${SCOUTFS_SRC:-}
+base=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--src) src=${2:?}; shift 2 ;;
+	--base) base=${2:?}; shift 2 ;;
+	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+	*) die "unknown argument '$1' (see --help)" ;;
+	esac
+done
+[ -n "$src" ] || die "set SCOUTFS_SRC (or --src) to an upstream scoutfs git dir with release tags"
+[ -n "$base" ] || base=$(cat "$top/base.txt")
+
+out=$top/build/vm/$base
+"$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --out "$out"
+[ -d "$out/src/utils/notifyd" ] || die "the $base series has no scoutfs-notifyd"
+"$top/scripts/vm-run.sh" --out "$out" --suite demo --timeout 600 |
+	sed -n '/^vm: guest up/,/^vm: guest done/p'
+grep -q '^demo: what scoutfs-notify-watch printed' "$out/console.log" ||
+	die "the demo did not run to the end; console in $out/console.log"

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The release matrix (the "matrix" tier of `make test` with SCOUTFS_SRC):
+# for every release with a series (or those in $RELEASES), apply it to a
+# fresh tree, build with -Werror and sparse, boot it and run the VM
+# suites (scripts/vm-test.sh), and check ABI identity across all series
+# (tests/abi-test.sh).  Prints the table the README shows, writes it to
+# build/matrix.md, and ends with `matrix: N passed, N failed` (the sum
+# of every test counted by the runs).
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top"
+[ -n "${SCOUTFS_SRC:-}" ] || {
+	echo "matrix: SKIPPED: SCOUTFS_SRC is not set"
+	exit 0
+}
+releases=${RELEASES:-$(./apply.sh --list | tr '\n' ' ')}
+base=$(cat base.txt)
+logs=$top/build/matrix
+mkdir -p "$logs"
+
+pass=0
+fail=0
+add_counts() {
+	local line
+	line=$(grep -E '[0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1 || true)
+	if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+		pass=$((pass + BASH_REMATCH[1]))
+		fail=$((fail + BASH_REMATCH[2]))
+	else
+		fail=$((fail + 1))
+	fi
+}
+
+echo "matrix: ABI identity (tests/abi-test.sh)"
+tests/abi-test.sh >"$logs/abi.log" 2>&1 || true
+grep -E '^(FAIL|SKIPPED)' "$logs/abi.log" || true
+add_counts "$logs/abi.log"
+
+rows=()
+for r in $releases; do
+	echo "matrix: $r (scripts/vm-test.sh --base $r)"
+	scripts/vm-test.sh --src "$SCOUTFS_SRC" --base "$r" >"$logs/$r.log" 2>&1 || true
+	grep -E '^(FAIL|build:|vm: [0-9])' "$logs/$r.log" || true
+	add_counts "$logs/$r.log"
+	step() {
+		if grep -q "^build: $1 ok" "$logs/$r.log"; then
+			echo ok
+		elif grep -q "^build: $1 FAILED" "$logs/$r.log"; then
+			echo FAILED
+		else
+			echo "-"
+		fi
+	}
+	vm=$(sed -n 's/^guest: \([0-9]*\) passed, \([0-9]*\) failed$/\1 passed, \2 failed/p' "$logs/$r.log" | tail -n 1)
+	[ -n "$vm" ] || vm="did not run"
+	if [ "$r" = "$base" ]; then
+		prefix="patches/ "
+	else
+		prefix="series/$r/ "
+	fi
+	ap=$(grep -c "^PASS $prefix" "$logs/abi.log" || true)
+	af=$(grep -c "^FAIL $prefix" "$logs/abi.log" || true)
+	if grep -q '^SKIPPED' "$logs/abi.log"; then
+		abi=SKIPPED
+	elif [ "$af" -eq 0 ] && [ "$ap" -gt 0 ]; then
+		abi="ok ($ap checks)"
+	else
+		abi="FAILED ($af of $((ap + af)))"
+	fi
+	rows+=("| $r | $(step apply) | $(step kmod) | $(step sparse) | $(step utils) | $vm | $abi |")
+done
+
+{
+	echo "| release | apply | kmod -Werror | sparse | utils + daemon | VM tests | ABI identity |"
+	echo "| --- | --- | --- | --- | --- | --- | --- |"
+	printf '%s\n' "${rows[@]}"
+	echo
+	echo "Made by \`make test SCOUTFS_SRC=...\` (tests/matrix.sh) on $(date -u +%Y-%m-%d), kernel $(cat /var/cache/scoutfs-notify/kver 2>/dev/null || echo '?')."
+} >"$logs/matrix.md"
+cp "$logs/matrix.md" "$top/build/matrix.md"
+cat "$logs/matrix.md"
+echo "matrix: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

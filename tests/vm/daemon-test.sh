@@ -1,0 +1,176 @@
+#!/bin/sh
+# Tier 2 of the daemon tests, in the VM (`make vm-test`, suite daemon):
+# the real scoutfs-notifyd and scoutfs-notify-watch on a real scoutfs
+# mount.  Run by guest.sh with the mount point; ends with
+# `daemon-test: N passed, N failed`.  Every wait is a bounded poll for
+# a condition that fails the test when it runs out.
+set -u
+
+MNT=$1
+RUN=/run/scoutfs
+pass=0
+fail=0
+ok() {
+	echo "PASS: $1"
+	pass=$((pass + 1))
+}
+bad() {
+	echo "FAIL: $1"
+	fail=$((fail + 1))
+}
+check() {
+	name=$1
+	shift
+	if "$@"; then ok "$name"; else bad "$name"; fi
+}
+
+# wait_for SECS CMD...: poll CMD every 50 ms until it succeeds
+wait_for() {
+	n=$(($1 * 20))
+	shift
+	while ! "$@" 2>/dev/null; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || return 1
+		usleep 50000
+	done
+	return 0
+}
+
+counter() {
+	cat /sys/fs/scoutfs/*/counters/"$1"
+}
+
+# sockets the daemon accepted on its listening socket (server side
+# sockets carry the bound path in /proc/net/unix, clients' don't)
+clients() {
+	echo $(($(grep -c " $SOCK\$" /proc/net/unix) - 1))
+}
+clients_ge() {
+	[ "$(clients)" -ge "$1" ]
+}
+lines_ge() {
+	[ -f "$1" ] && [ "$(grep -c "$2" "$1")" -ge "$3" ]
+}
+gone() {
+	! kill -0 "$1" 2>/dev/null
+}
+bytes_ge() {
+	[ -f "$1" ] && [ "$(wc -c <"$1")" -ge "$2" ]
+}
+
+FSID=$(stat -f -c %i "$MNT")
+SOCK=$RUN/$FSID/notify.sock
+echo "daemon-test: fsid $FSID, socket $SOCK"
+
+start_daemon() {
+	scoutfs-notifyd "$MNT" 2>>/tmp/notifyd.log &
+	DPID=$!
+	wait_for 30 test -S "$SOCK"
+}
+
+# --- start, socket and directory modes
+check "notifyd starts and binds $SOCK" start_daemon
+check "socket is 0600 root" test "$(stat -c '%a %u' "$SOCK")" = "600 0"
+check "socket dir is 0700 root" test "$(stat -c '%a %u' "$RUN/$FSID")" = "700 0"
+check "notify_reader_attached is 1" test "$(counter notify_reader_attached)" = 1
+
+# --- a second daemon is refused, the first stays
+scoutfs-notifyd "$MNT" >/tmp/second.out 2>&1
+rc=$?
+check "second daemon refused (exit $rc)" test "$rc" -ne 0
+check "second daemon says why" grep -qi "another\|already\|busy" /tmp/second.out
+check "first daemon still running" kill -0 "$DPID"
+
+# --- three clients see the same records, and they match the activity
+echo hello >"$MNT/f0"
+dd if=/dev/zero of="$MNT/f1" bs=1k count=10 2>/dev/null
+INO=$(stat -c %i "$MNT/f1")
+for c in 1 2 3; do
+	scoutfs-notify-watch --json "$MNT" >/tmp/c$c.json 2>/tmp/c$c.err &
+	eval "CPID$c=\$!"
+done
+check "three clients connected" wait_for 30 clients_ge 3
+dd if="$MNT/f1" of=/dev/null bs=4k 2>/dev/null
+dd if="$MNT/f1" of=/dev/null bs=1k skip=3 count=1 2>/dev/null
+cat "$MNT/f0" >/dev/null
+# dd f1: OPEN + READ 4096, 4096, 2048; dd skip: OPEN + READ 1024 at 3072;
+# cat: OPEN + READ 6
+for c in 1 2 3; do
+	check "client $c got the 8 records" wait_for 30 lines_ge /tmp/c$c.json '"op": *"\(OPEN\|READ\)"' 8
+done
+kill "$CPID1" "$CPID2" "$CPID3" 2>/dev/null
+wait "$CPID1" "$CPID2" "$CPID3" 2>/dev/null
+grep -v '"lost"' /tmp/c1.json | sed 's/"time[^,]*,//g' >/tmp/c1.norm
+for c in 2 3; do
+	grep -v '"lost"' /tmp/c$c.json | sed 's/"time[^,]*,//g' >/tmp/c$c.norm
+	check "client $c saw exactly what client 1 saw" cmp -s /tmp/c1.norm /tmp/c$c.norm
+done
+check "no client saw a gap" test "$(cat /tmp/c1.json /tmp/c2.json /tmp/c3.json | grep -c '"lost"')" = 0
+opens=$(grep '"op": *"OPEN"' /tmp/c1.json | grep -c "\"ino\": *${INO}[,}]")
+check "two OPENs of f1 (ino $INO): $opens" test "$opens" = 2
+check "READ f1 0+4096" grep -q "\"ino\": *$INO,.*\"offset\": *0, *\"len\": *4096" /tmp/c1.json
+check "READ f1 8192+2048" grep -q "\"ino\": *$INO,.*\"offset\": *8192, *\"len\": *2048" /tmp/c1.json
+check "READ f1 3072+1024" grep -q "\"ino\": *$INO,.*\"offset\": *3072, *\"len\": *1024" /tmp/c1.json
+check "paths resolved" grep -q '"path": *"[^"]*f1"' /tmp/c1.json
+
+# --- the human form, and a gap line when a client misses records
+scoutfs-notify-watch "$MNT" >/tmp/h.txt 2>/tmp/h.err &
+HPID=$!
+check "human client connected" wait_for 30 clients_ge 1
+cat "$MNT/f0" >/dev/null
+check "human client prints OPEN and READ" wait_for 30 lines_ge /tmp/h.txt 'READ' 1
+check "human line has op, ino, pid" grep -q "OPEN.*ino=*[0-9]" /tmp/h.txt
+kill "$HPID"
+
+# --- README smoke test, as written there
+socat -u UNIX-CONNECT:/run/scoutfs/"$(stat -f -c %i "$MNT")"/notify.sock,type=5 - >/tmp/smoke.bin 2>/tmp/smoke.err &
+SPID=$!
+check "socat connected" wait_for 30 clients_ge 1
+cat "$MNT/f0" >/dev/null
+check "socat got 2 records (128 bytes)" wait_for 30 bytes_ge /tmp/smoke.bin 128
+kill "$SPID" 2>/dev/null
+check "socat output is whole 64-byte records" test $(($(wc -c </tmp/smoke.bin) % 64)) = 0
+
+# --- SIGKILL and restart: the reader detaches, a new daemon attaches,
+# and seq continues: nothing is recorded while no reader is attached
+before=$(($(counter notify_emitted) + $(counter notify_dropped_ring_full)))
+kill -9 "$DPID"
+wait "$DPID" 2>/dev/null
+cat "$MNT/f0" >/dev/null
+cat "$MNT/f1" >/dev/null
+check "nothing recorded while the daemon is down" \
+	test "$(($(counter notify_emitted) + $(counter notify_dropped_ring_full)))" = "$before"
+check "restarted daemon replaces the stale socket" start_daemon
+scoutfs-notify-watch --json "$MNT" >/tmp/r.json 2>/tmp/r.err &
+RPID=$!
+check "client connected to the restarted daemon" wait_for 30 clients_ge 1
+cat "$MNT/f0" >/dev/null
+check "client got the READ after restart" wait_for 30 lines_ge /tmp/r.json '"op": *"READ"' 1
+seq=$(grep '"op": *"READ"' /tmp/r.json | tail -n 1 | sed 's/.*"seq": *\([0-9]*\).*/\1/')
+total=$(($(counter notify_emitted) + $(counter notify_dropped_ring_full)))
+# the restart's ATTACH, then OPEN and READ of f0
+check "seq continues: last seq $seq = $before + 3 = records generated ($total)" \
+	test "$seq" = $((before + 3)) -a "$seq" = "$total"
+kill "$RPID"
+
+# --- SIGTERM: clean exit, socket removed, reader detached
+kill -TERM "$DPID"
+wait "$DPID"
+rc=$?
+check "SIGTERM exits 0 (exit $rc)" test "$rc" = 0
+check "socket removed" test ! -e "$SOCK"
+att=$(counter notify_reader_attached)
+check "reader detached: a new daemon attaches" start_daemon
+check "notify_reader_attached counts it ($att -> $(counter notify_reader_attached))" \
+	test "$(counter notify_reader_attached)" = $((att + 1))
+
+# --- the filesystem goes away: the daemon exits non-zero, saying so
+umount -l "$MNT"
+check "daemon exits after a lazy umount" wait_for 60 gone "$DPID"
+wait "$DPID"
+rc=$?
+check "daemon exit is non-zero (exit $rc)" test "$rc" -ne 0
+tail -n 3 /tmp/notifyd.log
+
+echo "daemon-test: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
