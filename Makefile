@@ -8,6 +8,7 @@
 SHELL := /bin/bash
 BASE ?= $(shell cat base.txt)
 SCOUTFS_SRC ?=
+SUITE ?=
 
 .PHONY: test vm-test demo lint help
 
@@ -21,7 +22,7 @@ lint:
 	tests/lint.sh
 
 vm-test:
-	scripts/vm-test.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)"
+	scripts/vm-test.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)" $(if $(SUITE),--suite "$(SUITE)")
 
 demo:
 	scripts/demo.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)"

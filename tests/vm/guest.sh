@@ -11,6 +11,9 @@
 #   daemon  tests/vm/daemon-test.sh: scoutfs-notifyd and its client on
 #           the mount (needs patch 3)
 #   demo    tests/vm/demo.sh: what `make demo` shows
+#   faults  tests/vm/faults-test.c: concurrency storms, reader lifecycle
+#           races and an ioctl fuzz loop (`make vm-test SUITE=faults`)
+#   bench   tests/vm/bench.sh: hook cost and latency (`make bench`)
 set -u
 
 MNT=/mnt
@@ -115,9 +118,24 @@ suite_demo() {
 	umount_rmmod demo
 }
 
+suite_faults() {
+	mkfs_mount faults || return
+	if [ -x /t/bin/faults-test ]; then
+		run_counted faults-test timeout 1200 /t/bin/faults-test $MNT
+	else
+		bad "faults: /t/bin/faults-test is missing"
+	fi
+	umount_rmmod faults
+}
+
+# the benchmark loads its own modules (unpatched and patched) in turn
+suite_bench() {
+	run_counted bench sh /t/bench.sh $MNT
+}
+
 for s in "$@"; do
 	case "$s" in
-	kernel | daemon | demo) "suite_$s" ;;
+	kernel | daemon | demo | faults | bench) "suite_$s" ;;
 	*) bad "unknown suite '$s'" ;;
 	esac
 done
