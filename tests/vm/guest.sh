@@ -7,7 +7,7 @@
 # `guest: N passed, N failed`.
 #
 # Suites:
-#   kernel  tests/vm/notify-test.c on the mount (the ring and the hooks)
+#   kernel  tests/vm/kernel-test.c on the mount (the ring and the hooks)
 #   daemon  tests/vm/daemon-test.sh: scoutfs-notifyd and its client on
 #           the mount (needs patch 3)
 #   demo    tests/vm/demo.sh: what `make demo` shows
@@ -94,10 +94,10 @@ run_counted() {
 
 suite_kernel() {
 	mkfs_mount kernel || return
-	if [ -x /t/bin/notify-test ]; then
-		run_counted notify-test timeout 600 /t/bin/notify-test $MNT
+	if [ -x /t/bin/kernel-test ]; then
+		run_counted kernel-test timeout 600 /t/bin/kernel-test $MNT
 	else
-		bad "kernel: /t/bin/notify-test is missing"
+		bad "kernel: /t/bin/kernel-test is missing"
 	fi
 	umount_rmmod kernel
 }

@@ -1,0 +1,1068 @@
+/*
+ * The kernel tests of scoutfs-notify, run inside the VM as root on a
+ * freshly made and mounted scoutfs (tests/vm/guest.sh, suite kernel).
+ *
+ *	kernel-test <mountpoint> [-t <test>]
+ *
+ * Each test prints PASS or FAIL lines; the program ends with
+ * "kernel-test: N passed, N failed".  Nothing waits with a sleep: a
+ * child that must be blocked in the ioctl is polled for through
+ * /proc/<pid>/stat with a deadline, and every blocking call is
+ * bounded by alarm() in the child that makes it.
+ *
+ * The tests run in order and depend on it: no_reader must see the
+ * fresh mount, and umount must be last (the mount is gone after it).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <linux/capability.h>
+#include <linux/types.h>
+#ifndef U64_MAX
+#define U64_MAX ((__u64)~0ULL)
+#endif
+#include "ioctl.h"
+
+typedef struct scoutfs_ioctl_notify_record rec_t;
+
+static const char *mnt;
+static int passed;
+static int failed;
+static char cur[64];
+
+#define RING_NR 1024
+
+static void pass(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("PASS: %s: ", cur);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	passed++;
+}
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("FAIL: %s: ", cur);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	failed++;
+}
+
+#define CHECK(cond, ...)			\
+	do {					\
+		if (cond)			\
+			pass(__VA_ARGS__);	\
+		else				\
+			fail(__VA_ARGS__);	\
+	} while (0)
+
+static void die(const char *what)
+{
+	printf("FAIL: %s: %s: %s\n", cur, what, strerror(errno));
+	printf("kernel-test: %d passed, %d failed\n", passed, failed + 1);
+	exit(1);
+}
+
+static uint64_t now_ns(int clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static uint64_t counter(const char *name)
+{
+	char pat[256];
+	glob_t g;
+	FILE *f;
+	unsigned long long v = ~0ULL;
+
+	snprintf(pat, sizeof(pat), "/sys/fs/scoutfs/*/counters/%s", name);
+	if (glob(pat, 0, NULL, &g) != 0 || g.gl_pathc != 1) {
+		fail("counter %s: %zu matches of %s", name,
+		     (size_t)g.gl_pathc, pat);
+		globfree(&g);
+		return ~0ULL;
+	}
+	f = fopen(g.gl_pathv[0], "r");
+	if (!f || fscanf(f, "%llu", &v) != 1)
+		fail("counter %s unreadable", name);
+	if (f)
+		fclose(f);
+	globfree(&g);
+	return v;
+}
+
+static char *path_of(const char *name)
+{
+	static char bufs[4][PATH_MAX];
+	static int i;
+	char *p = bufs[i++ & 3];
+
+	snprintf(p, PATH_MAX, "%s/%s", mnt, name);
+	return p;
+}
+
+static int open_root(void)
+{
+	int fd = open(mnt, O_RDONLY | O_DIRECTORY);
+
+	if (fd < 0)
+		die("open mount root");
+	return fd;
+}
+
+static long rn_call(int fd, rec_t *recs, uint64_t nr, uint64_t flags,
+		    uint64_t timeout_ms)
+{
+	struct scoutfs_ioctl_read_notify rn = {
+		.recs_ptr = (unsigned long)recs,
+		.recs_nr = nr,
+		.timeout_ms = timeout_ms,
+		.flags = flags,
+	};
+
+	return ioctl(fd, SCOUTFS_IOC_READ_NOTIFY, &rn);
+}
+
+/* drain everything now in the ring into recs (up to max) */
+static long drain(int fd, rec_t *recs, long max)
+{
+	long n = 0;
+	long ret;
+
+	while (n < max) {
+		ret = rn_call(fd, recs + n, max - n, 0, 0);
+		if (ret < 0)
+			return -1;
+		if (ret == 0)
+			break;
+		n += ret;
+	}
+	return n;
+}
+
+static void make_file(const char *name, size_t size, mode_t mode)
+{
+	char buf[4096];
+	size_t done = 0;
+	int fd;
+
+	fd = open(path_of(name), O_CREAT | O_TRUNC | O_WRONLY, mode);
+	if (fd < 0)
+		die("create file");
+	while (done < size) {
+		size_t n = size - done < sizeof(buf) ? size - done : sizeof(buf);
+
+		memset(buf, 'a' + (done / 4096) % 26, n);
+		if (write(fd, buf, n) != (ssize_t)n)
+			die("write");
+		done += n;
+	}
+	fchmod(fd, mode);
+	close(fd);
+}
+
+static uint64_t ino_of(const char *name)
+{
+	struct stat st;
+
+	if (stat(path_of(name), &st))
+		die("stat");
+	return st.st_ino;
+}
+
+/* the state letter of /proc/<pid>/stat and its wchan */
+static char proc_state(pid_t pid)
+{
+	char p[64];
+	char buf[512];
+	char *c;
+	FILE *f;
+	size_t n;
+
+	snprintf(p, sizeof(p), "/proc/%d/stat", pid);
+	f = fopen(p, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	c = strrchr(buf, ')');
+	return c && c[1] == ' ' ? c[2] : 0;
+}
+
+/*
+ * Wait (bounded) until pid sleeps interruptibly, which for the children
+ * here means it is waiting in the ioctl: they do nothing else that
+ * sleeps after saying they are about to call it.
+ */
+static bool wait_sleeping(pid_t pid, int secs)
+{
+	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)secs * 1000000000ULL;
+	struct timespec ts = { 0, 1000000 };
+
+	while (now_ns(CLOCK_MONOTONIC) < end) {
+		if (proc_state(pid) == 'S')
+			return true;
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+/* waitpid with a deadline; kills the child when it runs out */
+static int reap(pid_t pid, int secs)
+{
+	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)secs * 1000000000ULL;
+	struct timespec ts = { 0, 1000000 };
+	int status;
+
+	while (now_ns(CLOCK_MONOTONIC) < end) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return status;
+		if (r < 0)
+			return -1;
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	fail("child %d did not finish within %d s", pid, secs);
+	return -1;
+}
+
+static bool rec_zero_tail(const rec_t *r)
+{
+	return r->_pad == 0;
+}
+
+/* ---------------------------------------------------------------- */
+
+static void t_no_reader(void)
+{
+	char buf[4096];
+	int fd;
+	int i;
+	int rfd;
+	rec_t recs[8];
+	long n;
+
+	make_file("nr", 10000, 0644);
+	for (i = 0; i < 50; i++) {
+		fd = open(path_of("nr"), O_RDONLY);
+		if (fd < 0)
+			die("open");
+		if (read(fd, buf, sizeof(buf)) <= 0 ||
+		    pread(fd, buf, 100, 5000) != 100)
+			die("read");
+		close(fd);
+	}
+	CHECK(counter("notify_emitted") == 0,
+	      "50 opens and 100 reads without a reader: notify_emitted %" PRIu64,
+	      counter("notify_emitted"));
+	CHECK(counter("notify_reader_attached") == 0,
+	      "notify_reader_attached 0 before any reader");
+
+	rfd = open_root();
+	n = rn_call(rfd, recs, 8, 0, 0);
+	CHECK(n == 1 && recs[0].op == SCOUTFS_NOTIFY_OP_ATTACH &&
+	      recs[0].seq == 1,
+	      "first reader's first record: n %ld op %u seq %llu (want ATTACH seq 1)",
+	      n, n > 0 ? recs[0].op : 0,
+	      n > 0 ? (unsigned long long)recs[0].seq : 0ULL);
+	close(rfd);
+}
+
+static void t_attach(void)
+{
+	uint64_t att = counter("notify_reader_attached");
+	uint64_t t0 = now_ns(CLOCK_REALTIME);
+	rec_t recs[8];
+	int rfd = open_root();
+	long n = rn_call(rfd, recs, 8, 0, 0);
+	uint64_t t1 = now_ns(CLOCK_REALTIME);
+
+	CHECK(n == 1, "attach returns the ATTACH record alone: %ld", n);
+	if (n >= 1) {
+		rec_t *r = &recs[0];
+
+		CHECK(r->op == SCOUTFS_NOTIFY_OP_ATTACH && r->ino == 0 &&
+		      r->pid == (uint32_t)getpid() && r->uid == 0 &&
+		      r->offset == 0 && r->len == 0 && rec_zero_tail(r),
+		      "ATTACH op %u ino %llu pid %u (mine %d) uid %u",
+		      r->op, (unsigned long long)r->ino, r->pid, getpid(),
+		      r->uid);
+		CHECK(r->time_ns >= t0 && r->time_ns <= t1,
+		      "ATTACH time_ns within the call");
+		CHECK(r->seq == 2, "ATTACH seq %llu continues the mount's seq (want 2)",
+		      (unsigned long long)r->seq);
+	}
+	CHECK(counter("notify_reader_attached") == att + 1,
+	      "notify_reader_attached %" PRIu64 " -> %" PRIu64, att,
+	      counter("notify_reader_attached"));
+	close(rfd);
+}
+
+struct expect {
+	uint32_t op;
+	uint64_t ino;
+	uint64_t offset;
+	uint64_t len;
+	uint32_t flags;
+	uint32_t pid;
+	uint32_t uid;
+	uint32_t gid;
+};
+
+/* compare drained records (after the ATTACH) with what was expected */
+static void match(const char *what, rec_t *recs, long n,
+		  const struct expect *ex, int nex, uint64_t t0, uint64_t t1)
+{
+	bool ok = n == nex;
+	int i;
+
+	for (i = 0; ok && i < nex; i++) {
+		rec_t *r = &recs[i];
+		const struct expect *e = &ex[i];
+
+		if (r->op != e->op || r->ino != e->ino || r->pid != e->pid ||
+		    r->uid != e->uid || r->gid != e->gid ||
+		    r->offset != e->offset || r->len != e->len ||
+		    r->flags != e->flags || !rec_zero_tail(r) ||
+		    r->time_ns < t0 || r->time_ns > t1 ||
+		    (i > 0 && r->seq != recs[i - 1].seq + 1)) {
+			fail("%s: record %d: op %u ino %llu pid %u uid %u gid %u off %llu len %llu flags 0%o seq %llu; want op %u ino %llu pid %u uid %u gid %u off %llu len %llu flags 0%o",
+			     what, i, r->op, (unsigned long long)r->ino,
+			     r->pid, r->uid, r->gid,
+			     (unsigned long long)r->offset,
+			     (unsigned long long)r->len, r->flags,
+			     (unsigned long long)r->seq, e->op,
+			     (unsigned long long)e->ino, e->pid, e->uid,
+			     e->gid, (unsigned long long)e->offset,
+			     (unsigned long long)e->len, e->flags);
+			return;
+		}
+	}
+	if (ok)
+		pass("%s: %d records as expected", what, nex);
+	else
+		fail("%s: %ld records, want %d", what, n, nex);
+}
+
+/* the kernel forces O_LARGEFILE (0100000 on x86_64; 0 in glibc's headers) */
+#define KERNEL_O_LARGEFILE 0100000
+#define OPEN_FLAGS(f) ((uint32_t)((f) & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)) | KERNEL_O_LARGEFILE)
+
+static void t_open_read(void)
+{
+	rec_t recs[64];
+	struct expect ex[16];
+	char buf[16384];
+	struct iovec iov[2];
+	uint64_t ino;
+	uint64_t t0;
+	uint64_t t1;
+	pid_t me = getpid();
+	int pfd[2];
+	int nullfd;
+	int rfd;
+	int fd;
+	int ne = 0;
+	long n;
+	loff_t off;
+
+	make_file("f", 10000, 0644);
+	ino = ino_of("f");
+	rfd = open_root();
+	n = drain(rfd, recs, 64);
+	CHECK(n == 1 && recs[0].op == SCOUTFS_NOTIFY_OP_ATTACH, "attached");
+
+#define EX(o, of, l, fl) ex[ne++] = (struct expect){ o, ino, of, l, fl, me, 0, 0 }
+	t0 = now_ns(CLOCK_REALTIME);
+	fd = open(path_of("f"), O_RDONLY);
+	EX(SCOUTFS_NOTIFY_OP_OPEN, 0, 0, OPEN_FLAGS(O_RDONLY));
+	if (read(fd, buf, 4096) != 4096)
+		die("read");
+	EX(SCOUTFS_NOTIFY_OP_READ, 0, 4096, 0);
+	if (pread(fd, buf, 100, 5000) != 100)
+		die("pread");
+	EX(SCOUTFS_NOTIFY_OP_READ, 5000, 100, 0);
+	if (pread(fd, buf, sizeof(buf), 8192) != 1808)
+		die("pread short");
+	EX(SCOUTFS_NOTIFY_OP_READ, 8192, 1808, 0);
+	if (pread(fd, buf, 100, 10000) != 0 || pread(fd, buf, 100, 20000) != 0)
+		die("pread eof");
+	iov[0] = (struct iovec){ buf, 1000 };
+	iov[1] = (struct iovec){ buf + 1000, 3000 };
+	if (lseek(fd, 100, SEEK_SET) != 100 || readv(fd, iov, 2) != 4000)
+		die("readv");
+	EX(SCOUTFS_NOTIFY_OP_READ, 100, 4000, 0);
+	if (preadv(fd, iov, 2, 9000) != 1000)
+		die("preadv");
+	EX(SCOUTFS_NOTIFY_OP_READ, 9000, 1000, 0);
+	close(fd);
+
+	fd = open(path_of("f"), O_RDWR | O_APPEND | O_NOATIME);
+	EX(SCOUTFS_NOTIFY_OP_OPEN, 0, 0, OPEN_FLAGS(O_RDWR | O_APPEND | O_NOATIME));
+	nullfd = open("/dev/null", O_WRONLY);
+	off = 2000;
+	if (sendfile(nullfd, fd, &off, 3000) != 3000)
+		die("sendfile");
+	EX(SCOUTFS_NOTIFY_OP_READ, 2000, 3000, 0);
+	if (pipe(pfd))
+		die("pipe");
+	off = 7000;
+	if (splice(fd, &off, pfd[1], NULL, 2000, 0) != 2000)
+		die("splice");
+	EX(SCOUTFS_NOTIFY_OP_READ, 7000, 2000, 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(nullfd);
+	close(fd);
+	t1 = now_ns(CLOCK_REALTIME);
+
+	n = drain(rfd, recs, 64);
+	match("open, read, pread, short pread, EOF, readv, preadv, sendfile, splice",
+	      recs, n, ex, ne, t0, t1);
+
+	/* another user's read: its pid, fsuid and fsgid */
+	ne = 0;
+	t0 = now_ns(CLOCK_REALTIME);
+	me = fork();
+	if (me == 0) {
+		alarm(30);
+		if (setresgid(1000, 1000, 1000) || setresuid(1000, 1000, 1000))
+			_exit(2);
+		fd = open(path_of("f"), O_RDONLY);
+		if (fd < 0 || pread(fd, buf, 10, 20) != 10)
+			_exit(3);
+		_exit(0);
+	}
+	CHECK(reap(me, 30) == 0, "uid 1000 child read the file");
+	t1 = now_ns(CLOCK_REALTIME);
+	ex[ne++] = (struct expect){ SCOUTFS_NOTIFY_OP_OPEN, ino, 0, 0,
+				    OPEN_FLAGS(O_RDONLY), me, 1000, 1000 };
+	ex[ne++] = (struct expect){ SCOUTFS_NOTIFY_OP_READ, ino, 20, 10, 0,
+				    me, 1000, 1000 };
+	n = drain(rfd, recs, 64);
+	match("uid/gid 1000 child", recs, n, ex, ne, t0, t1);
+	close(rfd);
+#undef EX
+}
+
+static void t_o_direct(void)
+{
+	rec_t recs[16];
+	void *buf;
+	int rfd = open_root();
+	int fd;
+	long n;
+
+	drain(rfd, recs, 16);
+	if (posix_memalign(&buf, 4096, 8192))
+		die("memalign");
+	fd = open(path_of("f"), O_RDONLY | O_DIRECT);
+	if (fd < 0) {
+		int err = errno;
+
+		n = drain(rfd, recs, 16);
+		CHECK(err == EINVAL && n == 0,
+		      "O_DIRECT open fails with %s (no direct_IO in this release) and records nothing (%ld records)",
+		      strerror(err), n);
+	} else {
+		ssize_t r = pread(fd, buf, 4096, 4096);
+
+		close(fd);
+		n = drain(rfd, recs, 16);
+		CHECK(r == 4096 && n == 2 && recs[0].op == SCOUTFS_NOTIFY_OP_OPEN &&
+		      (recs[0].flags & O_DIRECT) &&
+		      recs[1].op == SCOUTFS_NOTIFY_OP_READ &&
+		      recs[1].offset == 4096 && recs[1].len == 4096,
+		      "O_DIRECT open and read recorded (%ld records)", n);
+	}
+	free(buf);
+	close(rfd);
+}
+
+static void t_no_noise(void)
+{
+	rec_t recs[64];
+	char buf[4096];
+	struct stat st;
+	uint64_t ino;
+	DIR *d;
+	int rfd = open_root();
+	int fd;
+	int i;
+	long n;
+
+	make_file("w", 4096, 0644);
+	mkdir(path_of("dir"), 0755);
+	make_file("dir/a", 10, 0644);
+	ino = ino_of("w");
+	drain(rfd, recs, 64);
+
+	fd = open(path_of("w"), O_WRONLY);
+	memset(buf, 'x', sizeof(buf));
+	for (i = 0; i < 10; i++)
+		if (pwrite(fd, buf, sizeof(buf), i * 4096) != sizeof(buf))
+			die("pwrite");
+	fsync(fd);
+	fstat(fd, &st);
+	if (ftruncate(fd, 100))
+		die("ftruncate");
+	close(fd);
+	stat(path_of("w"), &st);
+	lstat(path_of("dir"), &st);
+	d = opendir(path_of("dir"));
+	if (!d)
+		die("opendir");
+	while (readdir(d))
+		;
+	closedir(d);
+	if (rename(path_of("dir/a"), path_of("dir/b")) || unlink(path_of("dir/b")))
+		die("rename/unlink");
+	n = drain(rfd, recs, 64);
+	CHECK(n == 1 && recs[0].op == SCOUTFS_NOTIFY_OP_OPEN &&
+	      recs[0].ino == ino && (recs[0].flags & O_ACCMODE) == O_WRONLY,
+	      "writes, fsync, fstat, truncate, stat, readdir, rename, unlink: only the write fd's OPEN (%ld records)",
+	      n);
+	close(rfd);
+}
+
+static int child_ioctl_errno(uid_t uid, bool drop_cap)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		rec_t r;
+		int fd;
+
+		alarm(30);
+		if (drop_cap) {
+			struct __user_cap_header_struct h = {
+				_LINUX_CAPABILITY_VERSION_3, 0 };
+			struct __user_cap_data_struct c[2];
+
+			if (syscall(SYS_capget, &h, c))
+				_exit(100);
+			c[0].effective &= ~(1u << CAP_SYS_ADMIN);
+			if (syscall(SYS_capset, &h, c))
+				_exit(101);
+		}
+		if (uid && setresuid(uid, uid, uid))
+			_exit(102);
+		fd = open(mnt, O_RDONLY | O_DIRECTORY);
+		if (fd < 0)
+			_exit(103);
+		if (rn_call(fd, &r, 1, 0, 0) >= 0)
+			_exit(0);
+		_exit(errno);
+	}
+	st = reap(pid, 30);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void t_errors(void)
+{
+	struct scoutfs_ioctl_read_notify rn;
+	rec_t recs[64];
+	char *map;
+	uint64_t att;
+	int rfd;
+	int rfd2;
+	int ffd;
+	int e;
+	long n;
+	long n2;
+	int i;
+
+	/* before any reader: bad calls must not attach */
+	CHECK((e = child_ioctl_errno(65534, false)) == EPERM,
+	      "uid 65534: %s", strerror(e));
+	CHECK((e = child_ioctl_errno(0, true)) == EPERM,
+	      "root without CAP_SYS_ADMIN: %s", strerror(e));
+	ffd = open(path_of("f"), O_RDONLY);
+	errno = 0;
+	CHECK(rn_call(ffd, recs, 1, 0, 0) < 0 && errno == ENOTDIR,
+	      "ioctl on a regular file: %s", strerror(errno));
+	close(ffd);
+
+	att = counter("notify_reader_attached");
+	rfd = open_root();
+	{
+		struct { const char *what; uint64_t nr, to, fl, r0, r1; } bad[] = {
+			{ "recs_nr 0", 0, 0, 0, 0, 0 },
+			{ "unknown flag bit 1", 1, 0, 1ULL << 1, 0, 0 },
+			{ "unknown flag bit 63", 1, 0, 1ULL << 63, 0, 0 },
+			{ "_reserved[0]", 1, 0, 0, 1, 0 },
+			{ "_reserved[1]", 1, 0, 0, 0, 1ULL << 40 },
+			{ "timeout without WAIT", 1, 10, 0, 0, 0 },
+			{ "timeout over U32_MAX", 1, 1ULL << 32, SCOUTFS_IOC_RN_WAIT, 0, 0 },
+		};
+
+		for (i = 0; i < (int)(sizeof(bad) / sizeof(bad[0])); i++) {
+			rn = (struct scoutfs_ioctl_read_notify){
+				(unsigned long)recs, bad[i].nr, bad[i].to,
+				bad[i].fl, { bad[i].r0, bad[i].r1 } };
+			errno = 0;
+			CHECK(ioctl(rfd, SCOUTFS_IOC_READ_NOTIFY, &rn) < 0 &&
+			      errno == EINVAL, "%s: %s", bad[i].what,
+			      strerror(errno));
+		}
+	}
+	errno = 0;
+	CHECK(ioctl(rfd, SCOUTFS_IOC_READ_NOTIFY, NULL) < 0 && errno == EFAULT,
+	      "NULL argument: %s", strerror(errno));
+	CHECK(counter("notify_reader_attached") == att,
+	      "none of the bad calls attached (%" PRIu64 ")",
+	      counter("notify_reader_attached"));
+
+	/* attach, then the others are busy */
+	n = drain(rfd, recs, 64);
+	CHECK(n == 1 && recs[0].op == SCOUTFS_NOTIFY_OP_ATTACH, "attached");
+	rfd2 = open_root();
+	errno = 0;
+	CHECK(rn_call(rfd2, recs, 1, 0, 0) < 0 && errno == EBUSY,
+	      "second file in the same process: %s", strerror(errno));
+	close(rfd2);
+	CHECK((e = child_ioctl_errno(0, false)) == EBUSY,
+	      "another process: %s", strerror(e));
+	rfd2 = dup(rfd);
+	CHECK(rn_call(rfd2, recs, 1, 0, 0) == 0,
+	      "a dup of the reader's fd is the same reader");
+	close(rfd2);
+
+	/* errors while attached lose nothing */
+	{
+		int fd = open(path_of("f"), O_RDONLY);
+		char b[16];
+
+		for (i = 0; i < 3; i++)
+			if (pread(fd, b, 1, i) != 1)
+				die("pread");
+		close(fd);
+	}
+	rn = (struct scoutfs_ioctl_read_notify){ (unsigned long)recs, 64, 0, 4, { 0, 0 } };
+	CHECK(ioctl(rfd, SCOUTFS_IOC_READ_NOTIFY, &rn) < 0 && errno == EINVAL,
+	      "EINVAL while records wait");
+	errno = 0;
+	CHECK(rn_call(rfd, NULL, 64, 0, 0) < 0 && errno == EFAULT,
+	      "recs_ptr NULL: %s", strerror(errno));
+	map = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (map == MAP_FAILED)
+		die("mmap");
+	munmap(map + 2 * 4096, 4096);
+	errno = 0;
+	CHECK(rn_call(rfd, (rec_t *)(map + 2 * 4096), 64, 0, 0) < 0 &&
+	      errno == EFAULT, "unmapped recs_ptr: %s", strerror(errno));
+	mprotect(map + 4096, 4096, PROT_READ);
+	errno = 0;
+	CHECK(rn_call(rfd, (rec_t *)(map + 4096), 64, 0, 0) < 0 &&
+	      errno == EFAULT, "read-only recs_ptr: %s", strerror(errno));
+	/* two records fit before the read-only page */
+	n = rn_call(rfd, (rec_t *)(map + 4096 - 2 * sizeof(rec_t)), 64, 0, 0);
+	CHECK(n == 2, "partial copy: 2 records fit before a read-only page: %ld", n);
+	n2 = drain(rfd, recs, 64);
+	{
+		rec_t *p = (rec_t *)(map + 4096 - 2 * sizeof(rec_t));
+
+		CHECK(n == 2 && n2 == 2 && p[0].op == SCOUTFS_NOTIFY_OP_OPEN &&
+		      p[1].seq == p[0].seq + 1 && recs[0].seq == p[1].seq + 1 &&
+		      recs[1].seq == recs[0].seq + 1 &&
+		      recs[1].op == SCOUTFS_NOTIFY_OP_READ && recs[1].offset == 2,
+		      "after the faults all 4 records arrive, seq contiguous (%ld + %ld)",
+		      n, n2);
+	}
+	munmap(map, 2 * 4096);
+	close(rfd);
+}
+
+static volatile sig_atomic_t got_usr1;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	got_usr1 = 1;
+}
+
+static void t_wait(void)
+{
+	struct sigaction sa;
+	rec_t recs[16];
+	uint64_t t0;
+	uint64_t ms;
+	pid_t pid;
+	int rfd = open_root();
+	int st;
+	long n;
+
+	drain(rfd, recs, 16);
+	t0 = now_ns(CLOCK_MONOTONIC);
+	n = rn_call(rfd, recs, 16, SCOUTFS_IOC_RN_WAIT, 200);
+	ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+	CHECK(n == 0 && ms >= 150 && ms < 5000,
+	      "200 ms wait on an empty ring returns 0 after %" PRIu64 " ms", ms);
+	close(rfd);
+
+	/* a reader waiting forever is woken by a read */
+	pid = fork();
+	if (pid == 0) {
+		int fd = open_root();
+
+		alarm(60);
+		drain(fd, recs, 16);
+		n = rn_call(fd, recs, 16, SCOUTFS_IOC_RN_WAIT, 0);
+		_exit(n >= 1 && recs[0].op == SCOUTFS_NOTIFY_OP_OPEN ? 0 : 1);
+	}
+	if (!wait_sleeping(pid, 30))
+		fail("waiting child never blocked");
+	{
+		int fd = open(path_of("f"), O_RDONLY);
+		char b[8];
+
+		if (fd < 0 || pread(fd, b, 8, 0) != 8)
+			die("read");
+		close(fd);
+	}
+	st = reap(pid, 30);
+	CHECK(st == 0, "a reader waiting without timeout is woken by an open (status %d)", st);
+
+	/* a signal interrupts the wait, the reader stays attached */
+	pid = fork();
+	if (pid == 0) {
+		int fd = open_root();
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_usr1;
+		sigaction(SIGUSR1, &sa, NULL);	/* no SA_RESTART */
+		alarm(60);
+		drain(fd, recs, 16);
+		n = rn_call(fd, recs, 16, SCOUTFS_IOC_RN_WAIT, 0);
+		if (!(n < 0 && errno == EINTR && got_usr1))
+			_exit(1);
+		if (rn_call(fd, recs, 16, 0, 0) != 0)
+			_exit(2);
+		_exit(0);
+	}
+	if (!wait_sleeping(pid, 30))
+		fail("waiting child never blocked");
+	kill(pid, SIGUSR1);
+	st = reap(pid, 30);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "SIGUSR1 interrupts the wait with EINTR, the reader stays attached (exit %d)",
+	      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+static void t_overflow(void)
+{
+	enum { PROCS = 4, READS = 1250 };
+	static rec_t recs[8192];
+	uint64_t emitted0 = counter("notify_emitted");
+	uint64_t dropped0 = counter("notify_dropped_ring_full");
+	uint64_t emitted;
+	uint64_t dropped;
+	uint64_t gaps = 0;
+	uint64_t ino;
+	pid_t pids[PROCS];
+	bool ok = true;
+	int rfd = open_root();
+	int p;
+	long n;
+	long m;
+	long i;
+
+	make_file("burst", 65536, 0644);
+	ino = ino_of("burst");
+	drain(rfd, recs, 8192);
+	emitted0 = counter("notify_emitted");
+	dropped0 = counter("notify_dropped_ring_full");
+
+	/* the reader stays attached but doesn't drain during the burst */
+	for (p = 0; p < PROCS; p++) {
+		pids[p] = fork();
+		if (pids[p] == 0) {
+			char b[512];
+			int fd = open(path_of("burst"), O_RDONLY);
+
+			alarm(120);
+			for (i = 0; i < READS; i++)
+				if (pread(fd, b, 100 + p, (i % 64) * 1024) != 100 + p)
+					_exit(1);
+			_exit(0);
+		}
+	}
+	for (p = 0; p < PROCS; p++)
+		if (reap(pids[p], 120) != 0)
+			ok = false;
+	CHECK(ok, "%d processes did %d preads each", PROCS, READS);
+
+	n = drain(rfd, recs, 8192);
+	emitted = counter("notify_emitted") - emitted0;
+	dropped = counter("notify_dropped_ring_full") - dropped0;
+	/*
+	 * The newest records were dropped, so the gap shows at the next
+	 * record after the burst: make one, it must carry the gap.
+	 */
+	{
+		char b[8];
+		int fd = open(path_of("burst"), O_RDONLY);
+
+		if (fd < 0 || pread(fd, b, 8, 0) != 8)
+			die("pread");
+		close(fd);
+	}
+	m = drain(rfd, recs + n, 8192 - n);
+	CHECK(m == 2 && recs[n].op == SCOUTFS_NOTIFY_OP_OPEN &&
+	      recs[n].pid == (uint32_t)getpid() &&
+	      recs[n + 1].op == SCOUTFS_NOTIFY_OP_READ &&
+	      recs[n + 1].seq == recs[n].seq + 1,
+	      "the next OPEN and READ after the burst arrive (%ld)", m);
+	if (m == 2 && n > 0)
+		gaps += recs[n].seq - recs[n - 1].seq - 1;
+	for (i = 0; i < n; i++) {
+		rec_t *r = &recs[i];
+		bool opn = r->op == SCOUTFS_NOTIFY_OP_OPEN;
+		bool good = r->ino == ino && rec_zero_tail(r) &&
+			    (opn ? r->len == 0 && r->offset == 0 :
+			     r->op == SCOUTFS_NOTIFY_OP_READ &&
+			     r->len >= 100 && r->len < 100 + PROCS &&
+			     r->offset % 1024 == 0 && r->offset < 65536);
+		bool pid_ok = false;
+
+		for (p = 0; p < PROCS; p++)
+			if (r->pid == (uint32_t)pids[p] &&
+			    (opn || r->len == (uint64_t)(100 + p)))
+				pid_ok = true;
+		if (!good || !pid_ok) {
+			fail("record %ld corrupt: op %u ino %llu off %llu len %llu pid %u",
+			     i, r->op, (unsigned long long)r->ino,
+			     (unsigned long long)r->offset,
+			     (unsigned long long)r->len, r->pid);
+			ok = false;
+			break;
+		}
+		if (i > 0) {
+			if (r->seq <= recs[i - 1].seq) {
+				fail("seq goes back at %ld", i);
+				ok = false;
+				break;
+			}
+			gaps += r->seq - recs[i - 1].seq - 1;
+		}
+	}
+	printf("overflow: %d events, %ld received, %" PRIu64 " dropped, %" PRIu64 " seq gaps, %" PRIu64 " emitted\n",
+	       PROCS * (READS + 1), n, dropped, gaps, emitted);
+	CHECK(ok, "every record well-formed, seq increasing");
+	CHECK(n <= RING_NR && dropped > 0, "the ring held at most %d (%ld) and dropped %" PRIu64,
+	      RING_NR, n, dropped);
+	CHECK(gaps == dropped, "seq gaps %" PRIu64 " == notify_dropped_ring_full delta %" PRIu64,
+	      gaps, dropped);
+	CHECK((uint64_t)n == emitted && n + dropped == PROCS * (READS + 1),
+	      "received %ld == emitted %" PRIu64 ", received + dropped == %d events",
+	      n, emitted, PROCS * (READS + 1));
+	close(rfd);
+}
+
+static void t_sigkill_detach(void)
+{
+	rec_t recs[16];
+	pid_t pid;
+	int rfd;
+	long n;
+
+	pid = fork();
+	if (pid == 0) {
+		int fd = open_root();
+
+		alarm(60);
+		drain(fd, recs, 16);
+		rn_call(fd, recs, 16, SCOUTFS_IOC_RN_WAIT, 0);
+		_exit(1);
+	}
+	if (!wait_sleeping(pid, 30))
+		fail("reader child never blocked");
+	kill(pid, SIGKILL);
+	reap(pid, 30);
+	rfd = open_root();
+	n = rn_call(rfd, recs, 16, 0, 0);
+	CHECK(n >= 1 && recs[n - 1].op == SCOUTFS_NOTIFY_OP_ATTACH &&
+	      recs[n - 1].pid == (uint32_t)getpid(),
+	      "after SIGKILL of a reader waiting in the ioctl a new reader attaches (%ld, %s)",
+	      n, n < 0 ? strerror(errno) : "ok");
+	close(rfd);
+
+	pid = fork();
+	if (pid == 0) {
+		int fd = open_root();
+
+		drain(fd, recs, 16);
+		_exit(0);	/* exits without closing */
+	}
+	reap(pid, 30);
+	rfd = open_root();
+	n = rn_call(rfd, recs, 16, 0, 0);
+	CHECK(n >= 1 && recs[n - 1].op == SCOUTFS_NOTIFY_OP_ATTACH,
+	      "after a reader exits without closing a new reader attaches (%ld)", n);
+	close(rfd);
+}
+
+static void t_counters(void)
+{
+	uint64_t e = counter("notify_emitted");
+	uint64_t d = counter("notify_dropped_ring_full");
+	uint64_t a = counter("notify_reader_attached");
+	rec_t recs[64];
+	int rfd = open_root();
+	long n = drain(rfd, recs, 64);
+	uint64_t last = n > 0 ? recs[n - 1].seq : 0;
+
+	/* every record generated has a seq: the last one is the total */
+	CHECK(n >= 1 && last == counter("notify_emitted") +
+	      counter("notify_dropped_ring_full"),
+	      "last seq %" PRIu64 " == emitted %" PRIu64 " + dropped %" PRIu64,
+	      last, counter("notify_emitted"),
+	      counter("notify_dropped_ring_full"));
+	CHECK(a >= 10 && e > 0 && d > 0,
+	      "counters: emitted %" PRIu64 ", dropped %" PRIu64 ", attached %" PRIu64,
+	      e, d, a);
+	close(rfd);
+}
+
+static void t_umount(void)
+{
+	rec_t recs[16];
+	char refcnt[32] = "";
+	uint64_t end;
+	pid_t pid;
+	int rfd = open_root();
+	int st;
+	FILE *f;
+
+	drain(rfd, recs, 16);
+	errno = 0;
+	CHECK(umount2(mnt, 0) < 0 && errno == EBUSY,
+	      "umount with a reader attached: %s", strerror(errno));
+	close(rfd);
+
+	pid = fork();
+	if (pid == 0) {
+		int fd = open_root();
+		long n;
+
+		alarm(60);
+		drain(fd, recs, 16);
+		n = rn_call(fd, recs, 16, SCOUTFS_IOC_RN_WAIT, 3000);
+		_exit(n == 0 ? 0 : 1);
+	}
+	if (!wait_sleeping(pid, 30))
+		fail("reader child never blocked");
+	end = now_ns(CLOCK_MONOTONIC);
+	CHECK(umount2(mnt, MNT_DETACH) == 0,
+	      "lazy umount while a reader waits in the ioctl returns after %" PRIu64 " ms",
+	      (now_ns(CLOCK_MONOTONIC) - end) / 1000000);
+	st = reap(pid, 30);
+	CHECK(st == 0, "the waiting reader's ioctl times out normally (status %d)", st);
+
+	end = now_ns(CLOCK_MONOTONIC) + 60ULL * 1000000000ULL;
+	while (now_ns(CLOCK_MONOTONIC) < end) {
+		struct timespec ts = { 0, 10000000 };
+
+		f = fopen("/sys/module/scoutfs/refcnt", "r");
+		if (f) {
+			if (!fgets(refcnt, sizeof(refcnt), f))
+				refcnt[0] = 0;
+			fclose(f);
+		}
+		if (strcmp(refcnt, "0\n") == 0)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	CHECK(strcmp(refcnt, "0\n") == 0,
+	      "the superblock is torn down once the reader is gone: module refcnt %s",
+	      refcnt);
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} tests[] = {
+	{ "no_reader", t_no_reader },
+	{ "attach", t_attach },
+	{ "open_read", t_open_read },
+	{ "o_direct", t_o_direct },
+	{ "no_noise", t_no_noise },
+	{ "errors", t_errors },
+	{ "wait", t_wait },
+	{ "overflow", t_overflow },
+	{ "sigkill_detach", t_sigkill_detach },
+	{ "counters", t_counters },
+	{ "umount", t_umount },
+};
+
+int main(int argc, char **argv)
+{
+	const char *only = NULL;
+	size_t i;
+	int c;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while ((c = getopt(argc, argv, "t:")) != -1) {
+		if (c == 't') {
+			only = optarg;
+		} else {
+			fprintf(stderr, "usage: kernel-test <mountpoint> [-t test]\n");
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "usage: kernel-test <mountpoint> [-t test]\n");
+		return 2;
+	}
+	mnt = argv[optind];
+
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		if (only && strcmp(only, tests[i].name))
+			continue;
+		snprintf(cur, sizeof(cur), "%s", tests[i].name);
+		printf("--- %s\n", cur);
+		tests[i].fn();
+	}
+	printf("kernel-test: %d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
