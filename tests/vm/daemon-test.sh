@@ -48,6 +48,10 @@ clients() {
 clients_ge() {
 	[ "$(clients)" -ge "$1" ]
 }
+# the daemon notices a client that went away within its wait timeout
+no_clients() {
+	[ "$(clients)" -eq 0 ]
+}
 lines_ge() {
 	[ -f "$1" ] && [ "$(grep -c "$2" "$1")" -ge "$3" ]
 }
@@ -114,6 +118,7 @@ check "READ f1 3072+1024" grep -q "\"ino\": *$INO,.*\"offset\": *3072, *\"len\":
 check "paths resolved" grep -q '"path": *"[^"]*f1"' /tmp/c1.json
 
 # --- the human form, and a gap line when a client misses records
+check "the daemon dropped the clients that exited" wait_for 30 no_clients
 scoutfs-notify-watch "$MNT" >/tmp/h.txt 2>/tmp/h.err &
 HPID=$!
 check "human client connected" wait_for 30 clients_ge 1
@@ -123,6 +128,7 @@ check "human line has op, ino, pid" grep -q "OPEN.*ino=*[0-9]" /tmp/h.txt
 kill "$HPID"
 
 # --- README smoke test, as written there
+wait_for 30 no_clients
 socat -u UNIX-CONNECT:/run/scoutfs/"$(stat -f -c %i "$MNT")"/notify.sock,type=5 - >/tmp/smoke.bin 2>/tmp/smoke.err &
 SPID=$!
 check "socat connected" wait_for 30 clients_ge 1
