@@ -32,6 +32,6 @@ out=$top/build/vm/$base
 "$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --out "$out"
 [ -d "$out/src/utils/notifyd" ] || die "the $base series has no scoutfs-notifyd"
 "$top/scripts/vm-run.sh" --out "$out" --suite demo --timeout 600 |
-	sed -n '/^vm: guest up/,/^vm: guest done/p'
+	sed -n '/vm: guest up/,/vm: guest done/p'
 grep -q '^demo: what scoutfs-notify-watch printed' "$out/console.log" ||
 	die "the demo did not run to the end; console in $out/console.log"

@@ -66,10 +66,13 @@ FSID=$(stat -f -c %i "$MNT")
 SOCK=$RUN/$FSID/notify.sock
 echo "daemon-test: fsid $FSID, socket $SOCK"
 
+# start a daemon and wait until it says it serves (a socket file alone
+# could be the stale one of a killed daemon)
 start_daemon() {
+	n0=$(grep -c 'serving' /tmp/notifyd.log 2>/dev/null)
 	scoutfs-notifyd "$MNT" 2>>/tmp/notifyd.log &
 	DPID=$!
-	wait_for 30 test -S "$SOCK"
+	wait_for 30 lines_ge /tmp/notifyd.log serving $((n0 + 1)) && test -S "$SOCK"
 }
 
 # --- start, socket and directory modes

@@ -17,6 +17,10 @@ wait_for() {
 connected() {
 	[ "$(grep -c " $SOCK\$" /proc/net/unix)" -ge 2 ]
 }
+# the daemon has noticed that earlier clients went away
+alone() {
+	[ "$(grep -c " $SOCK\$" /proc/net/unix)" -eq 1 ]
+}
 has() {
 	grep -q "$1" /tmp/watch.txt
 }
@@ -27,7 +31,7 @@ echo "demo: scoutfs mounted on $MNT, fsid $FSID"
 echo "demo: starting scoutfs-notifyd $MNT"
 scoutfs-notifyd "$MNT" 2>/tmp/notifyd.log &
 DPID=$!
-wait_for 30 test -S "$SOCK" || { echo "demo: the daemon did not start"; cat /tmp/notifyd.log; exit 1; }
+wait_for 30 grep -q serving /tmp/notifyd.log || { echo "demo: the daemon did not start"; cat /tmp/notifyd.log; exit 1; }
 echo "demo: scoutfs-notify-watch $MNT"
 scoutfs-notify-watch "$MNT" >/tmp/watch.txt 2>&1 &
 WPID=$!
@@ -49,6 +53,7 @@ kill "$WPID"
 echo "demo: what scoutfs-notify-watch printed:"
 cat /tmp/watch.txt
 echo "demo: the same socket as raw 64-byte records (README smoke test):"
+wait_for 30 alone
 socat -u UNIX-CONNECT:/run/scoutfs/"$(stat -f -c %i "$MNT")"/notify.sock,type=5 - >/tmp/raw.bin &
 SPID=$!
 wait_for 30 connected

@@ -382,9 +382,14 @@ static void match(const char *what, rec_t *recs, long n,
 		fail("%s: %ld records, want %d", what, n, nex);
 }
 
-/* the kernel forces O_LARGEFILE (0100000 on x86_64; 0 in glibc's headers) */
+/*
+ * ->open sees the open(2) flags (O_CREAT, O_EXCL and O_TRUNC are only
+ * cleared after it) plus O_LARGEFILE, which the kernel forces on 64bit
+ * (0100000 on x86_64; glibc's headers define it as 0 there).  O_CLOEXEC
+ * belongs to the descriptor, not the file, and isn't seen.
+ */
 #define KERNEL_O_LARGEFILE 0100000
-#define OPEN_FLAGS(f) ((uint32_t)((f) & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)) | KERNEL_O_LARGEFILE)
+#define OPEN_FLAGS(f) ((uint32_t)((f) & ~O_CLOEXEC) | KERNEL_O_LARGEFILE)
 
 static void t_open_read(void)
 {
@@ -481,6 +486,40 @@ static void t_open_read(void)
 	match("uid/gid 1000 child", recs, n, ex, ne, t0, t1);
 	close(rfd);
 #undef EX
+}
+
+static void t_open_flags(void)
+{
+	static const struct {
+		const char *what;
+		int flags;
+	} cases[] = {
+		{ "O_CREAT|O_EXCL|O_WRONLY", O_CREAT | O_EXCL | O_WRONLY },
+		{ "O_TRUNC|O_RDWR", O_TRUNC | O_RDWR },
+		{ "O_RDONLY|O_CLOEXEC|O_NONBLOCK", O_RDONLY | O_CLOEXEC | O_NONBLOCK },
+		{ "O_WRONLY|O_APPEND|O_SYNC", O_WRONLY | O_APPEND | O_SYNC },
+	};
+	rec_t recs[16];
+	int rfd = open_root();
+	size_t i;
+	long n;
+	int fd;
+
+	unlink(path_of("flags"));
+	drain(rfd, recs, 16);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fd = open(path_of("flags"), cases[i].flags, 0644);
+		if (fd < 0)
+			die("open");
+		close(fd);
+		n = drain(rfd, recs, 16);
+		CHECK(n == 1 && recs[0].op == SCOUTFS_NOTIFY_OP_OPEN &&
+		      recs[0].ino == ino_of("flags") &&
+		      recs[0].flags == OPEN_FLAGS(cases[i].flags),
+		      "%s: flags 0%o, want 0%o", cases[i].what,
+		      n == 1 ? recs[0].flags : 0, OPEN_FLAGS(cases[i].flags));
+	}
+	close(rfd);
 }
 
 static void t_o_direct(void)
@@ -1025,6 +1064,7 @@ static const struct {
 	{ "no_reader", t_no_reader },
 	{ "attach", t_attach },
 	{ "open_read", t_open_read },
+	{ "open_flags", t_open_flags },
 	{ "o_direct", t_o_direct },
 	{ "no_noise", t_no_noise },
 	{ "errors", t_errors },

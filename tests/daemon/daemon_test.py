@@ -1,0 +1,465 @@
+#!/usr/bin/env python3
+"""Tier 1 tests of scoutfs-notifyd and scoutfs-notify-watch.
+
+Run by tests/daemon/run.sh, in a private mount namespace, with the
+sanitizer-built binaries and the ioctl stand-in (fake-scoutfs.so) named
+in the environment.  Every wait polls for a condition with a deadline
+and fails the test when it runs out; nothing sleeps to synchronise.
+Ends with `daemon: N passed, N failed`.
+"""
+import json
+import os
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+REC = struct.Struct("=QQQQQIIIIII")  # seq ino time_ns offset len op pid uid gid flags _pad
+assert REC.size == 64
+OP_OPEN, OP_READ, OP_ATTACH = 1, 2, 3
+
+NOTIFYD = os.environ["NOTIFYD_BIN"]
+WATCH = os.environ["WATCH_BIN"]
+PRELOAD = os.environ["ASAN_LIB"] + ":" + os.environ["FAKE_SO"]
+WORK = sys.argv[1]
+FSID = "5ca1ab1e0123abcd"
+
+passed = 0
+failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+        print(f"PASS: {what}", flush=True)
+    else:
+        failed += 1
+        print(f"FAIL: {what}", flush=True)
+    return cond
+
+
+def wait_for(pred, secs=30.0):
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return bool(pred())
+
+
+class Env:
+    """A fresh fake mount, run dir and control socket for one test."""
+
+    n = 0
+
+    def __init__(self):
+        Env.n += 1
+        self.dir = os.path.join(WORK, f"t{Env.n}")
+        self.mnt = os.path.join(self.dir, "mnt")
+        self.run = os.path.join(self.dir, "run")
+        self.ctl = os.path.join(self.dir, "ctl")
+        os.makedirs(self.mnt)
+        subprocess.run(["mount", "-t", "tmpfs", "fake", self.mnt], check=True)
+        self.sockdir = os.path.join(self.run, FSID)
+        self.sock = os.path.join(self.sockdir, "notify.sock")
+        self.env = dict(os.environ, LD_PRELOAD=PRELOAD, FAKE_SCOUTFS_MNT=self.mnt,
+                        FAKE_SCOUTFS_FSID=FSID, FAKE_SCOUTFS_CTL=self.ctl)
+        self.procs = []
+
+    def daemon(self, *extra, env=None):
+        log = open(os.path.join(self.dir, f"notifyd{len(self.procs)}.log"), "w+")
+        p = subprocess.Popen([NOTIFYD, "--run-dir", self.run, *extra, self.mnt],
+                             stdout=log, stderr=log, env=env or self.env)
+        p.logf = log
+        self.procs.append(p)
+        return p
+
+    def started(self, p):
+        return wait_for(lambda: "serving" in log_of(p) or p.poll() is not None) and \
+            p.poll() is None
+
+    def send(self, cmd):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.sendto(cmd.encode(), self.ctl)
+        s.close()
+
+    def client(self):
+        return Client(self.sock)
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        subprocess.run(["umount", "-l", self.mnt], stderr=subprocess.DEVNULL)
+
+
+def log_of(p):
+    p.logf.flush()
+    with open(p.logf.name) as f:
+        return f.read()
+
+
+class Client:
+    """A raw SEQPACKET client that records the seqs it receives."""
+
+    def __init__(self, path, read=True):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.s.connect(path)
+        self.seqs = []
+        self.bad = []
+        self.eof = False
+        if read:
+            self.start()
+
+    def start(self):
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while True:
+            try:
+                m = self.s.recv(256)
+            except OSError:
+                self.eof = True
+                return
+            if not m:
+                self.eof = True
+                return
+            if len(m) != 64:
+                self.bad.append(len(m))
+                continue
+            self.seqs.append(REC.unpack(m)[0])
+
+    def gaps(self):
+        return sum(b - a - 1 for a, b in zip(self.seqs, self.seqs[1:]))
+
+    def contiguous(self):
+        return all(b == a + 1 for a, b in zip(self.seqs, self.seqs[1:]))
+
+    def close(self):
+        self.s.close()
+
+
+def sanitizer_clean(text):
+    return "AddressSanitizer" not in text and "runtime error:" not in text and \
+        "LeakSanitizer" not in text
+
+
+def stop(p, sig=signal.SIGTERM):
+    p.send_signal(sig)
+    try:
+        return p.wait(30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return p.wait()
+
+
+def run(cmd, env=None):
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+
+
+# ---------------------------------------------------------------- tests
+
+def t_bad_args():
+    e = Env()
+    for args, what in (([], "no mountpoint"), (["--bogus", e.mnt], "unknown flag"),
+                       ([e.mnt, e.mnt], "two mountpoints"),
+                       (["--run-dir", "rel", e.mnt], "relative --run-dir")):
+        r = run([NOTIFYD, *args], env=e.env)
+        check(r.returncode == 2 and "usage" in (r.stderr + r.stdout) or
+              r.returncode == 2 and "--run-dir" in r.stderr,
+              f"notifyd {what}: exit {r.returncode}, {r.stderr.strip().splitlines()[0:1]}")
+    for args, what in ((["--count", "abc", e.mnt], "--count abc"), (["--count", "-1", e.mnt], "--count -1"),
+                       ([], "no mountpoint"), (["--nope", e.mnt], "unknown flag")):
+        r = run([WATCH, *args], env=e.env)
+        check(r.returncode == 2, f"notify-watch {what}: exit {r.returncode}")
+    check(not os.path.exists(e.run), "bad arguments created nothing")
+    r = run([NOTIFYD, "--help"], env=e.env)
+    check(r.returncode == 0 and "usage" in r.stdout, "notifyd --help")
+    e.close()
+
+
+def t_refusals():
+    e = Env()
+    r = run([NOTIFYD, "--run-dir", e.run, e.dir], env=e.env)
+    check(r.returncode == 1 and "not a scoutfs filesystem" in r.stderr,
+          f"not a scoutfs mount refused: {r.stderr.strip()}")
+    os.mkdir(os.path.join(e.mnt, "sub"))
+    r = run([NOTIFYD, "--run-dir", e.run, os.path.join(e.mnt, "sub")], env=e.env)
+    check(r.returncode == 1 and "mount point" in r.stderr,
+          f"a directory inside the mount refused: {r.stderr.strip()}")
+    env = dict(e.env, FAKE_SCOUTFS_ATTACH_ERRNO="16")
+    r = run([NOTIFYD, "--run-dir", e.run, e.mnt], env=env)
+    check(r.returncode == 1 and "already has a notify reader" in r.stderr and
+          not os.path.exists(e.sock),
+          f"EBUSY at attach: clear error, no socket: {r.stderr.strip()}")
+    env = dict(e.env, FAKE_SCOUTFS_ATTACH_ERRNO="1")
+    r = run([NOTIFYD, "--run-dir", e.run, e.mnt], env=env)
+    check(r.returncode == 1 and "CAP_SYS_ADMIN" in r.stderr, f"EPERM at attach: {r.stderr.strip()}")
+    os.makedirs(os.path.join(e.dir, "open"), exist_ok=True)
+    os.chmod(os.path.join(e.dir, "open"), 0o777)
+    r = run([NOTIFYD, "--run-dir", os.path.join(e.dir, "open"), e.mnt], env=e.env)
+    check(r.returncode == 1 and "writable by others" in r.stderr,
+          f"a world-writable run dir refused: {r.stderr.strip()}")
+    r = run([WATCH, "--run-dir", e.run, e.mnt], env=e.env)
+    check(r.returncode == 1 and "is scoutfs-notifyd running" in r.stderr,
+          f"notify-watch without a daemon: {r.stderr.strip()}")
+    check(all(sanitizer_clean(x) for x in (r.stderr,)), "no sanitizer reports")
+    e.close()
+
+
+def t_start_modes_order_and_fanout():
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts on the fake mount")
+    st = os.stat(e.sock)
+    check(stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 0,
+          f"socket mode {oct(stat.S_IMODE(st.st_mode))} uid {st.st_uid}")
+    st = os.stat(e.sockdir)
+    check(stat.S_IMODE(st.st_mode) == 0o700, f"socket dir mode {oct(stat.S_IMODE(st.st_mode))}")
+    with open(os.path.join(e.sockdir, "notifyd.lock")) as f:
+        check(f.read().strip() == str(d.pid), "lock file holds the daemon's pid")
+
+    cs = [e.client() for _ in range(3)]
+    total = 0
+    for chunk in range(100):
+        e.send("emit 1000")
+        total += 1000
+        if not wait_for(lambda: all(len(c.seqs) >= total for c in cs)):
+            break
+    counts = [len(c.seqs) for c in cs]
+    check(counts == [100000] * 3, f"3 clients each got every one of 100000 records: {counts}")
+    check(all(c.contiguous() for c in cs) and all(c.seqs[0] == 2 for c in cs),
+          "in seq order, no gaps, from the first record after the ATTACH")
+    check(all(c.seqs == cs[0].seqs for c in cs), "every client saw the same records")
+    check(not any(c.bad for c in cs), "every message is 64 bytes")
+    rc = stop(d)
+    check(rc == 0, f"SIGTERM: exit {rc}")
+    check(not os.path.exists(e.sock), "SIGTERM: socket removed")
+    check(wait_for(lambda: all(c.eof for c in cs)), "SIGTERM: clients see EOF")
+    log = log_of(d)
+    check("stopping on signal 15" in log and "relayed 300000" in log,
+          "SIGTERM: final stats logged (relayed 300000)")
+    check(sanitizer_clean(log), "no sanitizer reports")
+    e.close()
+
+
+def stats_of(e, d):
+    n0 = log_of(d).count("stats: drained")
+    d.send_signal(signal.SIGUSR1)
+    wait_for(lambda: log_of(d).count("stats: drained") > n0)
+    return log_of(d)
+
+
+def t_stalled_client():
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts")
+    stalled = Client(e.sock, read=False)   # connects first: client 1
+    wait_for(lambda: "clients 1" in stats_of(e, d), 10)
+    fast = [e.client(), e.client()]
+    total = 0
+    for chunk in range(40):
+        e.send("emit 1000")
+        total += 1000
+        if not wait_for(lambda: all(len(c.seqs) >= total for c in fast)):
+            break
+    check([len(c.seqs) for c in fast] == [40000] * 2 and all(c.contiguous() for c in fast),
+          f"the reading clients got all 40000 records in order: {[len(c.seqs) for c in fast]}")
+    log = stats_of(e, d)
+    line = [x for x in log.splitlines() if "stats: client 1 " in x][-1]
+    relayed = int(line.split("relayed ")[1].split()[0])
+    lost = int(line.split("lost ")[1].split()[0])
+    check(lost > 0 and relayed + lost == 40000,
+          f"the stalled client lost records: relayed {relayed} + lost {lost} = 40000")
+    stalled.start()
+    check(wait_for(lambda: len(stalled.seqs) >= relayed), f"it then reads the {relayed} it was sent")
+    # a loss shows at the next record that arrives: send one
+    e.send("emit 1")
+    check(wait_for(lambda: len(stalled.seqs) >= relayed + 1), "and the next one")
+    check(len(stalled.seqs) == relayed + 1 and stalled.gaps() + (stalled.seqs[0] - 2) == lost,
+          f"the seq gaps it sees ({stalled.gaps()} + {stalled.seqs[0] - 2} before its first) "
+          f"equal the daemon's count ({lost})")
+    check(" lost 0" in [x for x in log.splitlines() if "stats: client 2 " in x][-1],
+          "the daemon counts 0 lost for a reading client")
+    stop(d)
+    check(sanitizer_clean(log_of(d)), "no sanitizer reports")
+    e.close()
+
+
+def t_ring_gaps_and_watch():
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts")
+    out_j = open(os.path.join(e.dir, "watch.json"), "w+")
+    out_h = open(os.path.join(e.dir, "watch.txt"), "w+")
+    wj = subprocess.Popen([WATCH, "--run-dir", e.run, "--json", "--count", "10", e.mnt],
+                          stdout=out_j, stderr=subprocess.STDOUT, env=e.env)
+    wh = subprocess.Popen([WATCH, "--run-dir", e.run, "--count", "10", e.mnt],
+                          stdout=out_h, stderr=subprocess.STDOUT, env=e.env)
+    check(wait_for(lambda: "clients 2" in stats_of(e, d), 10), "two notify-watch clients connected")
+    e.send("emit 5")
+    e.send("drop 7")
+    e.send("emit 5")
+    rj = wj.wait(30)
+    rh = wh.wait(30)
+    check(rj == 0 and rh == 0, f"--count 10 exits 0 after 10 records ({rj}, {rh})")
+    with open(out_j.name) as f:
+        lines = f.read().splitlines()
+    try:
+        objs = [json.loads(x) for x in lines]
+        ok = True
+    except ValueError:
+        objs, ok = [], False
+    check(ok and len(objs) == 11, f"--json: 11 valid JSON lines: {len(lines)}")
+    recs = [o for o in objs if "seq" in o and "lost" not in o]
+    lost = [o for o in objs if "lost" in o]
+    check(len(lost) == 1 and lost[0] == {"lost": 7, "after_seq": 6, "seq": 14},
+          f"--json: the gap is one line: {lost}")
+    check(all(o["op"] == "READ" and o["len"] == 4096 and o["uid"] == 1000 and
+              o["path"] == f"{e.mnt}/dir/file-{o['ino']}" and o["time"].endswith("Z")
+              for o in recs) and len(recs) == 10,
+          "--json: fields and the path resolved through INO_PATH")
+    with open(out_h.name) as f:
+        text = f.read()
+    check("7 records lost (seq 7 to 13)" in text, "text: the gap line")
+    check(text.count(" READ ") == 10 and "ino=" in text and "offset=" in text and "path=" in text,
+          "text: one line per record with ino, offset, path")
+    check(sanitizer_clean(text + log_of(d)), "no sanitizer reports")
+    stop(d)
+    e.close()
+
+
+def t_churn():
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts")
+    steady = e.client()
+    done = threading.Event()
+    cycles = [0]
+
+    def churn():
+        while not done.is_set() or cycles[0] < 300:
+            try:
+                Client(e.sock, read=False).close()
+            except OSError:
+                pass
+            cycles[0] += 1
+    t = threading.Thread(target=churn)
+    t.start()
+    total = 0
+    for chunk in range(20):
+        e.send("emit 1000")
+        total += 1000
+        if not wait_for(lambda: len(steady.seqs) >= total):
+            break
+    done.set()
+    t.join(60)
+    check(cycles[0] >= 300, f"{cycles[0]} connects and disconnects during the stream")
+    check(len(steady.seqs) == 20000 and steady.contiguous(),
+          f"the steady client got all 20000 records in order: {len(steady.seqs)}")
+    check(d.poll() is None, "daemon still running")
+    stop(d)
+    log = log_of(d)
+    check(sanitizer_clean(log), "no sanitizer reports")
+    e.close()
+
+
+def t_bad_clients():
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts")
+    good = e.client()
+    talker = e.client()
+    big = e.client()
+    half = e.client()
+    wait_for(lambda: "clients 4" in stats_of(e, d), 10)
+    talker.s.send(b"hello daemon")
+    try:
+        big.s.send(b"x" * 65536)
+    except OSError:
+        pass
+    half.s.shutdown(socket.SHUT_WR)
+    e.send("emit 10")
+    check(wait_for(lambda: talker.eof and big.eof and half.eof),
+          "clients that send data, a big message, or half-close are dropped")
+    check(wait_for(lambda: len(good.seqs) >= 10) and good.contiguous(),
+          f"the well-behaved client is unaffected: {len(good.seqs)} records")
+    e.send("emit 10")
+    check(wait_for(lambda: len(good.seqs) >= 20) and d.poll() is None,
+          "the daemon keeps relaying")
+    stop(d)
+    log = log_of(d)
+    check(log.count("sent data") >= 2 and "hung up" in log, "the drops are logged with the reason")
+    check(sanitizer_clean(log), "no sanitizer reports")
+    e.close()
+
+
+def t_stale_and_second():
+    e = Env()
+    os.makedirs(e.sockdir, mode=0o700)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.bind(e.sock)
+    s.close()  # a crashed daemon's socket: the file stays, nobody listens
+    d = e.daemon()
+    check(e.started(d), "daemon starts over a stale socket")
+    check("replaced stale socket" in log_of(d), "and says it replaced it")
+    c = e.client()
+    d2 = e.daemon()
+    rc = d2.wait(30)
+    check(rc == 1 and f"another scoutfs-notifyd (pid {d.pid}) already serves" in log_of(d2),
+          f"a second daemon is refused: exit {rc}: {log_of(d2).strip()}")
+    e.send("emit 3")
+    check(wait_for(lambda: len(c.seqs) >= 3) and d.poll() is None and os.path.exists(e.sock),
+          "the first daemon and its socket are unaffected")
+    d.kill()
+    d.wait()
+    d3 = e.daemon()
+    check(e.started(d3), "after SIGKILL a new daemon takes over the stale socket and the lock")
+    stop(d3)
+    check(sanitizer_clean(log_of(d2) + log_of(d3)), "no sanitizer reports")
+    e.close()
+
+
+def t_mount_gone():
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts")
+    subprocess.run(["umount", "-l", e.mnt], check=True)
+    try:
+        rc = d.wait(30)
+    except subprocess.TimeoutExpired:
+        rc = None
+    check(rc == 1 and "no longer mounted" in log_of(d),
+          f"the filesystem goes away: exit {rc}, {log_of(d).strip().splitlines()[-1:]}")
+    check(not os.path.exists(e.sock), "socket removed")
+    check(sanitizer_clean(log_of(d)), "no sanitizer reports")
+    e.close()
+
+
+TESTS = [t_bad_args, t_refusals, t_start_modes_order_and_fanout, t_stalled_client,
+         t_ring_gaps_and_watch, t_churn, t_bad_clients, t_stale_and_second, t_mount_gone]
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    only = os.environ.get("DAEMON_TEST")
+    for t in TESTS:
+        if only and t.__name__ != only:
+            continue
+        print(f"--- {t.__name__}", flush=True)
+        try:
+            t()
+        except Exception as ex:  # a test that crashes is a failure, not a stop
+            check(False, f"{t.__name__} raised {type(ex).__name__}: {ex}")
+    print(f"daemon: {passed} passed, {failed} failed", flush=True)
+    sys.exit(1 if failed else 0)
+
+
+main()

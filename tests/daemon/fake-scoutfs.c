@@ -1,0 +1,259 @@
+/*
+ * A stand-in for a scoutfs mount's notify ioctl, preloaded into
+ * scoutfs-notifyd and scoutfs-notify-watch for the tier 1 tests, so the
+ * production code carries no test switches.
+ *
+ * The directory $FAKE_SCOUTFS_MNT (a tmpfs mount in the tests) is made
+ * to look like a scoutfs mount: statfs reports scoutfs's magic and the
+ * fsid $FAKE_SCOUTFS_FSID (hex, as `stat -f -c %i` prints it), and the
+ * READ_NOTIFY and INO_PATH ioctls on files of that filesystem are
+ * served here.  Everything else goes to libc.
+ *
+ * The ring behaves like the kernel's: 1024 records, seq from 1, the
+ * newest dropped (and its seq consumed) when full, RN_WAIT waits up to
+ * the timeout and returns EINTR on a signal.  Records come from
+ * commands, one per datagram, sent to the unix socket
+ * $FAKE_SCOUTFS_CTL that the first READ_NOTIFY binds:
+ *
+ *	emit N		N READ records (ino 1000 + seq % 7, offset seq)
+ *	stream N	N records made as fast as the reader drains them,
+ *			never dropped (a producer that keeps up)
+ *	drop N		N records generated and dropped (a seq gap)
+ *
+ * $FAKE_SCOUTFS_ATTACH_ERRNO makes the attaching call fail with that
+ * errno (e.g. 16 for EBUSY).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/un.h>
+#include <linux/types.h>
+
+#ifndef U64_MAX
+#define U64_MAX UINT64_MAX
+#endif
+#include "ioctl.h"
+
+#define RING_NR 1024
+
+typedef struct scoutfs_ioctl_notify_record rec_t;
+
+static rec_t ring[RING_NR];
+static uint64_t head;
+static uint64_t tail;
+static uint64_t next_seq = 1;
+static uint64_t stream_left;
+static int ctl_fd = -1;
+static bool attached;
+
+static int (*real_ioctl)(int, unsigned long, ...);
+static int (*real_fstatfs)(int, struct statfs *);
+static int (*real_statfs)(const char *, struct statfs *);
+
+static void init(void)
+{
+	if (!real_ioctl) {
+		real_ioctl = (int (*)(int, unsigned long, ...))dlsym(RTLD_NEXT, "ioctl");
+		real_fstatfs = (int (*)(int, struct statfs *))dlsym(RTLD_NEXT, "fstatfs");
+		real_statfs = (int (*)(const char *, struct statfs *))dlsym(RTLD_NEXT, "statfs");
+	}
+}
+
+/* is st on the fake mount's filesystem? */
+static bool on_fake(const struct stat *st)
+{
+	const char *mnt = getenv("FAKE_SCOUTFS_MNT");
+	struct stat m;
+
+	return mnt && stat(mnt, &m) == 0 && m.st_dev == st->st_dev;
+}
+
+static void fake_sfs(struct statfs *sfs)
+{
+	const char *s = getenv("FAKE_SCOUTFS_FSID");
+	uint64_t fsid = s ? strtoull(s, NULL, 16) : 0x1234abcd5678ef90ULL;
+	uint32_t w[2] = { (uint32_t)(fsid >> 32), (uint32_t)fsid };
+
+	sfs->f_type = 0x554f4353;
+	memcpy(&sfs->f_fsid, w, sizeof(w));
+}
+
+int fstatfs(int fd, struct statfs *sfs)
+{
+	struct stat st;
+	int ret;
+
+	init();
+	ret = real_fstatfs(fd, sfs);
+	if (ret == 0 && fstat(fd, &st) == 0 && on_fake(&st))
+		fake_sfs(sfs);
+	return ret;
+}
+
+int statfs(const char *path, struct statfs *sfs)
+{
+	struct stat st;
+	int ret;
+
+	init();
+	ret = real_statfs(path, sfs);
+	if (ret == 0 && stat(path, &st) == 0 && on_fake(&st))
+		fake_sfs(sfs);
+	return ret;
+}
+
+/* the same structure on 64bit: programs built with LFS call these */
+int fstatfs64(int fd, struct statfs64 *sfs)
+{
+	return fstatfs(fd, (struct statfs *)sfs);
+}
+
+int statfs64(const char *path, struct statfs64 *sfs)
+{
+	return statfs(path, (struct statfs *)sfs);
+}
+
+static void store(void)
+{
+	rec_t *r;
+	struct timespec ts;
+	uint64_t seq = next_seq++;
+
+	if (head - tail >= RING_NR)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r = &ring[head++ % RING_NR];
+	*r = (rec_t){
+		.seq = seq,
+		.ino = 1000 + seq % 7,
+		.time_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec,
+		.offset = seq,
+		.len = 4096,
+		.op = SCOUTFS_NOTIFY_OP_READ,
+		.pid = 4242,
+		.uid = 1000,
+		.gid = 1000,
+	};
+}
+
+static void bind_ctl(void)
+{
+	const char *path = getenv("FAKE_SCOUTFS_CTL");
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+	if (ctl_fd >= 0 || !path || strlen(path) >= sizeof(sun.sun_path))
+		return;
+	strcpy(sun.sun_path, path);
+	unlink(path);
+	ctl_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (ctl_fd >= 0 && bind(ctl_fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		close(ctl_fd);
+		ctl_fd = -1;
+	}
+}
+
+static void read_ctl(void)
+{
+	char buf[128];
+	unsigned long long n;
+	ssize_t len;
+
+	while (ctl_fd >= 0 && (len = recv(ctl_fd, buf, sizeof(buf) - 1, 0)) > 0) {
+		buf[len] = 0;
+		if (sscanf(buf, "emit %llu", &n) == 1) {
+			while (n--)
+				store();
+		} else if (sscanf(buf, "drop %llu", &n) == 1) {
+			next_seq += n;
+		} else if (sscanf(buf, "stream %llu", &n) == 1) {
+			stream_left += n;
+		}
+	}
+}
+
+static int read_notify(struct scoutfs_ioctl_read_notify *rn)
+{
+	rec_t *out = (rec_t *)(uintptr_t)rn->recs_ptr;
+	struct pollfd pfd;
+	const char *e;
+	uint64_t n = 0;
+	int ms;
+
+	if (!attached) {
+		e = getenv("FAKE_SCOUTFS_ATTACH_ERRNO");
+		if (e && atoi(e)) {
+			errno = atoi(e);
+			return -1;
+		}
+		attached = true;
+		bind_ctl();
+		store();	/* the ATTACH record */
+		ring[(head - 1) % RING_NR].op = SCOUTFS_NOTIFY_OP_ATTACH;
+		ring[(head - 1) % RING_NR].ino = 0;
+	}
+	if (rn->recs_nr == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	read_ctl();
+	if (head == tail && !stream_left && (rn->flags & SCOUTFS_IOC_RN_WAIT)) {
+		ms = rn->timeout_ms ? (int)rn->timeout_ms : -1;
+		pfd = (struct pollfd){ .fd = ctl_fd, .events = POLLIN };
+		if (poll(&pfd, ctl_fd >= 0 ? 1 : 0, ms) < 0)
+			return -1;	/* EINTR, like the kernel's wait */
+		read_ctl();
+	}
+	while (stream_left && head - tail < RING_NR) {
+		store();
+		stream_left--;
+	}
+	while (n < rn->recs_nr && tail < head)
+		out[n++] = ring[tail++ % RING_NR];
+	return (int)n;
+}
+
+static int ino_path(struct scoutfs_ioctl_ino_path *args)
+{
+	struct scoutfs_ioctl_ino_path_result *res =
+		(void *)(uintptr_t)args->result_ptr;
+	int len = snprintf((char *)res->path, args->result_bytes - sizeof(*res),
+			   "dir/file-%llu", (unsigned long long)args->ino);
+
+	res->path_bytes = len + 1;
+	res->dir_ino = 1;
+	res->dir_pos = 0;
+	return 0;
+}
+
+int ioctl(int fd, unsigned long req, ...)
+{
+	struct stat st;
+	va_list ap;
+	void *arg;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	init();
+
+	if ((req == SCOUTFS_IOC_READ_NOTIFY || req == SCOUTFS_IOC_INO_PATH) &&
+	    fstat(fd, &st) == 0 && on_fake(&st)) {
+		if (req == SCOUTFS_IOC_READ_NOTIFY)
+			return read_notify(arg);
+		return ino_path(arg);
+	}
+	return real_ioctl(fd, req, arg);
+}
