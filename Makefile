@@ -5,15 +5,16 @@
 #                                      the series on a real kernel in QEMU
 #   make demo SCOUTFS_SRC=... [BASE=v1.30]
 #                                      a reader attached, file activity, records printed
+#   make bench [SCOUTFS_SRC=...]       benchmark figures (build/bench.md)
 SHELL := /bin/bash
 BASE ?= $(shell cat base.txt)
 SCOUTFS_SRC ?=
 SUITE ?=
 
-.PHONY: test vm-test demo lint help
+.PHONY: test vm-test demo bench lint help
 
 help:
-	@sed -n '3,8s/^# \{0,1\}//p' Makefile
+	@sed -n '3,9s/^# \{0,1\}//p' Makefile
 
 test:
 	tests/run.sh
@@ -26,3 +27,6 @@ vm-test:
 
 demo:
 	scripts/demo.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)"
+
+bench:
+	scripts/bench.sh $(if $(SCOUTFS_SRC),--src "$(SCOUTFS_SRC)") --base "$(BASE)"

@@ -2,6 +2,7 @@
 # Boot a build of the series in QEMU and run guest suites in it.
 #
 #   scripts/vm-run.sh --out DIR [--suite "kernel daemon"] [--timeout SECS]
+#                     [--base-ko PATH]
 #
 # DIR is what scripts/build-scoutfs.sh made (src/ and scoutfs.ko).  This
 # builds every tests/vm/*.c statically against the patched ioctl.h,
@@ -9,7 +10,8 @@
 # libraries, the modules scoutfs needs, tests/vm/), and boots Debian's
 # kernel with it under TCG with a hard timeout.  The guest's /init runs
 # tests/vm/guest.sh with the suites; its console goes to stdout and to
-# DIR/console.log.
+# DIR/console.log.  --base-ko adds an unpatched scoutfs.ko as
+# /modules/scoutfs-base.ko (for the benchmark).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,11 +24,13 @@ die() {
 out=""
 suite="kernel"
 timeout=${VM_TIMEOUT:-900}
+base_ko=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--out) out=${2:?}; shift 2 ;;
 	--suite) suite=${2:?}; shift 2 ;;
 	--timeout) timeout=${2:?}; shift 2 ;;
+	--base-ko) base_ko=${2:?}; shift 2 ;;
 	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
@@ -72,6 +76,9 @@ for b in scoutfs-notifyd scoutfs-notify-watch; do
 done
 
 cp "$out/scoutfs.ko" "$rd/modules/"
+if [ -n "$base_ko" ]; then
+	cp "$base_ko" "$rd/modules/scoutfs-base.ko"
+fi
 for m in crypto/crc32c_generic.ko lib/libcrc32c.ko drivers/block/brd.ko; do
 	cp "$MODDIR/kernel/$m" "$rd/modules/"
 done

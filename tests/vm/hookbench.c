@@ -1,0 +1,180 @@
+/*
+ * The in-VM half of `make bench` (tests/vm/bench.sh drives it).
+ *
+ *	hookbench pread FILE ITERS	4 KiB preads from page cache: ns/op
+ *	hookbench open FILE ITERS	open+close: ns/op
+ *	hookbench fanotify MNT READY	drain FAN_OPEN|FAN_ACCESS events of a
+ *					filesystem mark until SIGTERM; creates
+ *					READY once the mark is in place
+ *	hookbench busyread FILE SECS	preads as fast as possible for SECS
+ *	hookbench paced FILE N USEC	N preads, USEC apart
+ *	hookbench latency SOCK N	receive N READ records from the
+ *					daemon's socket: emit-to-receipt
+ *					latency p50 and p99 in microseconds
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/fanotify.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <linux/types.h>
+#ifndef U64_MAX
+#define U64_MAX ((__u64)~0ULL)
+#endif
+#include "ioctl.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static uint64_t now(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static int open_or_die(const char *path, int flags)
+{
+	int fd = open(path, flags);
+
+	if (fd < 0) {
+		fprintf(stderr, "hookbench: %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a;
+	uint64_t y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	static char buf[4096];
+	uint64_t t0;
+	uint64_t i;
+	uint64_t n;
+	int fd;
+
+	if (argc < 4) {
+		fprintf(stderr, "usage: see the comment at the top of hookbench.c\n");
+		return 2;
+	}
+	n = strtoull(argv[3], NULL, 10);
+
+	if (!strcmp(argv[1], "pread")) {
+		fd = open_or_die(argv[2], O_RDONLY);
+		for (i = 0; i < 64; i++)	/* warm the page cache */
+			if (pread(fd, buf, 4096, (i % 16) * 4096) != 4096)
+				return 1;
+		t0 = now(CLOCK_MONOTONIC);
+		for (i = 0; i < n; i++)
+			if (pread(fd, buf, 4096, (i % 16) * 4096) != 4096)
+				return 1;
+		printf("%.1f\n", (double)(now(CLOCK_MONOTONIC) - t0) / n);
+		return 0;
+	}
+	if (!strcmp(argv[1], "open")) {
+		t0 = now(CLOCK_MONOTONIC);
+		for (i = 0; i < n; i++)
+			close(open_or_die(argv[2], O_RDONLY));
+		printf("%.1f\n", (double)(now(CLOCK_MONOTONIC) - t0) / n);
+		return 0;
+	}
+	if (!strcmp(argv[1], "fanotify")) {
+		static char ev[65536];
+		struct sigaction sa = { .sa_handler = on_term };
+		uint64_t events = 0;
+		ssize_t len;
+
+		sigaction(SIGTERM, &sa, NULL);
+		fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC, O_RDONLY | O_LARGEFILE);
+		if (fd < 0 || fanotify_mark(fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+					    FAN_OPEN | FAN_ACCESS, AT_FDCWD, argv[2])) {
+			fprintf(stderr, "hookbench: fanotify: %s\n", strerror(errno));
+			return 1;
+		}
+		close(open_or_die(argv[3], O_CREAT | O_WRONLY));
+		while (!stop) {
+			struct fanotify_event_metadata *m = (void *)ev;
+
+			len = read(fd, ev, sizeof(ev));
+			if (len <= 0)
+				continue;
+			for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
+				if (m->fd >= 0)
+					close(m->fd);
+				events++;
+			}
+		}
+		printf("fanotify events %llu\n", (unsigned long long)events);
+		return 0;
+	}
+	if (!strcmp(argv[1], "busyread")) {
+		uint64_t end = now(CLOCK_MONOTONIC) + n * 1000000000ULL;
+
+		fd = open_or_die(argv[2], O_RDONLY);
+		for (i = 0; now(CLOCK_MONOTONIC) < end; i++)
+			if (pread(fd, buf, 4096, (i % 16) * 4096) != 4096)
+				return 1;
+		printf("%llu\n", (unsigned long long)i);
+		return 0;
+	}
+	if (!strcmp(argv[1], "paced") && argc == 5) {
+		struct timespec ts = { 0, atol(argv[4]) * 1000L };
+
+		fd = open_or_die(argv[2], O_RDONLY);
+		for (i = 0; i < n; i++) {
+			if (pread(fd, buf, 4096, 0) != 4096)
+				return 1;
+			nanosleep(&ts, NULL);
+		}
+		return 0;
+	}
+	if (!strcmp(argv[1], "latency")) {
+		struct scoutfs_ioctl_notify_record rec;
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		uint64_t *lat = calloc(n, sizeof(*lat));
+		uint64_t got = 0;
+		int s = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+
+		strncpy(sun.sun_path, argv[2], sizeof(sun.sun_path) - 1);
+		if (!lat || s < 0 || connect(s, (struct sockaddr *)&sun, sizeof(sun))) {
+			fprintf(stderr, "hookbench: connect: %s\n", strerror(errno));
+			return 1;
+		}
+		printf("connected\n");
+		fflush(stdout);
+		while (got < n && recv(s, &rec, sizeof(rec), 0) == sizeof(rec)) {
+			uint64_t t = now(CLOCK_REALTIME);
+
+			if (rec.op == SCOUTFS_NOTIFY_OP_READ)
+				lat[got++] = t > rec.time_ns ? t - rec.time_ns : 0;
+		}
+		qsort(lat, got, sizeof(*lat), cmp_u64);
+		if (!got)
+			return 1;
+		printf("latency_us n %llu p50 %.1f p99 %.1f\n", (unsigned long long)got,
+		       lat[got / 2] / 1000.0, lat[(got * 99) / 100] / 1000.0);
+		return 0;
+	}
+	fprintf(stderr, "hookbench: unknown mode '%s'\n", argv[1]);
+	return 2;
+}
