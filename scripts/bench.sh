@@ -15,22 +15,11 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=tests/lib/tools-src.sh
 . "$top/tests/lib/tools-src.sh"
 
-die() {
-	echo "bench.sh: $*" >&2
-	exit 1
-}
+# shellcheck source=scripts/lib.sh
+. "$top/scripts/lib.sh"
 
-src=${SCOUTFS_SRC:-}
-base=""
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--src) src=${2:?}; shift 2 ;;
-	--base) base=${2:?}; shift 2 ;;
-	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
-	*) die "unknown argument '$1' (see --help)" ;;
-	esac
-done
-[ -n "$base" ] || base=$(cat "$top/base.txt")
+src_base_args "$@"
+: "${base:?}"
 [ "$(id -u)" -eq 0 ] || die "needs root (tmpfs mounts in a private mount namespace, QEMU)"
 mkdir -p "$top/build"
 work=$(mktemp -d)

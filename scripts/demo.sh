@@ -10,23 +10,12 @@ set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-die() {
-	echo "demo.sh: $*" >&2
-	exit 1
-}
+# shellcheck source=scripts/lib.sh
+. "$top/scripts/lib.sh"
 
-src=${SCOUTFS_SRC:-}
-base=""
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--src) src=${2:?}; shift 2 ;;
-	--base) base=${2:?}; shift 2 ;;
-	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
-	*) die "unknown argument '$1' (see --help)" ;;
-	esac
-done
+src_base_args "$@"
+: "${base:?}"
 [ -n "$src" ] || die "set SCOUTFS_SRC (or --src) to an upstream scoutfs git dir with release tags"
-[ -n "$base" ] || base=$(cat "$top/base.txt")
 
 out=$top/build/vm/$base
 "$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --out "$out"

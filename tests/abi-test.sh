@@ -29,16 +29,8 @@ set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
 
-pass=0
-fail=0
-ok() {
-	echo "PASS $1"
-	pass=$((pass + 1))
-}
-bad() {
-	echo "FAIL $1: $2"
-	fail=$((fail + 1))
-}
+# shellcheck source=tests/lib/counts.sh
+. "$top/tests/lib/counts.sh"
 finish() {
 	echo "$pass passed, $fail failed"
 	exit $((fail > 0))

@@ -13,16 +13,8 @@ trap 'rm -rf "$work"' EXIT
 
 export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t
 
-pass=0
-fail=0
-ok() {
-	echo "PASS $1"
-	pass=$((pass + 1))
-}
-bad() {
-	echo "FAIL $1: $2"
-	fail=$((fail + 1))
-}
+# shellcheck source=tests/lib/counts.sh
+. "$top/tests/lib/counts.sh"
 
 # expect NAME STATUS PATTERN -- CMD...: CMD exits STATUS and its stderr
 # or stdout matches PATTERN.

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 bin=${1:?usage: tests/bench/relay.sh BINDIR}
-rounds=${BENCH_RELAY_ROUNDS:-3}
+rounds=${BENCH_RELAY_ROUNDS:-5}
 records=${BENCH_RELAY_RECORDS:-200000}
 work=$(mktemp -d)
 mnt=$work/mnt

@@ -8,6 +8,7 @@ and fails the test when it runs out; nothing sleeps to synchronise.
 Ends with `daemon: N passed, N failed`.
 """
 import json
+import shutil
 import os
 import signal
 import socket
@@ -443,7 +444,37 @@ def t_mount_gone():
     e.close()
 
 
-TESTS = [t_bad_args, t_refusals, t_start_modes_order_and_fanout, t_stalled_client,
+def t_systemd_unit():
+    unit = os.environ.get("UNIT_FILE", "")
+    if not os.path.exists(unit) or not shutil.which("systemd-analyze"):
+        print("SKIPPED: t_systemd_unit: systemd-analyze or the unit file is missing", flush=True)
+        return
+    root = os.path.join(WORK, "sdroot")
+    etc = os.path.join(root, "etc/systemd/system")
+    os.makedirs(etc)
+    os.makedirs(os.path.join(root, "usr/sbin"))
+    os.makedirs(os.path.join(root, "mnt/scoutfs"))
+    shutil.copytree("/lib/systemd/system", os.path.join(root, "lib/systemd/system"), symlinks=True)
+    shutil.copy(NOTIFYD, os.path.join(root, "usr/sbin/scoutfs-notifyd"))
+    shutil.copy(unit, etc)
+    with open(os.path.join(etc, "mnt-scoutfs.mount"), "w") as f:
+        f.write("[Unit]\nDescription=scoutfs\n[Mount]\nWhat=/dev/sdb\nWhere=/mnt/scoutfs\nType=scoutfs\n")
+    inst = "/etc/systemd/system/scoutfs-notifyd@mnt-scoutfs.service"
+    r = run(["systemd-analyze", "verify", "--man=no", f"--root={root}", inst])
+    check(r.returncode == 0 and not r.stderr.strip(),
+          f"systemd-analyze verify of scoutfs-notifyd@mnt-scoutfs.service: {r.stderr.strip() or 'clean'}")
+    r = run(["systemd-analyze", "security", "--offline=true", f"--root={root}", inst])
+    score = [x for x in r.stdout.splitlines() if "Overall exposure level" in x]
+    check(r.returncode == 0 and score and float(score[0].split(": ")[1].split()[0]) <= 2.0,
+          f"systemd-analyze security: {score[0].split(': ', 1)[1] if score else r.stderr.strip()} (at most 2.0)")
+    with open(unit) as f:
+        text = f.read()
+    check("BindsTo=%i.mount" in text and "ExecStart=/usr/sbin/scoutfs-notifyd %f" in text and
+          "Type=notify" in text and "Restart=on-failure" in text,
+          "the unit binds to the mount, passes the unescaped path, restarts on failure")
+
+
+TESTS = [t_systemd_unit, t_bad_args, t_refusals, t_start_modes_order_and_fanout, t_stalled_client,
          t_ring_gaps_and_watch, t_churn, t_bad_clients, t_stale_and_second, t_mount_gone]
 
 

@@ -57,6 +57,7 @@ asan_lib=$(gcc -print-file-name=libasan.so)
 export NOTIFYD_BIN=$out/scoutfs-notifyd
 export WATCH_BIN=$out/scoutfs-notify-watch
 export FAKE_SO=$out/fake-scoutfs.so
+export UNIT_FILE=$src/utils/notifyd/scoutfs-notifyd@.service
 export ASAN_LIB=$asan_lib
 export ASAN_OPTIONS="detect_leaks=$leaks:abort_on_error=0:exitcode=99"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=98"

@@ -10,21 +10,11 @@
 set -u
 
 MNT=$1
-ROUNDS=${BENCH_ROUNDS:-5}
-PREADS=${BENCH_PREADS:-20000}
-OPENS=${BENCH_OPENS:-3000}
-ok=0
-bad=0
-
-wait_for() {
-	n=$(($1 * 20))
-	shift
-	while ! "$@" 2>/dev/null; do
-		n=$((n - 1))
-		[ $n -gt 0 ] || return 1
-		usleep 50000
-	done
-}
+ROUNDS=${BENCH_ROUNDS:-7}
+PREADS=${BENCH_PREADS:-50000}
+OPENS=${BENCH_OPENS:-5000}
+# shellcheck source=tests/vm/lib.sh
+. /t/lib.sh
 
 mount_with() {
 	insmod "$1" || return 1
@@ -43,20 +33,27 @@ measure() {
 	echo "bench: round $1 mode $2 pread_ns $(hookbench pread "$MNT/f" "$PREADS") open_ns $(hookbench open "$MNT/f" "$OPENS")"
 }
 
+# the daemon's listening socket and one accepted client
+client_connected() {
+	[ "$(grep -c " $SOCK\$" /proc/net/unix)" -ge 2 ]
+}
+
 start_daemon() {
 	rm -f /tmp/notifyd.log
 	scoutfs-notifyd "$MNT" 2>/tmp/notifyd.log &
 	DPID=$!
+	WPID=""
 	wait_for 30 grep -q serving /tmp/notifyd.log || return 1
 	scoutfs-notify-watch --no-paths "$MNT" >/dev/null &
 	WPID=$!
-	wait_for 30 test "$(grep -c " $SOCK\$" /proc/net/unix)" -ge 2
+	wait_for 30 client_connected
 }
 
 stop_daemon() {
-	kill "$WPID" 2>/dev/null
+	[ -z "$WPID" ] || kill "$WPID" 2>/dev/null
 	kill -TERM "$DPID"
-	wait "$DPID" "$WPID" 2>/dev/null
+	wait "$DPID" 2>/dev/null
+	[ -z "$WPID" ] || wait "$WPID" 2>/dev/null
 }
 
 r=1
@@ -66,23 +63,25 @@ while [ $r -le "$ROUNDS" ]; do
 		unmount
 	else
 		echo "bench: FAILED to mount the unpatched module"
-		bad=$((bad + 1))
+		fail=$((fail + 1))
 	fi
 	if mount_with /modules/scoutfs.ko; then
 		measure $r no_reader
 		if start_daemon; then
 			measure $r notifyd
-			stop_daemon
 		else
-			bad=$((bad + 1))
+			echo "bench: FAILED to start scoutfs-notifyd and a client"
+			cat /tmp/notifyd.log
+			fail=$((fail + 1))
 		fi
+		stop_daemon
 		rm -f /tmp/fan.ready
 		hookbench fanotify "$MNT" /tmp/fan.ready >/tmp/fan.out &
 		FPID=$!
 		if wait_for 30 test -e /tmp/fan.ready; then
 			measure $r fanotify
 		else
-			bad=$((bad + 1))
+			fail=$((fail + 1))
 		fi
 		kill -TERM $FPID
 		wait $FPID
@@ -94,7 +93,7 @@ done
 # ring drain: one process reading as fast as it can, the daemon and a
 # client attached
 mount_with /modules/scoutfs.ko
-start_daemon
+start_daemon || fail=$((fail + 1))
 e0=$(cat /sys/fs/scoutfs/*/counters/notify_emitted)
 d0=$(cat /sys/fs/scoutfs/*/counters/notify_dropped_ring_full)
 t0=$(awk '{print $14 + $15}' /proc/$DPID/stat)
@@ -116,5 +115,5 @@ echo "bench: $(grep latency_us /tmp/lat.out)"
 stop_daemon
 unmount
 
-if [ $bad -eq 0 ]; then ok=1; fi
-echo "bench: $ok passed, $bad failed"
+[ "$fail" -ne 0 ] || pass=1
+echo "bench: $pass passed, $fail failed"

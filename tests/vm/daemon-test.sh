@@ -8,33 +8,14 @@ set -u
 
 MNT=$1
 RUN=/run/scoutfs
-pass=0
-fail=0
-ok() {
-	echo "PASS: $1"
-	pass=$((pass + 1))
-}
-bad() {
-	echo "FAIL: $1"
-	fail=$((fail + 1))
-}
+# shellcheck source=tests/vm/lib.sh
+. /t/lib.sh
 check() {
 	name=$1
 	shift
 	if "$@"; then ok "$name"; else bad "$name"; fi
 }
 
-# wait_for SECS CMD...: poll CMD every 50 ms until it succeeds
-wait_for() {
-	n=$(($1 * 20))
-	shift
-	while ! "$@" 2>/dev/null; do
-		n=$((n - 1))
-		[ $n -gt 0 ] || return 1
-		usleep 50000
-	done
-	return 0
-}
 
 counter() {
 	cat /sys/fs/scoutfs/*/counters/"$1"

@@ -5,15 +5,8 @@
 set -u
 
 MNT=$1
-wait_for() {
-	n=$(($1 * 20))
-	shift
-	while ! "$@" 2>/dev/null; do
-		n=$((n - 1))
-		[ $n -gt 0 ] || return 1
-		usleep 50000
-	done
-}
+# shellcheck source=tests/vm/lib.sh
+. /t/lib.sh
 connected() {
 	[ "$(grep -c " $SOCK\$" /proc/net/unix)" -ge 2 ]
 }

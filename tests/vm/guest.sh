@@ -17,18 +17,8 @@
 set -u
 
 MNT=/mnt
-pass=0
-fail=0
-
-ok() {
-	echo "PASS: $1"
-	pass=$((pass + 1))
-}
-
-bad() {
-	echo "FAIL: $1"
-	fail=$((fail + 1))
-}
+# shellcheck source=tests/vm/lib.sh
+. /t/lib.sh
 
 # mkfs and mount a fresh scoutfs (both ram disks), loading the module
 mkfs_mount() {

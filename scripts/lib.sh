@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sourced by the scripts/ entry points.
+#   die MSG                the script's name and MSG on stderr, exit 1
+#   usage                  the script's header comment, as --help text
+#   src_base_args ARGS...  parse --src DIR, --base TAG and --help into
+#                          $src (default $SCOUTFS_SRC) and $base (default
+#                          base.txt); anything else is an error
+
+: "${top:?scripts/lib.sh needs top set to the repository}"
+me=$(basename "$0")
+
+die() {
+	echo "$me: $*" >&2
+	exit 1
+}
+
+usage() {
+	sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"
+}
+
+# shellcheck disable=SC2034 # src and base are the caller's
+src_base_args() {
+	src=${SCOUTFS_SRC:-}
+	base=""
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--src) src=${2:?--src needs a directory}; shift 2 ;;
+		--base) base=${2:?--base needs a release tag}; shift 2 ;;
+		-h | --help) usage; exit 0 ;;
+		*) die "unknown argument '$1' (see --help)" ;;
+		esac
+	done
+	[ -n "$base" ] || base=$(cat "$top/base.txt")
+}
