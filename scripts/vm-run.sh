@@ -10,7 +10,8 @@
 # libraries, the modules scoutfs needs, tests/vm/), and boots Debian's
 # kernel with it under TCG with a hard timeout.  The guest's /init runs
 # tests/vm/guest.sh with the suites; its console goes to stdout and to
-# DIR/console.log.  --base-ko adds an unpatched scoutfs.ko as
+# DIR/console.log.  VM_ONLY=NAME runs only that test of the test
+# programs (their -t NAME).  --base-ko adds an unpatched scoutfs.ko as
 # /modules/scoutfs-base.ko (for the benchmark).
 set -euo pipefail
 
@@ -133,8 +134,8 @@ echo "vm-run.sh: booting $KVER with scoutfs $(git -C "$tree" describe --tags --a
 rc=0
 timeout --foreground -k 10 "$timeout" qemu-system-x86_64 -cpu max -smp 2 -m 6G \
 	-nographic -no-reboot -kernel "$VMLINUZ" -initrd "$out/initrd.gz" \
-	-append "console=ttyS0 panic=-1 quiet loglevel=1 notify.suite=$suites" \
-	</dev/null 2>&1 | tr -d '\r' | tee "$out/console.log" || rc=$?
+	-append "console=ttyS0 panic=-1 quiet loglevel=1 notify.suite=$suites${VM_ONLY:+ notify.only=$VM_ONLY}" \
+	</dev/null 2>&1 | sed -u 's/\r$//' | tee "$out/console.log" || rc=$?
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 	echo "vm-run.sh: the VM did not finish within ${timeout}s"
 fi

@@ -25,6 +25,7 @@ OP_OPEN, OP_READ, OP_ATTACH = 1, 2, 3
 
 NOTIFYD = os.environ["NOTIFYD_BIN"]
 WATCH = os.environ["WATCH_BIN"]
+TCLIENT = os.environ["TCLIENT_BIN"]
 PRELOAD = os.environ["ASAN_LIB"] + ":" + os.environ["FAKE_SO"]
 WORK = sys.argv[1]
 FSID = "5ca1ab1e0123abcd"
@@ -58,7 +59,7 @@ class Env:
 
     n = 0
 
-    def __init__(self):
+    def __init__(self, fsid=FSID):
         Env.n += 1
         self.dir = os.path.join(WORK, f"t{Env.n}")
         self.mnt = os.path.join(self.dir, "mnt")
@@ -66,10 +67,12 @@ class Env:
         self.ctl = os.path.join(self.dir, "ctl")
         os.makedirs(self.mnt)
         subprocess.run(["mount", "-t", "tmpfs", "fake", self.mnt], check=True)
-        self.sockdir = os.path.join(self.run, FSID)
+        self.events_path = os.path.join(self.dir, "events")
+        self.sockdir = os.path.join(self.run, fsid)
         self.sock = os.path.join(self.sockdir, "notify.sock")
         self.env = dict(os.environ, LD_PRELOAD=PRELOAD, FAKE_SCOUTFS_MNT=self.mnt,
-                        FAKE_SCOUTFS_FSID=FSID, FAKE_SCOUTFS_CTL=self.ctl)
+                        FAKE_SCOUTFS_FSID=fsid, FAKE_SCOUTFS_CTL=self.ctl,
+                        FAKE_SCOUTFS_EVENTS=self.events_path)
         self.procs = []
 
     def daemon(self, *extra, env=None):
@@ -91,6 +94,14 @@ class Env:
 
     def client(self):
         return Client(self.sock)
+
+    def events(self):
+        """attach/detach lines the ioctl stand-in logged"""
+        try:
+            with open(self.events_path) as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
 
     def close(self):
         for p in self.procs:
@@ -188,30 +199,38 @@ def t_bad_args():
 
 def t_refusals():
     e = Env()
+    errs = []
     r = run([NOTIFYD, "--run-dir", e.run, e.dir], env=e.env)
+    errs.append(r.stderr)
     check(r.returncode == 1 and "not a scoutfs filesystem" in r.stderr,
           f"not a scoutfs mount refused: {r.stderr.strip()}")
     os.mkdir(os.path.join(e.mnt, "sub"))
     r = run([NOTIFYD, "--run-dir", e.run, os.path.join(e.mnt, "sub")], env=e.env)
+    errs.append(r.stderr)
     check(r.returncode == 1 and "mount point" in r.stderr,
           f"a directory inside the mount refused: {r.stderr.strip()}")
     env = dict(e.env, FAKE_SCOUTFS_ATTACH_ERRNO="16")
     r = run([NOTIFYD, "--run-dir", e.run, e.mnt], env=env)
+    errs.append(r.stderr)
     check(r.returncode == 1 and "already has a notify reader" in r.stderr and
           not os.path.exists(e.sock),
           f"EBUSY at attach: clear error, no socket: {r.stderr.strip()}")
     env = dict(e.env, FAKE_SCOUTFS_ATTACH_ERRNO="1")
     r = run([NOTIFYD, "--run-dir", e.run, e.mnt], env=env)
+    errs.append(r.stderr)
     check(r.returncode == 1 and "CAP_SYS_ADMIN" in r.stderr, f"EPERM at attach: {r.stderr.strip()}")
     os.makedirs(os.path.join(e.dir, "open"), exist_ok=True)
     os.chmod(os.path.join(e.dir, "open"), 0o777)
     r = run([NOTIFYD, "--run-dir", os.path.join(e.dir, "open"), e.mnt], env=e.env)
+    errs.append(r.stderr)
     check(r.returncode == 1 and "writable by others" in r.stderr,
           f"a world-writable run dir refused: {r.stderr.strip()}")
     r = run([WATCH, "--run-dir", e.run, e.mnt], env=e.env)
+    errs.append(r.stderr)
     check(r.returncode == 1 and "is scoutfs-notifyd running" in r.stderr,
           f"notify-watch without a daemon: {r.stderr.strip()}")
-    check(all(sanitizer_clean(x) for x in (r.stderr,)), "no sanitizer reports")
+    check(e.events() == [], f"a refused daemon never attached: {e.events()}")
+    check(all(sanitizer_clean(x) for x in errs), "no sanitizer reports")
     e.close()
 
 
@@ -244,6 +263,8 @@ def t_start_modes_order_and_fanout():
     check(rc == 0, f"SIGTERM: exit {rc}")
     check(not os.path.exists(e.sock), "SIGTERM: socket removed")
     check(wait_for(lambda: all(c.eof for c in cs)), "SIGTERM: clients see EOF")
+    check(e.events() == ["attach", "detach"],
+          f"SIGTERM: the reader's file was closed (detached): {e.events()}")
     log = log_of(d)
     check("stopping on signal 15" in log and "relayed 300000" in log,
           "SIGTERM: final stats logged (relayed 300000)")
@@ -307,7 +328,8 @@ def t_ring_gaps_and_watch():
     check(wait_for(lambda: "clients 2" in stats_of(e, d), 10), "two notify-watch clients connected")
     e.send("emit 5")
     e.send("drop 7")
-    e.send("emit 5")
+    e.send("emit 4")
+    e.send("op 9")
     rj = wj.wait(30)
     rh = wh.wait(30)
     check(rj == 0 and rh == 0, f"--count 10 exits 0 after 10 records ({rj}, {rh})")
@@ -325,13 +347,22 @@ def t_ring_gaps_and_watch():
           f"--json: the gap is one line: {lost}")
     check(all(o["op"] == "READ" and o["len"] == 4096 and o["uid"] == 1000 and
               o["path"] == f"{e.mnt}/dir/file-{o['ino']}" and o["time"].endswith("Z")
-              for o in recs) and len(recs) == 10,
+              for o in recs[:9]) and len(recs) == 10,
           "--json: fields and the path resolved through INO_PATH")
+    check(recs[-1]["op"] == 9 and recs[-1]["seq"] == 18 and
+          all(k in recs[-1] for k in ("time_ns", "pid", "uid", "gid", "ino", "offset", "len", "flags")),
+          f"--json: an unknown op is passed through as its number: {recs[-1]}")
+    check([o["seq"] for o in recs] == [2, 3, 4, 5, 6, 14, 15, 16, 17, 18],
+          f"--json: the seqs in order: {[o['seq'] for o in recs]}")
     with open(out_h.name) as f:
         text = f.read()
     check("7 records lost (seq 7 to 13)" in text, "text: the gap line")
-    check(text.count(" READ ") == 10 and "ino=" in text and "offset=" in text and "path=" in text,
+    check(text.count(" READ ") == 9 and "ino=" in text and "offset=" in text and "path=" in text,
           "text: one line per record with ino, offset, path")
+    check(" seq=18 op=9 " in text, "text: the unknown op is printed as op=9")
+    log = stats_of(e, d)
+    check("ring_lost 7 " in [x for x in log.splitlines() if "stats: drained" in x][-1],
+          "the daemon counts the 7 records the ring lost")
     check(sanitizer_clean(text + log_of(d)), "no sanitizer reports")
     stop(d)
     e.close()
@@ -440,8 +471,184 @@ def t_mount_gone():
     check(rc == 1 and "no longer mounted" in log_of(d),
           f"the filesystem goes away: exit {rc}, {log_of(d).strip().splitlines()[-1:]}")
     check(not os.path.exists(e.sock), "socket removed")
+    check(e.events() == ["attach", "detach"], f"the reader's file was closed: {e.events()}")
     check(sanitizer_clean(log_of(d)), "no sanitizer reports")
     e.close()
+
+
+def rec_bytes(seq, op=OP_READ):
+    return REC.pack(seq, 1000 + seq, 0, seq * 4096, 4096, op, 1, 0, 0, 0, 0)
+
+
+class TClient:
+    """tests/daemon/tclient.c: a C client, optionally stalled until a file exists"""
+
+    def __init__(self, e, n, stall=None):
+        self.out = os.path.join(e.dir, f"tclient{id(self)}.out")
+        args = [TCLIENT, e.sock, str(n)] + ([stall] if stall else [])
+        with open(self.out, "w") as f:
+            self.p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=e.env)
+
+    def text(self):
+        with open(self.out) as f:
+            return f.read()
+
+    def received(self):
+        p = [int(x.split()[1]) for x in self.text().splitlines() if x.startswith("progress ")]
+        return p[-1] if p else 0
+
+    def summary(self):
+        line = [x for x in self.text().splitlines() if x.startswith("summary ")]
+        return {k: int(v) for k, v in (w.split("=") for w in line[0].split()[1:])} if line else {}
+
+
+def t_c_clients():
+    """C clients: 3 readers get every record, a stalled one's gaps match the daemon's count"""
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts")
+    stall = os.path.join(e.dir, "go")
+    slow = TClient(e, 0, stall)
+    check(wait_for(lambda: "connected" in slow.text() and "clients 1" in stats_of(e, d), 10),
+          "stalled client connected")
+    fast = [TClient(e, 30000) for _ in range(3)]
+    check(wait_for(lambda: all("connected" in c.text() for c in fast) and
+                   "clients 4" in stats_of(e, d), 10), "3 reading clients connected")
+    total = 0
+    for chunk in range(30):
+        e.send("emit 1000")
+        total += 1000
+        if not wait_for(lambda: all(c.received() >= total for c in fast)):
+            break
+    for c in fast:
+        try:
+            c.p.wait(30)
+        except subprocess.TimeoutExpired:
+            c.p.kill()
+    sums = [c.summary() for c in fast]
+    want = {"received": 30000, "first": 2, "last": 30001, "gaps": 0, "disorder": 0, "bad": 0, "eof": 0}
+    check(sums == [want] * 3, f"each got records 2..30001, in order, no gaps, 64 bytes: {sums}")
+    log = stats_of(e, d)
+    line = [x for x in log.splitlines() if "stats: client 1 " in x][-1]
+    lost = int(line.split("lost ")[1].split()[0])
+    check(lost > 0, f"the stalled client lost records ({lost})")
+    open(stall, "w").close()
+    rc = stop(d)
+    try:
+        slow.p.wait(30)
+    except subprocess.TimeoutExpired:
+        slow.p.kill()
+    s = slow.summary()
+    seen = s.get("gaps", 0) + s.get("first", 0) - 2 + 30001 - s.get("last", 0) if s else -1
+    check(rc == 0 and s.get("eof") == 1 and s.get("disorder") == 0 and s.get("bad") == 0 and
+          s.get("received", 0) + lost == 30000 and seen == lost,
+          f"it reads what was queued, then EOF; its gaps ({seen}) equal the daemon's lost count ({lost}): {s}")
+    check(sanitizer_clean(log_of(d) + slow.text() + "".join(c.text() for c in fast)),
+          "no sanitizer reports")
+    e.close()
+
+
+def t_watch_protocol():
+    """notify-watch against a hand-made server: odd sizes, gaps, EOF"""
+    e = Env()
+    path = os.path.join(e.dir, "hand.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(30)
+    w = subprocess.Popen([WATCH, "--socket", path], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=e.env)
+    conn, _ = srv.accept()
+    for m in (rec_bytes(1), b"x" * 10, rec_bytes(2), b"y" * 100, b"", rec_bytes(5),
+              rec_bytes(6, op=77)):
+        conn.send(m)
+    conn.close()
+    srv.close()
+    try:
+        out, err = w.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        w.kill()
+        out, err = w.communicate()
+    lines = out.splitlines()
+    check(w.returncode == 0 and "closed the connection" in err,
+          f"EOF from the daemon: exit {w.returncode} with a message: {err.strip().splitlines()[-1:]}")
+    check("ignoring a 10 byte message" in err and "ignoring a 100 byte message" in err and
+          "ignoring a 0 byte message" in err,
+          "messages of the wrong size are reported and skipped")
+    seqs = [x.split("seq=")[1].split()[0] for x in lines if "seq=" in x and "lost" not in x]
+    check(seqs == ["1", "2", "5", "6"], f"the records around them are printed: {seqs}")
+    check("2 records lost (seq 3 to 4)" in out, "the gap is reported")
+    check(" op=77 " in out, "an unknown op does not stop the client")
+    check(sanitizer_clean(err), "no sanitizer reports")
+    e.close()
+
+
+def t_watch_daemon_stops():
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts")
+    w = subprocess.Popen([WATCH, "--run-dir", e.run, e.mnt], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=e.env)
+    check(wait_for(lambda: "clients 1" in stats_of(e, d), 10), "notify-watch connected")
+    e.send("emit 3")
+    rc = stop(d)
+    try:
+        out, err = w.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        w.kill()
+        out, err = w.communicate()
+    check(rc == 0 and w.returncode == 0 and "closed the connection" in err,
+          f"the daemon stops: notify-watch exits {w.returncode} with a message")
+    check(out.count(" READ ") == 3, f"after printing the 3 records it was sent: {out.count(' READ ')}")
+    check(sanitizer_clean(err + log_of(d)), "no sanitizer reports")
+    e.close()
+
+
+def t_sd_notify():
+    for name, abstract in (("path", False), ("abstract", True)):
+        e = Env()
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if abstract:
+            addr = f"scoutfs-notifyd-test-{os.getpid()}-{Env.n}"
+            ns.bind("\0" + addr)
+            env = dict(e.env, NOTIFY_SOCKET="@" + addr)
+        else:
+            addr = os.path.join(e.dir, "notify")
+            ns.bind(addr)
+            env = dict(e.env, NOTIFY_SOCKET=addr)
+        ns.settimeout(30)
+        d = e.daemon(env=env)
+        try:
+            msg = ns.recv(256).decode()
+        except socket.timeout:
+            msg = ""
+        check(msg == "READY=1" and os.path.exists(e.sock),
+              f"{name} NOTIFY_SOCKET: READY=1 once the socket is there: {msg!r}")
+        stop(d)
+        try:
+            msg = ns.recv(256).decode()
+        except socket.timeout:
+            msg = ""
+        check(msg == "STOPPING=1", f"{name} NOTIFY_SOCKET: STOPPING=1 at shutdown: {msg!r}")
+        check(sanitizer_clean(log_of(d)), "no sanitizer reports")
+        ns.close()
+        e.close()
+
+
+def t_fsid_format():
+    """the socket directory is named as `stat -f -c %i` prints the fsid"""
+    for fsid in ("f00d0000000a", "80000000ffffffff", "1"):
+        e = Env(fsid=fsid)
+        d = e.daemon()
+        ok = e.started(d)
+        r = run(["stat", "-f", "-c", "%i", e.mnt],
+                env=dict(e.env, LD_PRELOAD=os.environ["FAKE_SO"]))
+        names = os.listdir(e.run) if os.path.isdir(e.run) else []
+        check(ok and r.stdout.strip() == fsid and names == [fsid],
+              f"fsid {fsid}: stat -f -c %i says {r.stdout.strip()!r}, socket dir {names}")
+        stop(d)
+        check(sanitizer_clean(log_of(d)), "no sanitizer reports")
+        e.close()
 
 
 def t_systemd_unit():
@@ -475,7 +682,8 @@ def t_systemd_unit():
 
 
 TESTS = [t_systemd_unit, t_bad_args, t_refusals, t_start_modes_order_and_fanout, t_stalled_client,
-         t_ring_gaps_and_watch, t_churn, t_bad_clients, t_stale_and_second, t_mount_gone]
+         t_ring_gaps_and_watch, t_churn, t_bad_clients, t_stale_and_second, t_mount_gone,
+         t_c_clients, t_watch_protocol, t_watch_daemon_stops, t_sd_notify, t_fsid_format]
 
 
 def main():

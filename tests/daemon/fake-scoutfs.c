@@ -19,13 +19,19 @@
  *	stream N	N records made as fast as the reader drains them,
  *			never dropped (a producer that keeps up)
  *	drop N		N records generated and dropped (a seq gap)
+ *	op N		one record with op N (an op this version doesn't know)
  *
  * $FAKE_SCOUTFS_ATTACH_ERRNO makes the attaching call fail with that
- * errno (e.g. 16 for EBUSY).
+ * errno (e.g. 16 for EBUSY).  Like the kernel, a READ_NOTIFY on another
+ * file while a reader is attached fails with EBUSY, and closing the
+ * reader's file detaches it.  Attach and detach are appended as lines
+ * "attach" and "detach" to the file $FAKE_SCOUTFS_EVENTS, if set, so a
+ * test can tell that the reader's file was closed.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -58,10 +64,12 @@ static uint64_t next_seq = 1;
 static uint64_t stream_left;
 static int ctl_fd = -1;
 static bool attached;
+static int reader_fd = -1;
 
 static int (*real_ioctl)(int, unsigned long, ...);
 static int (*real_fstatfs)(int, struct statfs *);
 static int (*real_statfs)(const char *, struct statfs *);
+static int (*real_close)(int);
 
 static void init(void)
 {
@@ -69,6 +77,7 @@ static void init(void)
 		real_ioctl = (int (*)(int, unsigned long, ...))dlsym(RTLD_NEXT, "ioctl");
 		real_fstatfs = (int (*)(int, struct statfs *))dlsym(RTLD_NEXT, "fstatfs");
 		real_statfs = (int (*)(const char *, struct statfs *))dlsym(RTLD_NEXT, "statfs");
+		real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
 	}
 }
 
@@ -126,6 +135,33 @@ int statfs64(const char *path, struct statfs64 *sfs)
 	return statfs(path, (struct statfs *)sfs);
 }
 
+static void event(const char *what)
+{
+	const char *path = getenv("FAKE_SCOUTFS_EVENTS");
+	int fd;
+
+	if (!path)
+		return;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (write(fd, what, strlen(what)) < 0 || write(fd, "\n", 1) < 0)
+		fprintf(stderr, "fake-scoutfs: can't log to %s\n", path);
+	real_close(fd);
+}
+
+int close(int fd)
+{
+	init();
+	if (attached && fd == reader_fd) {
+		attached = false;
+		reader_fd = -1;
+		head = tail = 0;
+		event("detach");
+	}
+	return real_close(fd);
+}
+
 static void store(void)
 {
 	rec_t *r;
@@ -180,11 +216,15 @@ static void read_ctl(void)
 			next_seq += n;
 		} else if (sscanf(buf, "stream %llu", &n) == 1) {
 			stream_left += n;
+		} else if (sscanf(buf, "op %llu", &n) == 1) {
+			store();
+			if (head > tail)
+				ring[(head - 1) % RING_NR].op = (uint32_t)n;
 		}
 	}
 }
 
-static int read_notify(struct scoutfs_ioctl_read_notify *rn)
+static int read_notify(int fd, struct scoutfs_ioctl_read_notify *rn)
 {
 	rec_t *out = (rec_t *)(uintptr_t)rn->recs_ptr;
 	struct pollfd pfd;
@@ -192,6 +232,10 @@ static int read_notify(struct scoutfs_ioctl_read_notify *rn)
 	uint64_t n = 0;
 	int ms;
 
+	if (attached && fd != reader_fd) {
+		errno = EBUSY;
+		return -1;
+	}
 	if (!attached) {
 		e = getenv("FAKE_SCOUTFS_ATTACH_ERRNO");
 		if (e && atoi(e)) {
@@ -199,6 +243,8 @@ static int read_notify(struct scoutfs_ioctl_read_notify *rn)
 			return -1;
 		}
 		attached = true;
+		reader_fd = fd;
+		event("attach");
 		bind_ctl();
 		store();	/* the ATTACH record */
 		ring[(head - 1) % RING_NR].op = SCOUTFS_NOTIFY_OP_ATTACH;
@@ -252,7 +298,7 @@ int ioctl(int fd, unsigned long req, ...)
 	if ((req == SCOUTFS_IOC_READ_NOTIFY || req == SCOUTFS_IOC_INO_PATH) &&
 	    fstat(fd, &st) == 0 && on_fake(&st)) {
 		if (req == SCOUTFS_IOC_READ_NOTIFY)
-			return read_notify(arg);
+			return read_notify(fd, arg);
 		return ino_path(arg);
 	}
 	return real_ioctl(fd, req, arg);

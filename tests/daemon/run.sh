@@ -4,7 +4,9 @@
 # utils/notifyd/ and kmod/src/ioctl.h, made from what the series ships)
 # under ASan and UBSan, and run tests/daemon/daemon_test.py against
 # tests/daemon/fake-scoutfs.c, an LD_PRELOAD stand-in for the notify
-# ioctl on a tmpfs made to look like a scoutfs mount.  Runs in a
+# ioctl on a tmpfs made to look like a scoutfs mount.  Its clients are
+# Python threads, tests/daemon/tclient.c (also sanitized) and the real
+# scoutfs-notify-watch.  Runs in a
 # private mount namespace (unshare -m) so the tmpfs mounts can't leak.
 #
 #   tests/daemon/run.sh SRC_DIR
@@ -35,6 +37,8 @@ for b in scoutfs-notifyd scoutfs-notify-watch; do
 		-o "$out/$b" "$src/utils/notifyd/$b.c" ||
 		fail_setup "cannot build $b"
 done
+gcc -std=c11 -Wall -Wextra -Werror "${san[@]}" -o "$out/tclient" "$here/tclient.c" ||
+	fail_setup "cannot build the test client"
 gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -I"$src/kmod/src" \
 	-o "$out/fake-scoutfs.so" "$here/fake-scoutfs.c" -ldl ||
 	fail_setup "cannot build the ioctl stand-in"
@@ -56,6 +60,7 @@ asan_lib=$(gcc -print-file-name=libasan.so)
 
 export NOTIFYD_BIN=$out/scoutfs-notifyd
 export WATCH_BIN=$out/scoutfs-notify-watch
+export TCLIENT_BIN=$out/tclient
 export FAKE_SO=$out/fake-scoutfs.so
 export UNIT_FILE=$src/utils/notifyd/scoutfs-notifyd@.service
 export ASAN_LIB=$asan_lib

@@ -19,6 +19,13 @@ set -u
 MNT=/mnt
 # shellcheck source=tests/vm/lib.sh
 . /t/lib.sh
+# notify.only=NAME on the kernel command line runs one test of a program
+ONLY=$(sed -n 's/.*notify\.only=\([^ ]*\).*/\1/p' /proc/cmdline)
+only_args() {
+	[ -z "$ONLY" ] || echo "-t $ONLY"
+}
+# a task stuck for 60 s gets a report in the kernel log (and fails the run)
+echo 60 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
 
 # mkfs and mount a fresh scoutfs (both ram disks), loading the module
 mkfs_mount() {
@@ -65,9 +72,13 @@ umount_rmmod() {
 run_counted() {
 	name=$1
 	shift
-	"$@" >/tmp/run.out 2>&1
-	rc=$?
-	cat /tmp/run.out
+	("$@"; echo $? >/tmp/run.rc) 2>&1 | tee /tmp/run.out
+	rc=$(cat /tmp/run.rc)
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 143 ]; then
+		# timed out: what the kernel says about blocked tasks
+		echo w >/proc/sysrq-trigger
+		dmesg | tail -n 120
+	fi
 	line=$(grep -E '^[A-Za-z0-9_-]+: [0-9]+ passed, [0-9]+ failed$' /tmp/run.out | tail -n 1)
 	if [ -z "$line" ]; then
 		bad "$name: no closing line (exit $rc)"
@@ -85,7 +96,8 @@ run_counted() {
 suite_kernel() {
 	mkfs_mount kernel || return
 	if [ -x /t/bin/kernel-test ]; then
-		run_counted kernel-test timeout 600 /t/bin/kernel-test $MNT
+		# shellcheck disable=SC2046
+		run_counted kernel-test timeout 600 /t/bin/kernel-test $(only_args) $MNT
 	else
 		bad "kernel: /t/bin/kernel-test is missing"
 	fi
@@ -111,7 +123,8 @@ suite_demo() {
 suite_faults() {
 	mkfs_mount faults || return
 	if [ -x /t/bin/faults-test ]; then
-		run_counted faults-test timeout 1200 /t/bin/faults-test $MNT
+		# shellcheck disable=SC2046
+		run_counted faults-test timeout 600 /t/bin/faults-test $(only_args) $MNT
 	else
 		bad "faults: /t/bin/faults-test is missing"
 	fi

@@ -1,0 +1,269 @@
+/*
+ * What the in-VM C tests share (tests/vm/kernel-test.c and
+ * tests/vm/faults-test.c): PASS/FAIL lines and counts, the notify
+ * ioctl, the counters, files on the mount, and bounded waits for child
+ * processes.  Each test program defines `prog` (its name for the
+ * closing line) and sets `mnt`.
+ */
+#ifndef NOTIFY_LIB_H
+#define NOTIFY_LIB_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <linux/capability.h>
+#include <linux/types.h>
+#ifndef U64_MAX
+#define U64_MAX ((__u64)~0ULL)
+#endif
+#include "ioctl.h"
+
+typedef struct scoutfs_ioctl_notify_record rec_t;
+
+static const char *mnt;
+static int passed;
+static int failed;
+static char cur[64];
+
+#define RING_NR 1024
+
+static inline void pass(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("PASS: %s: ", cur);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	passed++;
+}
+
+static inline void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("FAIL: %s: ", cur);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	failed++;
+}
+
+#define CHECK(cond, ...)			\
+	do {					\
+		if (cond)			\
+			pass(__VA_ARGS__);	\
+		else				\
+			fail(__VA_ARGS__);	\
+	} while (0)
+
+static const char *prog;
+
+static inline void die(const char *what)
+{
+	printf("FAIL: %s: %s: %s\n", cur, what, strerror(errno));
+	printf("%s: %d passed, %d failed\n", prog, passed, failed + 1);
+	exit(1);
+}
+
+static inline uint64_t now_ns(int clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static inline uint64_t counter(const char *name)
+{
+	char pat[256];
+	glob_t g;
+	FILE *f;
+	unsigned long long v = ~0ULL;
+
+	snprintf(pat, sizeof(pat), "/sys/fs/scoutfs/*/counters/%s", name);
+	if (glob(pat, 0, NULL, &g) != 0 || g.gl_pathc != 1) {
+		fail("counter %s: %zu matches of %s", name,
+		     (size_t)g.gl_pathc, pat);
+		globfree(&g);
+		return ~0ULL;
+	}
+	f = fopen(g.gl_pathv[0], "r");
+	if (!f || fscanf(f, "%llu", &v) != 1)
+		fail("counter %s unreadable", name);
+	if (f)
+		fclose(f);
+	globfree(&g);
+	return v;
+}
+
+static inline char *path_of(const char *name)
+{
+	static char bufs[4][PATH_MAX];
+	static int i;
+	char *p = bufs[i++ & 3];
+
+	snprintf(p, PATH_MAX, "%s/%s", mnt, name);
+	return p;
+}
+
+static inline int open_root(void)
+{
+	int fd = open(mnt, O_RDONLY | O_DIRECTORY);
+
+	if (fd < 0)
+		die("open mount root");
+	return fd;
+}
+
+static inline long rn_call(int fd, rec_t *recs, uint64_t nr, uint64_t flags,
+		    uint64_t timeout_ms)
+{
+	struct scoutfs_ioctl_read_notify rn = {
+		.recs_ptr = (unsigned long)recs,
+		.recs_nr = nr,
+		.timeout_ms = timeout_ms,
+		.flags = flags,
+	};
+
+	return ioctl(fd, SCOUTFS_IOC_READ_NOTIFY, &rn);
+}
+
+/* drain everything now in the ring into recs (up to max) */
+static inline long drain(int fd, rec_t *recs, long max)
+{
+	long n = 0;
+	long ret;
+
+	while (n < max) {
+		ret = rn_call(fd, recs + n, max - n, 0, 0);
+		if (ret < 0)
+			return -1;
+		if (ret == 0)
+			break;
+		n += ret;
+	}
+	return n;
+}
+
+static inline void make_file(const char *name, size_t size, mode_t mode)
+{
+	char buf[4096];
+	size_t done = 0;
+	int fd;
+
+	fd = open(path_of(name), O_CREAT | O_TRUNC | O_WRONLY, mode);
+	if (fd < 0)
+		die("create file");
+	while (done < size) {
+		size_t n = size - done < sizeof(buf) ? size - done : sizeof(buf);
+
+		memset(buf, 'a' + (done / 4096) % 26, n);
+		if (write(fd, buf, n) != (ssize_t)n)
+			die("write");
+		done += n;
+	}
+	fchmod(fd, mode);
+	close(fd);
+}
+
+static inline uint64_t ino_of(const char *name)
+{
+	struct stat st;
+
+	if (stat(path_of(name), &st))
+		die("stat");
+	return st.st_ino;
+}
+
+/* the state letter of /proc/<pid>/stat and its wchan */
+static inline char proc_state(pid_t pid)
+{
+	char p[64];
+	char buf[512];
+	char *c;
+	FILE *f;
+	size_t n;
+
+	snprintf(p, sizeof(p), "/proc/%d/stat", pid);
+	f = fopen(p, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	c = strrchr(buf, ')');
+	return c && c[1] == ' ' ? c[2] : 0;
+}
+
+/*
+ * Wait (bounded) until pid sleeps interruptibly, which for the children
+ * here means it is waiting in the ioctl: they do nothing else that
+ * sleeps after saying they are about to call it.
+ */
+static inline bool wait_sleeping(pid_t pid, int secs)
+{
+	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)secs * 1000000000ULL;
+	struct timespec ts = { 0, 1000000 };
+
+	while (now_ns(CLOCK_MONOTONIC) < end) {
+		if (proc_state(pid) == 'S')
+			return true;
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+/* waitpid with a deadline; kills the child when it runs out */
+static inline int reap(pid_t pid, int secs)
+{
+	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)secs * 1000000000ULL;
+	struct timespec ts = { 0, 1000000 };
+	int status;
+
+	while (now_ns(CLOCK_MONOTONIC) < end) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return status;
+		if (r < 0)
+			return -1;
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	fail("child %d did not finish within %d s", pid, secs);
+	return -1;
+}
+
+static inline bool rec_zero_tail(const rec_t *r)
+{
+	return r->_pad == 0;
+}
+
+#endif
