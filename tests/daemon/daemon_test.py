@@ -651,6 +651,83 @@ def t_fsid_format():
         e.close()
 
 
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def d_last(e, d):
+    line = [x for x in stats_of(e, d).splitlines() if "stats: drained" in x][-1]
+    return int(line.split("last_seq ")[1].split()[0])
+
+
+def t_flood():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts")
+    steady = e.client()
+    e.send("emit 100")
+    wait_for(lambda: len(steady.seqs) >= 100)
+    rss0 = rss_kb(d.pid)
+    flood = []
+    # records keep the daemon cycling, so it accepts while the flood connects
+    ticking = threading.Event()
+
+    def tick():
+        while not ticking.is_set():
+            e.send("emit 1")
+            time.sleep(0.01)
+    t = threading.Thread(target=tick)
+    t.start()
+    def try_connect(s):
+        try:
+            s.connect(e.sock)
+            return True
+        except BlockingIOError:   # the listen backlog is full: retry
+            return False
+    for _ in range(3000):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.setblocking(False)
+        if wait_for(lambda: try_connect(s), 10):
+            flood.append(s)
+        else:
+            s.close()
+            break
+    ticking.set()
+    t.join()
+    wait_for(lambda: len(steady.seqs) >= 100 and steady.seqs[-1] == d_last(e, d), 10)
+    total = len(steady.seqs)
+    # none of them reads: a stream goes by
+    for chunk in range(10):
+        e.send("emit 1000")
+        total += 1000
+        if not wait_for(lambda: len(steady.seqs) >= total):
+            break
+    log = stats_of(e, d)
+    line = [x for x in log.splitlines() if "stats: drained" in x][-1]
+    check(len(steady.seqs) == total and steady.contiguous(),
+          f"{len(flood)} connections that never read: the steady client still got all {total} records")
+    check("clients 1024 " in line and "refusing a client" in log,
+          f"at most 1024 clients are kept, the rest refused: {line.split('clients ')[1]}")
+    rss1 = rss_kb(d.pid)
+    check(d.poll() is None and rss1 - rss0 < 16384,
+          f"the daemon stays up with bounded memory: RSS {rss0} -> {rss1} KiB")
+    for s in flood:
+        s.close()
+    check(wait_for(lambda: "clients 1 " in stats_of(e, d)),
+          "the flood's clients are dropped when they close")
+    stop(d)
+    check(sanitizer_clean(log_of(d)), "no sanitizer reports")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    e.close()
+
+
 def t_systemd_unit():
     unit = os.environ.get("UNIT_FILE", "")
     if not os.path.exists(unit) or not shutil.which("systemd-analyze"):
@@ -681,7 +758,7 @@ def t_systemd_unit():
           "the unit binds to the mount, passes the unescaped path, restarts on failure")
 
 
-TESTS = [t_systemd_unit, t_bad_args, t_refusals, t_start_modes_order_and_fanout, t_stalled_client,
+TESTS = [t_flood, t_systemd_unit, t_bad_args, t_refusals, t_start_modes_order_and_fanout, t_stalled_client,
          t_ring_gaps_and_watch, t_churn, t_bad_clients, t_stale_and_second, t_mount_gone,
          t_c_clients, t_watch_protocol, t_watch_daemon_stops, t_sd_notify, t_fsid_format]
 

@@ -121,6 +121,25 @@ check "socat got 2 records (128 bytes)" wait_for 30 bytes_ge /tmp/smoke.bin 128
 kill "$SPID" 2>/dev/null
 check "socat output is whole 64-byte records" test $(($(wc -c </tmp/smoke.bin) % 64)) = 0
 
+# --- SIGSTOP for longer than the ring takes to fill: the kernel drops
+# records, the client sees exactly that gap, the daemon carries on
+wait_for 30 no_clients
+scoutfs-notify-watch --json "$MNT" >/tmp/s.json 2>/tmp/s.err &
+SWPID=$!
+check "client connected before the pause" wait_for 30 clients_ge 1
+d0=$(counter notify_dropped_ring_full)
+kill -STOP "$DPID"
+dd if="$MNT/f1" of=/dev/null bs=1 count=3000 2>/dev/null
+kill -CONT "$DPID"
+cat "$MNT/f0" >/dev/null
+check "the client gets the record after the pause" wait_for 30 lines_ge /tmp/s.json '"len": *6,' 1
+lost=$(sed -n 's/.*"lost": *\([0-9]*\).*/\1/p' /tmp/s.json | awk '{s += $1} END {print s + 0}')
+d1=$(counter notify_dropped_ring_full)
+check "after SIGSTOP the client's gap ($lost) equals the ring's drops ($((d1 - d0)))" \
+	test "$lost" -gt 0 -a "$lost" = $((d1 - d0))
+check "the daemon survives SIGSTOP" kill -0 "$DPID"
+kill "$SWPID"
+
 # --- SIGKILL and restart: the reader detaches, a new daemon attaches,
 # and seq continues: nothing is recorded while no reader is attached
 before=$(($(counter notify_emitted) + $(counter notify_dropped_ring_full)))
