@@ -62,6 +62,18 @@ check "socket is 0600 root" test "$(stat -c '%a %u' "$SOCK")" = "600 0"
 check "socket dir is 0700 root" test "$(stat -c '%a %u' "$RUN/$FSID")" = "700 0"
 check "notify_reader_attached is 1" test "$(counter notify_reader_attached)" = 1
 
+# --- an unprivileged user can neither connect nor list the directory
+su -s /bin/sh user -c "socat -u UNIX-CONNECT:$SOCK,type=5 - </dev/null" >/tmp/u.out 2>&1
+rc=$?
+check "uid 1000 cannot connect (exit $rc: $(head -c 80 /tmp/u.out))" test "$rc" -ne 0
+su -s /bin/sh user -c "ls $RUN/$FSID" >/tmp/u.out 2>&1
+rc=$?
+check "uid 1000 cannot list the socket directory (exit $rc)" test "$rc" -ne 0
+su -s /bin/sh user -c "scoutfs-notify-watch $MNT" >/tmp/u.out 2>&1
+rc=$?
+check "scoutfs-notify-watch as uid 1000 fails clearly (exit $rc: $(head -c 80 /tmp/u.out))" \
+	grep -q "Permission denied" /tmp/u.out
+
 # --- a second daemon is refused, the first stays
 scoutfs-notifyd "$MNT" >/tmp/second.out 2>&1
 rc=$?
@@ -138,6 +150,13 @@ d1=$(counter notify_dropped_ring_full)
 check "after SIGSTOP the client's gap ($lost) equals the ring's drops ($((d1 - d0)))" \
 	test "$lost" -gt 0 -a "$lost" = $((d1 - d0))
 check "the daemon survives SIGSTOP" kill -0 "$DPID"
+if [ "$lost" = 0 ]; then
+	echo "client stderr: $(cat /tmp/s.err)"
+	echo "client lines: $(wc -l </tmp/s.json)"
+	tail -n 3 /tmp/s.json
+	tail -n 5 /tmp/notifyd.log
+	grep " $SOCK\$" /proc/net/unix
+fi
 kill "$SWPID"
 
 # --- SIGKILL and restart: the reader detaches, a new daemon attaches,
