@@ -39,6 +39,7 @@ done
 	die "no series for '$base' (supported: $("$top/apply.sh" --list | tr '\n' ' '))"
 
 out=$top/build/vm/$base
+mkdir -p "$top/build/vm"
 pass=0
 fail=0
 if "$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --out "$out" | tee "$out.build.log"; then
