@@ -564,10 +564,8 @@ static void t_umount_races(void)
 	CHECK(mounted(), "the filesystem is mounted again at the end");
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} tests[] = {
+static const struct test_case tests[] = {
+	{ "setup", make_files },
 	{ "storm_draining", t_storm_draining },
 	{ "storm_paused", t_storm_paused },
 	{ "kill_readers", t_kill_readers },
@@ -578,33 +576,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	const char *only = NULL;
-	size_t i;
-	int c;
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((c = getopt(argc, argv, "t:")) != -1) {
-		if (c != 't') {
-			fprintf(stderr, "usage: faults-test <mountpoint> [-t test]\n");
-			return 2;
-		}
-		only = optarg;
-	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "usage: faults-test <mountpoint> [-t test]\n");
-		return 2;
-	}
-	mnt = argv[optind];
-	prog = "faults-test";
-	make_files();
-
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		if (only && strcmp(only, tests[i].name))
-			continue;
-		snprintf(cur, sizeof(cur), "%s", tests[i].name);
-		printf("--- %s\n", cur);
-		tests[i].fn();
-	}
-	printf("faults-test: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return run_tests(argc, argv, "faults-test", tests, sizeof(tests) / sizeof(tests[0]));
 }

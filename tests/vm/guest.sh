@@ -93,15 +93,20 @@ run_counted() {
 	fi
 }
 
-suite_kernel() {
-	mkfs_mount kernel || return
-	if [ -x /t/bin/kernel-test ]; then
+# suite_prog SUITE PROG: a fresh mount, /t/bin/PROG on it, umount, rmmod
+suite_prog() {
+	mkfs_mount "$1" || return
+	if [ -x "/t/bin/$2" ]; then
 		# shellcheck disable=SC2046
-		run_counted kernel-test timeout 600 /t/bin/kernel-test $(only_args) $MNT
+		run_counted "$2" timeout 600 "/t/bin/$2" $(only_args) $MNT
 	else
-		bad "kernel: /t/bin/kernel-test is missing"
+		bad "$1: /t/bin/$2 is missing"
 	fi
-	umount_rmmod kernel
+	umount_rmmod "$1"
+}
+
+suite_kernel() {
+	suite_prog kernel kernel-test
 }
 
 suite_daemon() {
@@ -121,14 +126,7 @@ suite_demo() {
 }
 
 suite_faults() {
-	mkfs_mount faults || return
-	if [ -x /t/bin/faults-test ]; then
-		# shellcheck disable=SC2046
-		run_counted faults-test timeout 600 /t/bin/faults-test $(only_args) $MNT
-	else
-		bad "faults: /t/bin/faults-test is missing"
-	fi
-	umount_rmmod faults
+	suite_prog faults faults-test
 }
 
 # the benchmark loads its own modules (unpatched and patched) in turn

@@ -801,10 +801,7 @@ static void t_umount(void)
 	      refcnt);
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} tests[] = {
+static const struct test_case tests[] = {
 	{ "no_reader", t_no_reader },
 	{ "attach", t_attach },
 	{ "open_read", t_open_read },
@@ -821,33 +818,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	const char *only = NULL;
-	size_t i;
-	int c;
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((c = getopt(argc, argv, "t:")) != -1) {
-		if (c == 't') {
-			only = optarg;
-		} else {
-			fprintf(stderr, "usage: kernel-test <mountpoint> [-t test]\n");
-			return 2;
-		}
-	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "usage: kernel-test <mountpoint> [-t test]\n");
-		return 2;
-	}
-	mnt = argv[optind];
-	prog = "kernel-test";
-
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		if (only && strcmp(only, tests[i].name))
-			continue;
-		snprintf(cur, sizeof(cur), "%s", tests[i].name);
-		printf("--- %s\n", cur);
-		tests[i].fn();
-	}
-	printf("kernel-test: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return run_tests(argc, argv, "kernel-test", tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -266,4 +266,53 @@ static inline bool rec_zero_tail(const rec_t *r)
 	return r->_pad == 0;
 }
 
+struct test_case {
+	const char *name;
+	void (*fn)(void);
+};
+
+/*
+ * The programs' main: `<name> <mountpoint> [-t test]` runs every test
+ * in order, or the one named, and ends with the closing line.  A -t
+ * that names no test is an error rather than a run of nothing.
+ */
+static inline int run_tests(int argc, char **argv, const char *name,
+			    const struct test_case *tests, size_t nr)
+{
+	const char *only = NULL;
+	bool found = false;
+	size_t i;
+	int c;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	prog = name;
+	while ((c = getopt(argc, argv, "t:")) != -1) {
+		if (c != 't') {
+			fprintf(stderr, "usage: %s <mountpoint> [-t test]\n", name);
+			return 2;
+		}
+		only = optarg;
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "usage: %s <mountpoint> [-t test]\n", name);
+		return 2;
+	}
+	mnt = argv[optind];
+
+	for (i = 0; i < nr; i++) {
+		if (only && strcmp(only, tests[i].name))
+			continue;
+		found = true;
+		snprintf(cur, sizeof(cur), "%s", tests[i].name);
+		printf("--- %s\n", cur);
+		tests[i].fn();
+	}
+	if (!found) {
+		snprintf(cur, sizeof(cur), "%s", name);
+		fail("no test named '%s'", only);
+	}
+	printf("%s: %d passed, %d failed\n", name, passed, failed);
+	return failed ? 1 : 0;
+}
+
 #endif
