@@ -134,7 +134,7 @@ echo "vm-run.sh: booting $KVER with scoutfs $(git -C "$tree" describe --tags --a
 rc=0
 timeout --foreground -k 10 "$timeout" qemu-system-x86_64 -cpu max -smp 2 -m 6G \
 	-nographic -no-reboot -kernel "$VMLINUZ" -initrd "$out/initrd.gz" \
-	-append "console=ttyS0 panic=-1 quiet loglevel=1 notify.suite=$suites${VM_ONLY:+ notify.only=$VM_ONLY}" \
+	-append "console=ttyS0 panic=-1 quiet loglevel=1 notify.suite=$suites notify.watchdog=$((timeout > 120 ? timeout - 60 : timeout / 2))${VM_ONLY:+ notify.only=$VM_ONLY}" \
 	</dev/null 2>&1 | sed -u 's/\r$//' | tee "$out/console.log" || rc=$?
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 	echo "vm-run.sh: the VM did not finish within ${timeout}s"

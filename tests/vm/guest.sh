@@ -26,6 +26,16 @@ only_args() {
 }
 # a task stuck for 60 s gets a report in the kernel log (and fails the run)
 echo 60 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
+# a guest that is still running when the host's timeout nears shows why
+# (a task stuck in the kernel can't be killed by `timeout`)
+WATCHDOG=$(sed -n 's/.*notify\.watchdog=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "$WATCHDOG" ]; then
+	(sleep "$WATCHDOG"
+	 echo "guest watchdog: still running after ${WATCHDOG}s, blocked tasks:"
+	 echo w >/proc/sysrq-trigger
+	 ps
+	 dmesg | tail -n 200) &
+fi
 
 # mkfs and mount a fresh scoutfs (both ram disks), loading the module
 mkfs_mount() {
