@@ -55,11 +55,7 @@ skip() {
 tier lint tests/lint.sh
 tier apply tests/apply-test.sh
 
-if [ -f tests/daemon/run.sh ]; then
-	tier daemon tests/daemon-tier.sh
-else
-	skip daemon "tests/daemon/run.sh is missing"
-fi
+tier daemon tests/daemon-tier.sh
 
 if [ -z "${SCOUTFS_SRC:-}" ]; then
 	skip matrix "SCOUTFS_SRC is not set (point it at a scoutfs git dir with tags to apply, build, boot and ABI-check every series)"
