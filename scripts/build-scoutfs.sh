@@ -16,10 +16,8 @@ set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-die() {
-	echo "build-scoutfs.sh: $*" >&2
-	exit 1
-}
+# shellcheck source=scripts/lib.sh
+. "$top/scripts/lib.sh"
 
 src=${SCOUTFS_SRC:-}
 base=""
@@ -31,7 +29,7 @@ while [ $# -gt 0 ]; do
 	--base) base=${2:?}; shift 2 ;;
 	--out) out=${2:?}; shift 2 ;;
 	--no-series) series=false; shift ;;
-	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+	-h | --help) usage; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 done

@@ -15,10 +15,8 @@ set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-die() {
-	echo "fetch-kernel.sh: $*" >&2
-	exit 1
-}
+# shellcheck source=scripts/lib.sh
+. "$top/scripts/lib.sh"
 
 cache=${SCOUTFS_NOTIFY_CACHE:-/var/cache/scoutfs-notify}
 if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
@@ -26,25 +24,9 @@ if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
 	mkdir -p "$cache"
 fi
 
-# The Debian mirror apt uses here, from deb822 or one-line sources.
-mirror() {
-	local f u
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		u=$(awk '/^URIs:/ {for (i = 2; i <= NF; i++) if ($i ~ /\/debian\/?$/) {print $i; exit}}' "$f")
-		[ -n "$u" ] && { echo "${u%/}"; return; }
-	done
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[ -f "$f" ] || continue
-		u=$(awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\/.*\/debian\/?$/) {print $i; exit}}' "$f")
-		[ -n "$u" ] && { echo "${u%/}"; return; }
-	done
-	return 1
-}
-
 apt_dir=$cache/apt
 mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
-uri=$(mirror) || die "no Debian mirror found in /etc/apt sources"
+uri=$(debian_mirror) || die "no Debian mirror found in /etc/apt sources"
 echo "deb $uri bullseye main" >"$apt_dir/sources.list"
 apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
 	-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"

@@ -5,6 +5,9 @@
 #   src_base_args ARGS...  parse --src DIR, --base TAG and --help into
 #                          $src (default $SCOUTFS_SRC) and $base (default
 #                          base.txt); anything else is an error
+#   debian_mirror          the Debian mirror apt uses here (deb822 or
+#                          one-line sources), for fetches that must not
+#                          touch the system's apt configuration
 
 : "${top:?scripts/lib.sh needs top set to the repository}"
 me=$(basename "$0")
@@ -31,4 +34,19 @@ src_base_args() {
 		esac
 	done
 	[ -n "$base" ] || base=$(cat "$top/base.txt")
+}
+
+debian_mirror() {
+	local f u
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		u=$(awk '/^URIs:/ {for (i = 2; i <= NF; i++) if ($i ~ /\/debian\/?$/) {print $i; exit}}' "$f")
+		[ -n "$u" ] && { echo "${u%/}"; return; }
+	done
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -f "$f" ] || continue
+		u=$(awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\/.*\/debian\/?$/) {print $i; exit}}' "$f")
+		[ -n "$u" ] && { echo "${u%/}"; return; }
+	done
+	return 1
 }

@@ -17,10 +17,8 @@ set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-die() {
-	echo "vm-run.sh: $*" >&2
-	exit 1
-}
+# shellcheck source=scripts/lib.sh
+. "$top/scripts/lib.sh"
 
 out=""
 suite="kernel"
@@ -32,7 +30,7 @@ while [ $# -gt 0 ]; do
 	--suite) suite=${2:?}; shift 2 ;;
 	--timeout) timeout=${2:?}; shift 2 ;;
 	--base-ko) base_ko=${2:?}; shift 2 ;;
-	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+	-h | --help) usage; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 done

@@ -15,7 +15,11 @@ set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-die() {
+# shellcheck source=scripts/lib.sh
+. "$top/scripts/lib.sh"
+
+# a setup error is a failed run: it says so in the closing line too
+fail_run() {
 	echo "vm-test.sh: $*" >&2
 	echo "vm: 0 passed, 1 failed"
 	exit 1
@@ -29,14 +33,14 @@ while [ $# -gt 0 ]; do
 	--src) src=${2:?}; shift 2 ;;
 	--base) base=${2:?}; shift 2 ;;
 	--suite) suite=${2:?}; shift 2 ;;
-	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
-	*) die "unknown argument '$1' (see --help)" ;;
+	-h | --help) usage; exit 0 ;;
+	*) fail_run "unknown argument '$1' (see --help)" ;;
 	esac
 done
-[ -n "$src" ] || die "set SCOUTFS_SRC (or --src) to an upstream scoutfs git dir with release tags"
+[ -n "$src" ] || fail_run "set SCOUTFS_SRC (or --src) to an upstream scoutfs git dir with release tags"
 [ -n "$base" ] || base=$(cat "$top/base.txt")
 "$top/apply.sh" --list | grep -qx "$base" ||
-	die "no series for '$base' (supported: $("$top/apply.sh" --list | tr '\n' ' '))"
+	fail_run "no series for '$base' (supported: $("$top/apply.sh" --list | tr '\n' ' '))"
 
 out=$top/build/vm/$base
 mkdir -p "$top/build/vm"

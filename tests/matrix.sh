@@ -37,21 +37,23 @@ tests/abi-test.sh >"$logs/abi.log" 2>&1 || true
 grep -E '^(FAIL|SKIPPED)' "$logs/abi.log" || true
 add_counts "$logs/abi.log"
 
+# step LOG STEP: how a build step of scripts/vm-test.sh went
+step() {
+	if grep -q "^build: $2 ok" "$1"; then
+		echo ok
+	elif grep -q "^build: $2 FAILED" "$1"; then
+		echo FAILED
+	else
+		echo "-"
+	fi
+}
+
 rows=()
 for r in $releases; do
 	echo "matrix: $r (scripts/vm-test.sh --base $r)"
 	scripts/vm-test.sh --src "$SCOUTFS_SRC" --base "$r" >"$logs/$r.log" 2>&1 || true
 	grep -E '^(FAIL|build:|vm: [0-9])' "$logs/$r.log" || true
 	add_counts "$logs/$r.log"
-	step() {
-		if grep -q "^build: $1 ok" "$logs/$r.log"; then
-			echo ok
-		elif grep -q "^build: $1 FAILED" "$logs/$r.log"; then
-			echo FAILED
-		else
-			echo "-"
-		fi
-	}
 	vm=$(sed -n 's/^guest: \([0-9]*\) passed, \([0-9]*\) failed$/\1 passed, \2 failed/p' "$logs/$r.log" | tail -n 1)
 	[ -n "$vm" ] || vm="did not run"
 	if [ "$r" = "$base" ]; then
@@ -68,7 +70,8 @@ for r in $releases; do
 	else
 		abi="FAILED ($af of $((ap + af)))"
 	fi
-	rows+=("| $r | $(step apply) | $(step kmod) | $(step sparse) | $(step utils) | $vm | $abi |")
+	l=$logs/$r.log
+	rows+=("| $r | $(step "$l" apply) | $(step "$l" kmod) | $(step "$l" sparse) | $(step "$l" utils) | $vm | $abi |")
 done
 
 {

@@ -95,6 +95,19 @@ class Env:
     def client(self):
         return Client(self.sock)
 
+    def stream(self, chunks, counts, total=0):
+        """Emit chunks of 1000 records, each once counts() (what every
+        reading client has received) has reached the total so far: a
+        producer paced by its readers, so none of them can fall behind.
+        Returns the number of records emitted, ending at the chunk whose
+        wait ran out if one did."""
+        for _ in range(chunks):
+            self.send("emit 1000")
+            total += 1000
+            if not wait_for(lambda: all(n >= total for n in counts())):
+                break
+        return total
+
     def events(self):
         """attach/detach lines the ioctl stand-in logged"""
         try:
@@ -247,12 +260,7 @@ def t_start_modes_order_and_fanout():
         check(f.read().strip() == str(d.pid), "lock file holds the daemon's pid")
 
     cs = [e.client() for _ in range(3)]
-    total = 0
-    for chunk in range(100):
-        e.send("emit 1000")
-        total += 1000
-        if not wait_for(lambda: all(len(c.seqs) >= total for c in cs)):
-            break
+    e.stream(100, lambda: [len(c.seqs) for c in cs])
     counts = [len(c.seqs) for c in cs]
     check(counts == [100000] * 3, f"3 clients each got every one of 100000 records: {counts}")
     check(all(c.contiguous() for c in cs) and all(c.seqs[0] == 2 for c in cs),
@@ -286,12 +294,7 @@ def t_stalled_client():
     stalled = Client(e.sock, read=False)   # connects first: client 1
     wait_for(lambda: "clients 1" in stats_of(e, d), 10)
     fast = [e.client(), e.client()]
-    total = 0
-    for chunk in range(40):
-        e.send("emit 1000")
-        total += 1000
-        if not wait_for(lambda: all(len(c.seqs) >= total for c in fast)):
-            break
+    e.stream(40, lambda: [len(c.seqs) for c in fast])
     check([len(c.seqs) for c in fast] == [40000] * 2 and all(c.contiguous() for c in fast),
           f"the reading clients got all 40000 records in order: {[len(c.seqs) for c in fast]}")
     log = stats_of(e, d)
@@ -385,12 +388,7 @@ def t_churn():
             cycles[0] += 1
     t = threading.Thread(target=churn)
     t.start()
-    total = 0
-    for chunk in range(20):
-        e.send("emit 1000")
-        total += 1000
-        if not wait_for(lambda: len(steady.seqs) >= total):
-            break
+    e.stream(20, lambda: [len(steady.seqs)])
     done.set()
     t.join(60)
     check(cycles[0] >= 300, f"{cycles[0]} connects and disconnects during the stream")
@@ -514,12 +512,7 @@ def t_c_clients():
     fast = [TClient(e, 30000) for _ in range(3)]
     check(wait_for(lambda: all("connected" in c.text() for c in fast) and
                    "clients 4" in stats_of(e, d), 10), "3 reading clients connected")
-    total = 0
-    for chunk in range(30):
-        e.send("emit 1000")
-        total += 1000
-        if not wait_for(lambda: all(c.received() >= total for c in fast)):
-            break
+    e.stream(30, lambda: [c.received() for c in fast])
     for c in fast:
         try:
             c.p.wait(30)
@@ -702,13 +695,8 @@ def t_flood():
     ticking.set()
     t.join()
     wait_for(lambda: len(steady.seqs) >= 100 and steady.seqs[-1] == d_last(e, d), 10)
-    total = len(steady.seqs)
     # none of them reads: a stream goes by
-    for chunk in range(10):
-        e.send("emit 1000")
-        total += 1000
-        if not wait_for(lambda: len(steady.seqs) >= total):
-            break
+    total = e.stream(10, lambda: [len(steady.seqs)], len(steady.seqs))
     log = stats_of(e, d)
     line = [x for x in log.splitlines() if "stats: drained" in x][-1]
     check(len(steady.seqs) == total and steady.contiguous(),

@@ -33,9 +33,8 @@ measure() {
 	echo "bench: round $1 mode $2 pread_ns $(hookbench pread "$MNT/f" "$PREADS") open_ns $(hookbench open "$MNT/f" "$OPENS")"
 }
 
-# the daemon's listening socket and one accepted client
 client_connected() {
-	[ "$(grep -c " $SOCK\$" /proc/net/unix)" -ge 2 ]
+	[ "$(sock_clients "$SOCK")" -ge 1 ]
 }
 
 start_daemon() {

@@ -21,17 +21,12 @@ counter() {
 	cat /sys/fs/scoutfs/*/counters/"$1"
 }
 
-# sockets the daemon accepted on its listening socket (server side
-# sockets carry the bound path in /proc/net/unix, clients' don't)
-clients() {
-	echo $(($(grep -c " $SOCK\$" /proc/net/unix) - 1))
-}
 clients_ge() {
-	[ "$(clients)" -ge "$1" ]
+	[ "$(sock_clients "$SOCK")" -ge "$1" ]
 }
 # the daemon notices a client that went away within its wait timeout
 no_clients() {
-	[ "$(clients)" -eq 0 ]
+	[ "$(sock_clients "$SOCK")" -eq 0 ]
 }
 lines_ge() {
 	[ -f "$1" ] && [ "$(grep -c "$2" "$1")" -ge "$3" ]

@@ -8,11 +8,11 @@ MNT=$1
 # shellcheck source=tests/vm/lib.sh
 . /t/lib.sh
 connected() {
-	[ "$(grep -c " $SOCK\$" /proc/net/unix)" -ge 2 ]
+	[ "$(sock_clients "$SOCK")" -ge 1 ]
 }
 # the daemon has noticed that earlier clients went away
 alone() {
-	[ "$(grep -c " $SOCK\$" /proc/net/unix)" -eq 1 ]
+	[ "$(sock_clients "$SOCK")" -eq 0 ]
 }
 has() {
 	grep -q "$1" /tmp/watch.txt

@@ -34,6 +34,7 @@ if [ -n "$WATCHDOG" ]; then
 	 echo "guest watchdog: still running after ${WATCHDOG}s, blocked tasks:"
 	 echo w >/proc/sysrq-trigger
 	 ps
+	 dmesg | grep -i scoutfs | grep -v '^\[[ 0-9.]*\]  ' | tail -n 40
 	 dmesg | tail -n 200) &
 fi
 
@@ -65,11 +66,7 @@ umount_rmmod() {
 			return 1
 		fi
 	fi
-	i=0
-	while [ "$(cat /sys/module/scoutfs/refcnt 2>/dev/null || echo 0)" != 0 ] && [ $i -lt 300 ]; do
-		i=$((i + 1))
-		usleep 100000
-	done
+	wait_for 30 module_unused
 	if rmmod scoutfs; then
 		ok "$1: rmmod scoutfs"
 	else
@@ -100,6 +97,10 @@ run_counted() {
 	fail=$((fail + f))
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		bad "$name: exit $rc"
+	fi
+	if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
+		# what scoutfs said (the console shows only emergencies)
+		dmesg | grep -i scoutfs | tail -n 30
 	fi
 }
 

@@ -755,7 +755,6 @@ static void t_umount(void)
 	pid_t pid;
 	int rfd = open_root();
 	int st;
-	FILE *f;
 
 	drain(rfd, recs, 16);
 	errno = 0;
@@ -782,21 +781,7 @@ static void t_umount(void)
 	st = reap(pid, 30);
 	CHECK(st == 0, "the waiting reader's ioctl times out normally (status %d)", st);
 
-	end = now_ns(CLOCK_MONOTONIC) + 60ULL * 1000000000ULL;
-	while (now_ns(CLOCK_MONOTONIC) < end) {
-		struct timespec ts = { 0, 10000000 };
-
-		f = fopen("/sys/module/scoutfs/refcnt", "r");
-		if (f) {
-			if (!fgets(refcnt, sizeof(refcnt), f))
-				refcnt[0] = 0;
-			fclose(f);
-		}
-		if (strcmp(refcnt, "0\n") == 0)
-			break;
-		nanosleep(&ts, NULL);
-	}
-	CHECK(strcmp(refcnt, "0\n") == 0,
+	CHECK(wait_module_unused(60, refcnt, sizeof(refcnt)),
 	      "the superblock is torn down once the reader is gone: module refcnt %s",
 	      refcnt);
 }

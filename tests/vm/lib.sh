@@ -1,6 +1,6 @@
 #!/bin/sh
-# Shared by the guest scripts (busybox sh): PASS/FAIL counting and a
-# bounded wait.  Sourced, never run.
+# Shared by the guest scripts (busybox sh): PASS/FAIL counting, a
+# bounded wait and the conditions they wait for.  Sourced, never run.
 
 pass=0
 fail=0
@@ -13,6 +13,18 @@ ok() {
 bad() {
 	echo "FAIL: $1"
 	fail=$((fail + 1))
+}
+
+# sock_clients SOCK: clients connected to the listening socket SOCK
+# (accepted or waiting to be: server-side sockets carry the bound path
+# in /proc/net/unix, client sockets don't; one line is the listener)
+sock_clients() {
+	echo $(($(grep -c " $1\$" /proc/net/unix) - 1))
+}
+
+# module_unused: no mount (nor anything else) holds the scoutfs module
+module_unused() {
+	[ "$(cat /sys/module/scoutfs/refcnt 2>/dev/null || echo 0)" = 0 ]
 }
 
 # wait_for SECS CMD...: run CMD every 50 ms until it succeeds; fails

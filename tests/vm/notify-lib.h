@@ -239,10 +239,9 @@ static inline bool wait_sleeping(pid_t pid, int secs)
 	return false;
 }
 
-/* waitpid with a deadline; kills the child when it runs out */
-static inline int reap(pid_t pid, int secs)
+/* waitpid until a deadline: the status, or -1 when it ran out */
+static inline int reap_until(pid_t pid, uint64_t end)
 {
-	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)secs * 1000000000ULL;
 	struct timespec ts = { 0, 1000000 };
 	int status;
 
@@ -255,10 +254,55 @@ static inline int reap(pid_t pid, int secs)
 			return -1;
 		nanosleep(&ts, NULL);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	fail("child %d did not finish within %d s", pid, secs);
 	return -1;
+}
+
+/*
+ * waitpid with a deadline; kills the child when it runs out.  A child
+ * stuck in the kernel (D state) can't die, so the wait after the kill
+ * is bounded too and the child is left behind: the caller fails
+ * instead of hanging with it.
+ */
+static inline int reap(pid_t pid, int secs)
+{
+	int status;
+
+	status = reap_until(pid, now_ns(CLOCK_MONOTONIC) + (uint64_t)secs * 1000000000ULL);
+	if (status >= 0)
+		return status;
+	kill(pid, SIGKILL);
+	if (reap_until(pid, now_ns(CLOCK_MONOTONIC) + 10000000000ULL) >= 0)
+		fail("child %d did not finish within %d s", pid, secs);
+	else
+		fail("child %d did not finish within %d s and is stuck in the kernel", pid, secs);
+	return -1;
+}
+
+/*
+ * Wait up to secs for the scoutfs module's reference count to reach 0,
+ * leaving its last reading in buf ("" if unreadable).  Every mount holds
+ * the module, so 0 means every superblock has been torn down.
+ */
+static inline bool wait_module_unused(int secs, char *buf, size_t size)
+{
+	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)secs * 1000000000ULL;
+	struct timespec ts = { 0, 10000000 };
+	FILE *f;
+
+	for (;;) {
+		buf[0] = 0;
+		f = fopen("/sys/module/scoutfs/refcnt", "r");
+		if (f) {
+			if (!fgets(buf, size, f))
+				buf[0] = 0;
+			fclose(f);
+		}
+		if (strcmp(buf, "0\n") == 0)
+			return true;
+		if (now_ns(CLOCK_MONOTONIC) >= end)
+			return false;
+		nanosleep(&ts, NULL);
+	}
 }
 
 static inline bool rec_zero_tail(const rec_t *r)
