@@ -6,15 +6,17 @@
 #   make demo SCOUTFS_SRC=... [BASE=v1.30]
 #                                      a reader attached, file activity, records printed
 #   make bench [SCOUTFS_SRC=...]       benchmark figures (build/bench.md)
+#   make upstream-suite SCOUTFS_SRC=... [BASE=v1.30]
+#                                      upstream's run-tests.sh, unpatched vs patched + daemon
 SHELL := /bin/bash
 BASE ?= $(shell cat base.txt)
 SCOUTFS_SRC ?=
 SUITE ?=
 
-.PHONY: test vm-test demo bench lint help
+.PHONY: test vm-test demo bench upstream-suite lint help
 
 help:
-	@sed -n '3,9s/^# \{0,1\}//p' Makefile
+	@sed -n '3,11s/^# \{0,1\}//p' Makefile
 
 test:
 	tests/run.sh
@@ -30,3 +32,6 @@ demo:
 
 bench:
 	scripts/bench.sh $(if $(SCOUTFS_SRC),--src "$(SCOUTFS_SRC)") --base "$(BASE)"
+
+upstream-suite:
+	scripts/upstream-suite.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)"

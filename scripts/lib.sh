@@ -8,6 +8,10 @@
 #   debian_mirror          the Debian mirror apt uses here (deb822 or
 #                          one-line sources), for fetches that must not
 #                          touch the system's apt configuration
+#   boot_vm SECS MEM INITRD APPEND LOG
+#                          boot $VMLINUZ (scripts/fetch-kernel.sh) in QEMU
+#                          under TCG, killed after SECS; the console goes
+#                          to stdout and LOG; QEMU's or timeout's status
 
 : "${top:?scripts/lib.sh needs top set to the repository}"
 me=$(basename "$0")
@@ -49,4 +53,17 @@ debian_mirror() {
 		[ -n "$u" ] && { echo "${u%/}"; return; }
 	done
 	return 1
+}
+
+boot_vm() {
+	local rc=0
+	# -cpu max: upstream's utils are built with -msse4.2
+	timeout --foreground -k 10 "$1" qemu-system-x86_64 -cpu max -smp 2 -m "$2" \
+		-nographic -no-reboot -kernel "${VMLINUZ:?boot_vm needs VMLINUZ}" \
+		-initrd "$3" -append "$4" \
+		</dev/null 2>&1 | sed -u 's/\r$//' | tee "$5" || rc=$?
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "$me: the VM did not finish within ${1}s"
+	fi
+	return "$rc"
 }

@@ -130,11 +130,7 @@ chmod +x "$rd/init"
 suites=$(echo "$suite" | tr ' ' ,)
 echo "vm-run.sh: booting $KVER with scoutfs $(git -C "$tree" describe --tags --always) (suites: $suite; timeout ${timeout}s)"
 rc=0
-timeout --foreground -k 10 "$timeout" qemu-system-x86_64 -cpu max -smp 2 -m 6G \
-	-nographic -no-reboot -kernel "$VMLINUZ" -initrd "$out/initrd.gz" \
-	-append "console=ttyS0 panic=-1 quiet loglevel=1 notify.suite=$suites notify.watchdog=$((timeout > 120 ? timeout - 60 : timeout / 2))${VM_ONLY:+ notify.only=$VM_ONLY}" \
-	</dev/null 2>&1 | sed -u 's/\r$//' | tee "$out/console.log" || rc=$?
-if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-	echo "vm-run.sh: the VM did not finish within ${timeout}s"
-fi
+boot_vm "$timeout" 6G "$out/initrd.gz" \
+	"console=ttyS0 panic=-1 quiet loglevel=1 notify.suite=$suites notify.watchdog=$((timeout > 120 ? timeout - 60 : timeout / 2))${VM_ONLY:+ notify.only=$VM_ONLY}" \
+	"$out/console.log" || rc=$?
 exit "$rc"

@@ -8,6 +8,8 @@
 #   apply   apply.sh's refusals on synthetic trees (tests/apply-test.sh)
 #   daemon  scoutfs-notifyd and its client, built from patch 3, under
 #           ASan/UBSan against an ioctl stand-in (tests/daemon/run.sh)
+#   upstream-report  the verdict logic of `make upstream-suite` on
+#           made-up guest logs (tests/upstream/report_test.py)
 #   matrix  needs SCOUTFS_SRC: for every release (or $RELEASES) apply,
 #           build with -Werror and sparse, VM suites (scripts/vm-test.sh),
 #           and one ABI across every series (tests/abi-test.sh)
@@ -44,18 +46,19 @@ tier() {
 	fi
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
-	summary+=("$(printf '%-7s %3d passed, %d failed' "$name" "$p" "$f")")
+	summary+=("$(printf '%-15s %3d passed, %d failed' "$name" "$p" "$f")")
 }
 
 skip() {
 	echo "=== tier $1: SKIPPED: $2"
-	summary+=("$(printf '%-7s SKIPPED: %s' "$1" "$2")")
+	summary+=("$(printf '%-15s SKIPPED: %s' "$1" "$2")")
 }
 
 tier lint tests/lint.sh
 tier apply tests/apply-test.sh
 
 tier daemon tests/daemon-tier.sh
+tier upstream-report python3 tests/upstream/report_test.py
 
 if [ -z "${SCOUTFS_SRC:-}" ]; then
 	skip matrix "SCOUTFS_SRC is not set (point it at a scoutfs git dir with tags to apply, build, boot and ABI-check every series)"

@@ -19,6 +19,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from checks import check, finish  # noqa: E402
+
 REC = struct.Struct("=QQQQQIIIIII")  # seq ino time_ns offset len op pid uid gid flags _pad
 assert REC.size == 64
 OP_OPEN, OP_READ, OP_ATTACH = 1, 2, 3
@@ -29,20 +32,6 @@ TCLIENT = os.environ["TCLIENT_BIN"]
 PRELOAD = os.environ["ASAN_LIB"] + ":" + os.environ["FAKE_SO"]
 WORK = sys.argv[1]
 FSID = "5ca1ab1e0123abcd"
-
-passed = 0
-failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"PASS: {what}", flush=True)
-    else:
-        failed += 1
-        print(f"FAIL: {what}", flush=True)
-    return cond
 
 
 def wait_for(pred, secs=30.0):
@@ -762,8 +751,7 @@ def main():
             t()
         except Exception as ex:  # a test that crashes is a failure, not a stop
             check(False, f"{t.__name__} raised {type(ex).__name__}: {ex}")
-    print(f"daemon: {passed} passed, {failed} failed", flush=True)
-    sys.exit(1 if failed else 0)
+    sys.exit(finish("daemon"))
 
 
 main()

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Run upstream scoutfs's own test suite (tests/run-tests.sh) in the VM
+# twice in one boot: the release unpatched, and the release with the
+# series applied and a scoutfs-notifyd + client attached to every test
+# mount.  Then compare the two.
+#
+#   scripts/upstream-suite.sh --src DIR [--base TAG] [--out DIR]
+#                             [--passes "base notify"] [--only REGEX]
+#                             [--timeout SECS]
+#
+# Both trees are built here (scripts/build-scoutfs.sh, plus upstream's
+# test programs); the guest is the Debian root of
+# scripts/upstream-root.sh with the trees appended, booted under TCG.
+# run-tests.sh runs with 5 mounts (3 quorum members: upstream's golden
+# output is for 5 mounts) on four 64 GiB RAM disks, excluding the tests
+# in tests/upstream/excluded.txt (each with its reason).  --only passes
+# a run-tests.sh -I regex (for debugging a test; a run with it is not a
+# comparison).  --timeout bounds each pass
+# (default 2400 s); the VM gets both passes plus 10 minutes.
+#
+# Writes DIR/report.md (default build/upstream/report.md): per pass,
+# tests run, passed, failed, skipped and kernel-log warnings, what the
+# readers received, and every test whose result differs; then the verdict,
+# `upstream-suite: identical results ...` or `upstream-suite: DIFFERENT
+# ...`, and the closing `upstream-suite: N passed, M failed` (N tests
+# with the same result in both passes; M differing tests plus other
+# problems).  The exit status is 0 only when both passes ran to the end
+# with identical results and no new kernel warnings.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# shellcheck source=scripts/lib.sh
+. "$top/scripts/lib.sh"
+
+src=${SCOUTFS_SRC:-}
+base=$(cat "$top/base.txt")
+out=$top/build/upstream
+passes="base notify"
+only=""
+pass_timeout=2400
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--src) [ $# -ge 2 ] || die "--src needs a directory"; src=$2; shift 2 ;;
+	--base) base=${2:?--base needs a release tag}; shift 2 ;;
+	--out) out=${2:?--out needs a directory}; shift 2 ;;
+	--passes) passes=${2:?--passes needs pass names}; shift 2 ;;
+	--only) only=${2:?--only needs a regex}; shift 2 ;;
+	--timeout) pass_timeout=${2:?--timeout needs seconds}; shift 2 ;;
+	-h | --help) usage; exit 0 ;;
+	*) die "unknown argument '$1' (see --help)" ;;
+	esac
+done
+[ -n "$src" ] || die "--src (or SCOUTFS_SRC) must name an upstream scoutfs git dir"
+case "$pass_timeout" in '' | *[!0-9]*) die "--timeout must be a number of seconds" ;; esac
+for p in $passes; do
+	case "$p" in base | notify) ;; *) die "unknown pass '$p' (base, notify)" ;; esac
+done
+[ -n "$passes" ] || die "--passes must name at least one pass"
+
+"$top/scripts/deps.sh" vm
+eval "$("$top/scripts/fetch-kernel.sh")"
+eval "$("$top/scripts/upstream-root.sh")"
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+# Both trees, each with upstream's test programs built, as run-tests.sh
+# would build them (it runs make again in the guest, where everything
+# is up to date).
+for p in $passes; do
+	args=(--src "$src" --base "$base" --out "$out/$p")
+	[ "$p" = base ] && args+=(--no-series)
+	"$top/scripts/build-scoutfs.sh" "${args[@]}" | sed "s/^/$p: /"
+	make -C "$out/$p/src/tests" -j"$(nproc)" >"$out/$p/tests-build.log" 2>&1 ||
+		die "$p: building upstream's test programs failed, see $out/$p/tests-build.log"
+done
+
+# The exclusions, checked against this release's sequence.
+seq_file=$out/$(echo "$passes" | awk '{print $1}')/src/tests/sequence
+exclude=""
+while read -r t _; do
+	case "$t" in '' | '#'*) continue ;; esac
+	grep -qx "$t" "$seq_file" || die "tests/upstream/excluded.txt names '$t', which is not in $base's sequence"
+	exclude="$exclude $t"
+done <"$top/tests/upstream/excluded.txt"
+nseq=$(grep -cv '^#' "$seq_file")
+
+ov=$out/overlay
+rm -rf "$ov"
+mkdir -p "$ov"/{scoutfs,results,opt/prebuilt-ksrc,mnt,etc,"lib/modules/$KVER/kernel"}
+for p in $passes; do
+	# the tree without git metadata and dependency files (so that make in
+	# the guest finds everything up to date without the host's headers),
+	# and the stripped module in place of the debug one
+	tar -C "$out/$p/src" --exclude=.git --exclude='*.d' --exclude='kmod/src/*.o' \
+		--exclude='kmod/src/.*.cmd' -cf - . | (mkdir -p "$ov/scoutfs/$p" && tar -C "$ov/scoutfs/$p" -xpf -)
+	cp "$out/$p/scoutfs.ko" "$ov/scoutfs/$p/kmod/src/scoutfs.ko"
+	git -C "$out/$p/src" describe --tags --always >"$ov/scoutfs/$p/describe"
+	[ "$p" = notify ] && git -C "$out/$p/src" log --oneline "$base..HEAD" | sed 's/^/  + /' >>"$ov/scoutfs/$p/describe"
+done
+cat >"$ov/opt/prebuilt-ksrc/Makefile" <<'MK'
+# scoutfs-notify upstream-suite guest: the module was built on the host
+# (scripts/build-scoutfs.sh: -Werror, sparse); run-tests.sh's kmod make
+# lands here and only checks that it is there.
+all modules:
+	@test -f $(M)/scoutfs.ko && echo "prebuilt $(M)/scoutfs.ko"
+MK
+for m in drivers/block/brd.ko drivers/block/loop.ko drivers/md/dm-mod.ko \
+	lib/libcrc32c.ko crypto/crc32c_generic.ko; do
+	mkdir -p "$(dirname "$ov/lib/modules/$KVER/kernel/$m")"
+	cp "$MODDIR/kernel/$m" "$ov/lib/modules/$KVER/kernel/$m"
+done
+cp "$MODDIR"/modules.{order,builtin,builtin.modinfo} "$ov/lib/modules/$KVER/"
+depmod -b "$ov" "$KVER"
+# the root is merged-/usr: an overlay lib/ would replace its lib symlink
+mkdir -p "$ov/usr/lib"
+mv "$ov/lib/modules" "$ov/usr/lib/modules"
+rmdir "$ov/lib"
+cat >"$ov/etc/upstream-suite.conf" <<CONF
+PASSES="$passes"
+EXCLUDE="$exclude"
+PASS_TIMEOUT=$pass_timeout
+NR_MOUNTS=5
+QUORUM=3
+ONLY="$only"
+CONF
+cp "$top/tests/upstream/guest.sh" "$ov/init"
+chmod +x "$ov/init"
+(cd "$ov" && find . | cpio -o -H newc --quiet) >"$out/overlay.cpio"
+cat "$ROOT_CPIO" "$out/overlay.cpio" >"$out/initrd"
+
+npass=$(echo "$passes" | wc -w)
+vm_timeout=$((npass * pass_timeout + 600))
+echo "upstream-suite.sh: booting $KVER, passes: $passes; $nseq tests in $base's sequence, $(echo "$exclude" | wc -w) excluded${only:+, only /$only/} (timeout ${vm_timeout}s)"
+rc=0
+boot_vm "$vm_timeout" 12G "$out/initrd" \
+	"console=ttyS0 panic=-1 quiet loglevel=1 rdinit=/init" "$out/console.log" || rc=$?
+
+python3 "$top/tests/upstream/report.py" --console "$out/console.log" --passes "$passes" \
+	--base "$base" --excluded "$top/tests/upstream/excluded.txt" --nseq "$nseq" \
+	${only:+--only "$only"} >"$out/report.md"
+cat "$out/report.md"
+grep -q '^upstream-suite: identical' "$out/report.md" && [ "$rc" -eq 0 ]

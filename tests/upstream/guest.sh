@@ -1,0 +1,289 @@
+#!/bin/bash
+# /init of the upstream-suite VM (scripts/upstream-suite.sh builds it):
+# a Debian root with two prebuilt scoutfs trees of one release,
+# /scoutfs/base (unpatched) and /scoutfs/notify (the series applied).
+# It runs upstream's own tests/run-tests.sh from each tree in turn on
+# the same four RAM disks, with a fresh mkfs each time:
+#
+#   base    the unpatched module, nothing attached
+#   notify  the patched module, and as soon as each mount appears a
+#           scoutfs-notifyd attached to it with a scoutfs-notify-watch
+#           client reading every record it relays
+#
+# Each result goes to the console as one parseable line
+#   upstream: <pass> <test> passed|failed|skipped <secs>s [message]
+# followed by per-pass totals, the kernel-log check and, for notify,
+# what the readers saw.  Nothing here changes upstream's tree: the
+# exclusions are run-tests.sh -E arguments and the builds were made on
+# the host (the kernel tree run-tests.sh's kmod make points at is a
+# stub that only checks the prebuilt scoutfs.ko is there).
+set -uo pipefail
+
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root LANG=C
+# no udev here: libdevmapper makes the /dev/mapper nodes itself
+export DM_DISABLE_UDEV=1
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+# what udev would add: bash's <(...) needs /dev/fd
+ln -s /proc/self/fd /dev/fd
+ln -s /proc/self/fd/0 /dev/stdin
+ln -s /proc/self/fd/1 /dev/stdout
+ln -s /proc/self/fd/2 /dev/stderr
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /dev/shm
+mount -t debugfs debugfs /sys/kernel/debug
+ip link set lo up
+hostname upstream-suite
+echo 60 >/proc/sys/kernel/hung_task_timeout_secs
+
+conf=/etc/upstream-suite.conf
+# shellcheck source=/dev/null
+. "$conf"
+: "${PASSES:?}" "${EXCLUDE:?}" "${PASS_TIMEOUT:?}" "${NR_MOUNTS:?}" "${QUORUM:?}"
+
+finish() {
+	echo "upstream: guest done"
+	sync
+	echo o >/proc/sysrq-trigger
+	sleep 60
+}
+
+# Four 64 GiB RAM disks (scoutfs mkfs's minimum device size), memory
+# is only used for what is written.
+modprobe brd rd_nr=4 rd_size=$((64 * 1024 * 1024)) || { echo "upstream: brd FAILED"; finish; }
+modprobe dm-mod || { echo "upstream: dm-mod FAILED"; finish; }
+modprobe libcrc32c
+echo "upstream: guest up, kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ {print int($2 / 1048576)}' /proc/meminfo) GiB"
+
+warn_re='WARNING|BUG|Oops|Call Trace|blocked for more than|general protection|KASAN|UBSAN'
+
+# The notify pass's readers: one supervisor per mount for the whole
+# pass.  It attaches a scoutfs-notifyd (each with its own run dir:
+# every mount here is of the same filesystem, so they share an fsid)
+# and a client counting what it receives as soon as the mount appears,
+# and again after every remount.  Tests that unmount do so through the
+# umount wrapper (notify_umount below), which stops that mount's reader
+# first, as systemd does for the unit (BindsTo= the mount): umount(2)
+# of a mount with an open file is EBUSY, for a daemon as for anyone.
+#
+# A reader's end is counted as clean when its daemon exited 0 on
+# SIGTERM, or exited 1 because its mount went away underneath it (the
+# documented lazy/forced unmount case); anything else is an early exit.
+supervise() {
+	local i=$1 mnt=/mnt/test.$1 rd=/run/notify.$1 bin=/scoutfs/notify/utils/notifyd
+	local d w rc n g fsid
+	local starts=0 lines=0 gaps=0 early=0 relayed=0 lost=0
+	while :; do
+		while [ -e "$rd.hold" ] || ! findmnt -n -t scoutfs "$mnt" >/dev/null; do
+			kill -0 "$runpid" 2>/dev/null || break 2
+			findmnt --poll=mount --first-only --timeout 1000 >/dev/null 2>&1
+		done
+		kill -0 "$runpid" 2>/dev/null || break
+		"$bin/scoutfs-notifyd" --run-dir "$rd" "$mnt" >>"/tmp/notifyd.$i.log" 2>&1 &
+		d=$!
+		echo "$d" >"$rd.pid"
+		starts=$((starts + 1))
+		[ "$starts" -eq 1 ] && echo "upstream: notify reader $i attached to $mnt"
+		w=""
+		fsid=$(stat -f -c %i "$mnt" 2>/dev/null) || fsid=none
+		# the daemon binds its socket once it is attached
+		while [ ! -S "$rd/$fsid/notify.sock" ] && kill -0 "$d" 2>/dev/null; do
+			inotifywait -qq -t 1 -e create -r "$rd" 2>/dev/null || true
+		done
+		if [ -S "$rd/$fsid/notify.sock" ]; then
+			"$bin/scoutfs-notify-watch" --no-paths --socket "$rd/$fsid/notify.sock" 2>&1 |
+				awk '/gap|lost|dropped/ {g++} {n++} END {print n + 0, g + 0}' >"/tmp/watch.$i.count" &
+			w=$!
+		fi
+		wait "$d"
+		rc=$?
+		rm -f "$rd.pid"
+		if [ -n "$w" ]; then
+			wait "$w"
+			read -r n g <"/tmp/watch.$i.count"
+			lines=$((lines + n))
+			gaps=$((gaps + g))
+		fi
+		# "client 1 gone (...): relayed N, lost M", logged as the daemon ends
+		read -r n g < <(grep -h 'client 1 gone' "/tmp/notifyd.$i.log" | tail -n 1 |
+			sed -n 's/.*relayed \([0-9]*\), lost \([0-9]*\).*/\1 \2/p')
+		relayed=$((relayed + ${n:-0}))
+		lost=$((lost + ${g:-0}))
+		if [ "$rc" -eq 0 ] || { [ "$rc" -eq 1 ] && ! findmnt -n -t scoutfs "$mnt" >/dev/null; }; then
+			:
+		else
+			early=$((early + 1))
+			echo "upstream: notify reader $i: daemon EXITED EARLY ($rc): $(tail -n 3 "/tmp/notifyd.$i.log" | tr '\n' ' ')"
+			# not again on this mount: wait for it to go (or the run to end)
+			while findmnt -n -t scoutfs "$mnt" >/dev/null && kill -0 "$runpid" 2>/dev/null; do
+				findmnt --poll=mount --first-only --timeout 1000 >/dev/null 2>&1
+			done
+		fi
+		cat "/tmp/notifyd.$i.log" >>"/tmp/notifyd.$i.all"
+		: >"/tmp/notifyd.$i.log"
+	done
+	if [ "$early" -eq 0 ]; then
+		echo "upstream: notify reader $i: daemon was up to the end, $starts attaches, each ended cleanly"
+	else
+		echo "upstream: notify reader $i: daemon EXITED EARLY $early of $starts attaches"
+	fi
+	echo "upstream: notify reader $i: client received $lines lines, $gaps gap lines"
+	echo "upstream: notify reader $i: the daemon relayed $relayed records to it, lost $lost"
+}
+
+start_readers() {
+	local i
+	for ((i = 0; i < NR_MOUNTS; i++)); do
+		supervise "$i" &
+		spid[i]=$!
+	done
+}
+
+# stop_reader I: SIGTERM mount I's daemon, if one runs, and wait for it
+# to be gone (bounded: a daemon that ignores SIGTERM is a failure)
+stop_reader() {
+	local p
+	p=$(cat "/run/notify.$1.pid" 2>/dev/null) || return 0
+	kill -USR1 "$p" 2>/dev/null || return 0
+	kill -TERM "$p" 2>/dev/null || return 0
+	if ! timeout 60 tail --pid="$p" -s 0.05 -f /dev/null; then
+		echo "upstream: notify reader $1: daemon $p still there 60 s after SIGTERM"
+		return 1
+	fi
+}
+
+# The run is over (runpid is gone): stop every daemon, and the
+# supervisors then print their totals and end.
+stop_readers() {
+	local i
+	for i in "${!spid[@]}"; do
+		touch "/run/notify.$i.hold"
+		stop_reader "$i"
+	done
+	for i in "${!spid[@]}"; do
+		wait "${spid[i]}"
+		rm -f "/run/notify.$i.hold"
+	done
+	spid=()
+}
+
+# The notify pass's umount(8), first in run-tests.sh's PATH: for a test
+# mount with a reader, hold the supervisor off, stop the reader, then
+# unmount; the reader comes back once the mount does.
+install_umount_wrapper() {
+	mkdir -p /opt/notify-wrap
+	cat >/opt/notify-wrap/umount <<'WRAP'
+#!/bin/bash
+held=()
+for a in "$@"; do
+	case "$a" in
+	/mnt/test.[0-9]*) i=${a##*.} ;;
+	*) continue ;;
+	esac
+	touch "/run/notify.$i.hold"
+	held+=("$i")
+	p=$(cat "/run/notify.$i.pid" 2>/dev/null) || continue
+	kill -TERM "$p" 2>/dev/null || continue
+	timeout 60 tail --pid="$p" -s 0.05 -f /dev/null ||
+		echo "notify umount wrapper: daemon $p of $a still there" >&2
+done
+/usr/bin/umount "$@"
+rc=$?
+for i in "${held[@]}"; do
+	rm -f "/run/notify.$i.hold"
+done
+exit $rc
+WRAP
+	chmod +x /opt/notify-wrap/umount
+}
+
+# Counters of every mount still there, then everything unmounted and
+# the module removed, so that the next pass starts clean.
+teardown() {
+	local pass=$1 d m
+	for d in /sys/fs/scoutfs/*/counters; do
+		[ -f "$d/notify_emitted" ] || continue
+		echo "upstream: $pass counters $(basename "$(dirname "$d")"): emitted $(cat "$d/notify_emitted") dropped $(cat "$d/notify_dropped_ring_full") attached $(cat "$d/notify_reader_attached")"
+	done
+	[ "$pass" = notify ] && stop_readers
+	for m in $(findmnt -n -t scoutfs -o TARGET); do
+		umount "$m" &
+	done
+	wait
+	for d in /dev/mapper/_scoutfs_test_*; do
+		[ -b "$d" ] && dmsetup remove "$d"
+	done
+	if [ -e /sys/module/scoutfs ] && ! rmmod scoutfs; then
+		echo "upstream: $pass: rmmod scoutfs FAILED"
+	fi
+}
+
+excl=()
+for t in $EXCLUDE; do
+	excl+=(-E "^${t//./\\.}\$")
+done
+# run-tests.sh greps with basic regexes, one -I per alternative
+incl=()
+IFS='|' read -r -a only <<<"${ONLY:-}"
+for t in "${only[@]}"; do
+	incl+=(-I "$t")
+done
+
+declare -a spid
+install_umount_wrapper
+for pass in $PASSES; do
+	tree=/scoutfs/$pass
+	res=/results/$pass
+	dmesg -C
+	insmod "$tree/kmod/src/scoutfs.ko" || { echo "upstream: $pass: insmod FAILED"; continue; }
+	echo "upstream: $pass: scoutfs $(cat "$tree/describe"), $(echo "$EXCLUDE" | wc -w) tests excluded"
+	start=$SECONDS
+	(
+		cd "$tree/tests" || exit
+		wrap=""
+		[ "$pass" = notify ] && wrap=/opt/notify-wrap:
+		PATH=$wrap$PATH SK_KSRC=/opt/prebuilt-ksrc timeout -k 30 "$PASS_TIMEOUT" \
+			bash ./run-tests.sh -M /dev/ram0 -D /dev/ram1 -f /dev/ram2 -e /dev/ram3 \
+			-m -n "$NR_MOUNTS" -q "$QUORUM" -r "$res" "${excl[@]}" "${incl[@]}"
+		echo $? >"/tmp/rc.$pass"
+	) 2>&1 | tee "/tmp/run.$pass.log" &
+	runpid=$!
+	[ "$pass" = notify ] && start_readers
+	wait "$runpid"
+	rc=$(cat "/tmp/rc.$pass")
+	echo "upstream: $pass: run-tests.sh exited $rc after $((SECONDS - start))s"
+	[ "$rc" -eq 124 ] && echo "upstream: $pass: TIMED OUT after ${PASS_TIMEOUT}s"
+	if ! grep -q '^\[== all tests run' "/tmp/run.$pass.log"; then
+		tail -n 25 "$res/run.log" | sed "s/^/upstream: $pass run.log | /"
+		dmesg | tail -n 25 | sed "s/^/upstream: $pass dmesg | /"
+	fi
+	# "  name<pad>  passed: Ns" or "  name<pad>  [ failed|skipped...: msg ]"
+	sed -n 's/^  \([a-z0-9_-]\+\)\( .*\)\?  passed: \([0-9]\+s\)$/\1 passed \3/p;
+		s/^  \([a-z0-9_-]\+\)\( .*\)\?  \[ \(failed\|skipped\|skipped (permitted)\): \(.*\) \]$/\1 \3 - \4/p' \
+		"/tmp/run.$pass.log" | sed 's/skipped (permitted)/skipped/' |
+		while read -r name result secs msg; do
+			echo "upstream: $pass $name $result $secs $msg"
+		done
+	if [ -s "$res/fail.log" ]; then
+		echo "upstream: $pass fail.log:"
+		head -n 150 "$res/fail.log" | sed "s/^/upstream: $pass | /"
+		# and the ends of what each failed test left in its tmp dir
+		awk '{print $1}' "$res/fail.log" | grep -E '^[a-z0-9_-]+$' | sort -u |
+			while read -r t; do
+				for f in "$res/tmp/$t"/*; do
+					[ -f "$f" ] || continue
+					tail -n 6 "$f" | sed "s#^#upstream: $pass | $t/$(basename "$f"): #"
+				done
+			done
+	fi
+	teardown "$pass"
+	nw=$(dmesg | grep -cE "$warn_re")
+	echo "upstream: $pass kernel log: $nw warning lines"
+	dmesg | grep -E -A12 "$warn_re" | head -n 40 | sed "s/^/upstream: $pass dmesg | /"
+done
+finish

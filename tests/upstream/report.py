@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Turn the upstream-suite VM's console log into the comparison report.
+
+The guest (tests/upstream/guest.sh) prints one `upstream: ...` line per
+test result and per-pass totals; this reads them back, prints a markdown
+report, one verdict line and the closing count:
+
+  upstream-suite: identical results (...)   or   upstream-suite: DIFFERENT (...)
+  upstream-suite: N passed, M failed
+
+(N: tests with the same result in both passes; M: tests whose result
+differs, plus every other problem.)
+
+Identical means: every pass ran to run-tests.sh's end (no timeout), the
+same tests ran in each with the same result, the notify pass's kernel
+log has no more warning lines than the base pass's, and every reader's
+daemon stayed up and its client received records.
+"""
+import argparse
+import re
+import sys
+
+RESULT = re.compile(r"^upstream: (\w+) ([a-z0-9_-]+) (passed|failed|skipped) (\S+) ?(.*)$")
+EXITED = re.compile(r"^upstream: (\w+): run-tests\.sh exited (\d+) after (\d+)s$")
+SUMMARY = re.compile(r"^\[== all tests run: (\d+) passed, (\d+) skipped, (\d+) skipped \(permitted\), (\d+) failed ==\]$")
+WARN = re.compile(r"^upstream: (\w+) kernel log: (\d+) warning lines$")
+CLIENT = re.compile(r"^upstream: notify reader (\d+): client received (\d+) lines, (\d+) gap lines$")
+DAEMON = re.compile(r"^upstream: notify reader (\d+): daemon (was up to the end|EXITED EARLY)(?:, (\d+) attaches)?")
+ATTACHED = re.compile(r"^upstream: notify reader (\d+) attached to (\S+)$")
+RELAYED = re.compile(r"^upstream: notify reader (\d+): the daemon relayed (\d+) records to it, lost (\d+)$")
+COUNTERS = re.compile(r"^upstream: notify counters (\S+): emitted (\d+) dropped (\d+) attached (\d+)$")
+
+
+def parse(path, passes):
+    p = {name: {"results": {}, "exit": None, "secs": None, "summary": None,
+                "warn": None, "timeout": False} for name in passes}
+    readers = {}
+    counters = []
+    current = None
+    done = False
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            m = re.match(r"^upstream: (\w+): scoutfs ", line)
+            if m and m.group(1) in p:
+                current = m.group(1)
+            m = RESULT.match(line)
+            if m and m.group(1) in p:
+                p[m.group(1)]["results"][m.group(2)] = (m.group(3), m.group(4), m.group(5))
+                continue
+            m = EXITED.match(line)
+            if m and m.group(1) in p:
+                p[m.group(1)]["exit"] = int(m.group(2))
+                p[m.group(1)]["secs"] = int(m.group(3))
+                continue
+            if re.match(r"^upstream: (\w+): TIMED OUT", line):
+                p[line.split()[1].rstrip(":")]["timeout"] = True
+            m = SUMMARY.match(line)
+            if m and current:
+                p[current]["summary"] = tuple(int(x) for x in m.groups())
+            m = WARN.match(line)
+            if m and m.group(1) in p:
+                p[m.group(1)]["warn"] = int(m.group(2))
+            m = ATTACHED.match(line)
+            if m:
+                readers.setdefault(int(m.group(1)), {})["mnt"] = m.group(2)
+            m = DAEMON.match(line)
+            if m:
+                r = readers.setdefault(int(m.group(1)), {})
+                r["up"] = m.group(2) == "was up to the end" and r.get("up", True)
+                if m.group(3):
+                    r["attaches"] = int(m.group(3))
+            m = CLIENT.match(line)
+            if m:
+                r = readers.setdefault(int(m.group(1)), {})
+                r["lines"], r["gaps"] = int(m.group(2)), int(m.group(3))
+            m = RELAYED.match(line)
+            if m:
+                r = readers.setdefault(int(m.group(1)), {})
+                r["relayed"], r["lost"] = int(m.group(2)), int(m.group(3))
+            m = COUNTERS.match(line)
+            if m:
+                counters.append((m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))))
+            if line == "upstream: guest done":
+                done = True
+    return p, readers, counters, done
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--console", required=True)
+    ap.add_argument("--passes", required=True)
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--excluded", required=True)
+    ap.add_argument("--nseq", type=int, required=True)
+    ap.add_argument("--only")
+    a = ap.parse_args()
+    passes = a.passes.split()
+    p, readers, counters, done = parse(a.console, passes)
+    nexcl = sum(1 for l in open(a.excluded) if l.strip() and not l.startswith("#"))
+
+    problems = []
+    if not done:
+        problems.append("the guest did not finish")
+    out = []
+    out.append(f"## Upstream scoutfs suite on {a.base}: unpatched vs series + scoutfs-notifyd\n")
+    out.append(f"Upstream's `tests/run-tests.sh` in QEMU (TCG, 2 vCPUs, Debian 5.10.0-32), "
+               f"5 mounts (3 quorum members) on RAM disks, fresh mkfs per pass. "
+               f"{a.nseq} tests in {a.base}'s sequence, {nexcl} excluded in both passes "
+               f"(`tests/upstream/excluded.txt` gives each reason)"
+               + (f", only tests matching `{a.only}`" if a.only else "") + ".\n")
+    out.append("| pass | module | tests run | passed | failed | skipped | kernel warnings | time |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    what = {"base": f"{a.base} unpatched, nothing attached",
+            "notify": f"{a.base} + series, scoutfs-notifyd and a reading client on every mount"}
+    for name in passes:
+        d = p[name]
+        res = d["results"]
+        n = {k: sum(1 for r in res.values() if r[0] == k) for k in ("passed", "failed", "skipped")}
+        warn = "?" if d["warn"] is None else str(d["warn"])
+        secs = "?" if d["secs"] is None else f"{d['secs'] // 60} min {d['secs'] % 60} s"
+        out.append(f"| {name} | {what[name]} | {len(res)} | {n['passed']} | {n['failed']} | "
+                   f"{n['skipped']} | {warn} | {secs} |")
+        if d["timeout"]:
+            problems.append(f"{name} timed out")
+        if d["summary"] is None:
+            problems.append(f"{name} did not reach run-tests.sh's summary")
+        else:
+            sp, ss, ssp, sf = d["summary"]
+            if (sp, ss + ssp, sf) != (n["passed"], n["skipped"], n["failed"]):
+                problems.append(f"{name}: parsed results {n} disagree with run-tests.sh's summary {d['summary']}")
+        if d["warn"] is None:
+            problems.append(f"{name}: no kernel-log check")
+    out.append("")
+
+    if "notify" in passes:
+        out.append("Readers in the notify pass:\n")
+        if not readers:
+            problems.append("no notify reader attached")
+        for i in sorted(readers):
+            r = readers[i]
+            out.append(f"- mount {i} ({r.get('mnt', '?')}): daemon "
+                       f"{'up to the end' if r.get('up') else 'NOT up to the end'} "
+                       f"({r.get('attaches', '?')} attaches, one per mount and remount), client received "
+                       f"{r.get('lines', '?')} lines with {r.get('gaps', '?')} seq gaps; the daemon relayed "
+                       f"{r.get('relayed', '?')} records to it and lost {r.get('lost', '?')}")
+            if not r.get("up"):
+                problems.append(f"reader {i}'s daemon did not stay up")
+            if not r.get("lines"):
+                problems.append(f"reader {i}'s client received nothing")
+        for ident, em, dr, at in counters:
+            out.append(f"- counters of {ident} at the end: notify_emitted {em}, "
+                       f"notify_dropped_ring_full {dr}, notify_reader_attached {at}")
+        out.append("")
+
+    compared, diff = [], []
+    if len(passes) == 2:
+        b, n = (p[x]["results"] for x in passes)
+        compared = set(b) | set(n)
+        diff = sorted(t for t in set(b) | set(n) if b.get(t, ("not run",))[0] != n.get(t, ("not run",))[0])
+        if p[passes[0]]["warn"] is not None and p[passes[1]]["warn"] is not None \
+                and p[passes[1]]["warn"] > p[passes[0]]["warn"]:
+            problems.append(f"{passes[1]} has {p[passes[1]]['warn']} kernel warning lines, "
+                            f"{passes[0]} {p[passes[0]]['warn']}")
+        if diff:
+            out.append("Tests whose result differs:\n")
+            for t in diff:
+                out.append(f"- {t}: {passes[0]} {' '.join(b.get(t, ('not run',)))}, "
+                           f"{passes[1]} {' '.join(n.get(t, ('not run',)))}")
+            out.append("")
+            problems.append(f"{len(diff)} tests differ")
+        out.append("| test | " + " | ".join(passes) + " |")
+        out.append("|---|" + "---|" * len(passes))
+        for t in sorted(set(b) | set(n), key=lambda t: list(b).index(t) if t in b else 1e9):
+            cells = []
+            for r in (b.get(t), n.get(t)):
+                if r is None:
+                    cells.append("not run")
+                elif r[0] == "passed":
+                    cells.append(f"passed {r[1]}")
+                else:
+                    cells.append(f"{r[0]}: {r[2]}")
+            out.append(f"| {t} | " + " | ".join(cells) + " |")
+        out.append("")
+    else:
+        problems.append("one pass only: not a comparison")
+    if a.only:
+        problems.append("--only: not the full subset")
+
+    print("\n".join(out))
+    counts = "; ".join(
+        f"{x}: {len(p[x]['results'])} run, "
+        f"{sum(1 for r in p[x]['results'].values() if r[0] == 'passed')} passed, "
+        f"{sum(1 for r in p[x]['results'].values() if r[0] == 'failed')} failed, "
+        f"{sum(1 for r in p[x]['results'].values() if r[0] == 'skipped')} skipped, "
+        f"{p[x]['warn']} kernel warnings" for x in passes)
+    # the closing line: one check per test run in either pass (same
+    # result in both), one failure per other problem
+    same = len(compared) - len(diff)
+    others = len(problems) - (1 if diff else 0)
+    if problems:
+        print(f"upstream-suite: DIFFERENT ({counts}; {'; '.join(problems)})")
+    else:
+        print(f"upstream-suite: identical results ({counts})")
+    print(f"upstream-suite: {same} passed, {len(diff) + others} failed")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
