@@ -6,7 +6,7 @@
 #   make demo SCOUTFS_SRC=... [BASE=v1.30]
 #                                      a reader attached, file activity, records printed
 #   make bench [SCOUTFS_SRC=...]       benchmark figures (build/bench.md)
-#   make upstream-suite SCOUTFS_SRC=... [BASE=v1.30]
+#   make upstream-suite SCOUTFS_SRC=... [BASE=v1.30] [UPSTREAM_TIMEOUT=secs]
 #                                      upstream's run-tests.sh, unpatched vs patched + daemon
 SHELL := /bin/bash
 BASE ?= $(shell cat base.txt)
@@ -34,4 +34,4 @@ bench:
 	scripts/bench.sh $(if $(SCOUTFS_SRC),--src "$(SCOUTFS_SRC)") --base "$(BASE)"
 
 upstream-suite:
-	scripts/upstream-suite.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)"
+	scripts/upstream-suite.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)" $(if $(UPSTREAM_TIMEOUT),--timeout "$(UPSTREAM_TIMEOUT)")

@@ -8,7 +8,7 @@
 #   debian_mirror          the Debian mirror apt uses here (deb822 or
 #                          one-line sources), for fetches that must not
 #                          touch the system's apt configuration
-#   boot_vm SECS MEM INITRD APPEND LOG
+#   boot_vm SECS MEM INITRD APPEND LOG [QEMU ARGS...]
 #                          boot $VMLINUZ (scripts/fetch-kernel.sh) in QEMU
 #                          under TCG, killed after SECS; the console goes
 #                          to stdout and LOG; QEMU's or timeout's status
@@ -56,14 +56,15 @@ debian_mirror() {
 }
 
 boot_vm() {
-	local rc=0
+	local rc=0 secs=$1 mem=$2 initrd=$3 append=$4 log=$5
+	shift 5
 	# -cpu max: upstream's utils are built with -msse4.2
-	timeout --foreground -k 10 "$1" qemu-system-x86_64 -cpu max -smp 2 -m "$2" \
+	timeout --foreground -k 10 "$secs" qemu-system-x86_64 -cpu max -smp 2 -m "$mem" \
 		-nographic -no-reboot -kernel "${VMLINUZ:?boot_vm needs VMLINUZ}" \
-		-initrd "$3" -append "$4" \
-		</dev/null 2>&1 | sed -u 's/\r$//' | tee "$5" || rc=$?
+		-initrd "$initrd" -append "$append" "$@" \
+		</dev/null 2>&1 | sed -u 's/\r$//' | tee "$log" || rc=$?
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-		echo "$me: the VM did not finish within ${1}s"
+		echo "$me: the VM did not finish within ${secs}s"
 	fi
 	return "$rc"
 }

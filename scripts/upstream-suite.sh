@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# Run upstream scoutfs's own test suite (tests/run-tests.sh) in the VM
-# twice in one boot: the release unpatched, and the release with the
-# series applied and a scoutfs-notifyd + client attached to every test
-# mount.  Then compare the two.
+# Run upstream scoutfs's own test suite (tests/run-tests.sh) twice in
+# one run, in two VMs side by side: the release unpatched, and the
+# release with the series applied and a scoutfs-notifyd + client
+# attached to every test mount.  Then compare the two.
 #
 #   scripts/upstream-suite.sh --src DIR [--base TAG] [--out DIR]
-#                             [--passes "base notify"] [--only REGEX]
+#                             [--passes "base notify"] [--only 'a|b']
 #                             [--timeout SECS]
 #
 # Both trees are built here (scripts/build-scoutfs.sh, plus upstream's
-# test programs); the guest is the Debian root of
+# test programs); each guest is the Debian root of
 # scripts/upstream-root.sh with the trees appended, booted under TCG.
 # run-tests.sh runs with 5 mounts (3 quorum members: upstream's golden
-# output is for 5 mounts) on four 64 GiB RAM disks, excluding the tests
-# in tests/upstream/excluded.txt (each with its reason).  --only passes
-# a run-tests.sh -I regex (for debugging a test; a run with it is not a
-# comparison).  --timeout bounds each pass
-# (default 2400 s); the VM gets both passes plus 10 minutes.
+# output is for 5 mounts) on four 64 GiB virtio disks (sparse files
+# under DIR, removed afterwards), excluding the tests in
+# tests/upstream/excluded.txt (each with its reason).  --only runs just
+# the tests matching one of the |-separated run-tests.sh -I regexes (for
+# debugging; a run with it is not a comparison).  --timeout bounds each
+# pass (default 2400 s); each VM gets its pass plus 10 minutes.
 #
 # Writes DIR/report.md (default build/upstream/report.md): per pass,
 # tests run, passed, failed, skipped and kernel-log warnings, what the
@@ -57,6 +58,10 @@ for p in $passes; do
 	case "$p" in base | notify) ;; *) die "unknown pass '$p' (base, notify)" ;; esac
 done
 [ -n "$passes" ] || die "--passes must name at least one pass"
+"$top/apply.sh" --list | grep -qx "$base" ||
+	die "no series for '$base' (supported: $("$top/apply.sh" --list | tr '\n' ' '))"
+git -C "$src" rev-parse -q --verify "$base^{commit}" >/dev/null 2>&1 ||
+	die "'$src' has no $base: it must be an upstream scoutfs git dir with release tags"
 
 "$top/scripts/deps.sh" vm
 eval "$("$top/scripts/fetch-kernel.sh")"
@@ -106,8 +111,9 @@ cat >"$ov/opt/prebuilt-ksrc/Makefile" <<'MK'
 all modules:
 	@test -f $(M)/scoutfs.ko && echo "prebuilt $(M)/scoutfs.ko"
 MK
-for m in drivers/block/brd.ko drivers/block/loop.ko drivers/md/dm-mod.ko \
-	lib/libcrc32c.ko crypto/crc32c_generic.ko; do
+for m in drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko \
+	drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko drivers/block/loop.ko \
+	drivers/md/dm-mod.ko lib/libcrc32c.ko crypto/crc32c_generic.ko; do
 	mkdir -p "$(dirname "$ov/lib/modules/$KVER/kernel/$m")"
 	cp "$MODDIR/kernel/$m" "$ov/lib/modules/$KVER/kernel/$m"
 done
@@ -117,25 +123,51 @@ depmod -b "$ov" "$KVER"
 mkdir -p "$ov/usr/lib"
 mv "$ov/lib/modules" "$ov/usr/lib/modules"
 rmdir "$ov/lib"
-cat >"$ov/etc/upstream-suite.conf" <<CONF
-PASSES="$passes"
+cp "$top/tests/upstream/guest.sh" "$ov/init"
+chmod +x "$ov/init"
+(cd "$ov" && find . | cpio -o -H newc --quiet) >"$out/overlay.cpio"
+
+# One VM per pass, side by side (each with 2 vCPUs on the host's cores,
+# so both passes see the same load), each with its own four 64 GiB
+# sparse disk files: the data the tests write lands on the host's disk,
+# not in the guest's memory (with RAM disks the VM ran out of memory
+# part way through the suite).
+vm_timeout=$((pass_timeout + 600))
+echo "upstream-suite.sh: booting $KVER, one VM per pass ($passes); $nseq tests in $base's sequence, $(echo "$exclude" | wc -w) excluded${only:+, only /$only/} (timeout ${vm_timeout}s)"
+pids=()
+for p in $passes; do
+	d=$out/$p/disks
+	mkdir -p "$d" "$out/$p/conf/etc"
+	drives=()
+	for n in meta data exmeta exdata; do
+		rm -f "$d/$n.img"
+		truncate -s 64G "$d/$n.img"
+		drives+=(-drive "file=$d/$n.img,format=raw,if=virtio,cache=unsafe,discard=unmap")
+	done
+	cat >"$out/$p/conf/etc/upstream-suite.conf" <<CONF
+PASSES="$p"
 EXCLUDE="$exclude"
 PASS_TIMEOUT=$pass_timeout
 NR_MOUNTS=5
 QUORUM=3
 ONLY="$only"
 CONF
-cp "$top/tests/upstream/guest.sh" "$ov/init"
-chmod +x "$ov/init"
-(cd "$ov" && find . | cpio -o -H newc --quiet) >"$out/overlay.cpio"
-cat "$ROOT_CPIO" "$out/overlay.cpio" >"$out/initrd"
-
-npass=$(echo "$passes" | wc -w)
-vm_timeout=$((npass * pass_timeout + 600))
-echo "upstream-suite.sh: booting $KVER, passes: $passes; $nseq tests in $base's sequence, $(echo "$exclude" | wc -w) excluded${only:+, only /$only/} (timeout ${vm_timeout}s)"
+	(cd "$out/$p/conf" && find . | cpio -o -H newc --quiet) >"$out/$p/conf.cpio"
+	cat "$ROOT_CPIO" "$out/overlay.cpio" "$out/$p/conf.cpio" >"$out/$p/initrd"
+	# the console goes to its log; the result lines to stdout as well
+	boot_vm "$vm_timeout" 8G "$out/$p/initrd" \
+		"console=ttyS0 panic=-1 quiet loglevel=1 rdinit=/init" "$out/$p/console.log" "${drives[@]}" |
+		grep --line-buffered -E '^(upstream: |\[== all tests|  [a-z0-9_-]+ .*(passed:|\[ ))' &
+	pids+=($!)
+done
 rc=0
-boot_vm "$vm_timeout" 12G "$out/initrd" \
-	"console=ttyS0 panic=-1 quiet loglevel=1 rdinit=/init" "$out/console.log" || rc=$?
+for pid in "${pids[@]}"; do
+	wait "$pid" || rc=$?
+done
+for p in $passes; do
+	cat "$out/$p/console.log"
+	rm -rf "$out/$p/disks"
+done >"$out/console.log"
 
 python3 "$top/tests/upstream/report.py" --console "$out/console.log" --passes "$passes" \
 	--base "$base" --excluded "$top/tests/upstream/excluded.txt" --nseq "$nseq" \

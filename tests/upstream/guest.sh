@@ -2,8 +2,9 @@
 # /init of the upstream-suite VM (scripts/upstream-suite.sh builds it):
 # a Debian root with two prebuilt scoutfs trees of one release,
 # /scoutfs/base (unpatched) and /scoutfs/notify (the series applied).
-# It runs upstream's own tests/run-tests.sh from each tree in turn on
-# the same four RAM disks, with a fresh mkfs each time:
+# It runs upstream's own tests/run-tests.sh from the tree of each pass
+# named in /etc/upstream-suite.conf (one VM per pass, side by side), on
+# four virtio disks, with a fresh mkfs:
 #
 #   base    the unpatched module, nothing attached
 #   notify  the patched module, and as soon as each mount appears a
@@ -53,9 +54,20 @@ finish() {
 	sleep 60
 }
 
-# Four 64 GiB RAM disks (scoutfs mkfs's minimum device size), memory
-# is only used for what is written.
-modprobe brd rd_nr=4 rd_size=$((64 * 1024 * 1024)) || { echo "upstream: brd FAILED"; finish; }
+# Four 64 GiB virtio disks (scoutfs mkfs's minimum device size), sparse
+# files on the host: meta, data, extra meta, extra data.
+if ! modprobe virtio_pci || ! modprobe virtio_blk; then
+	echo "upstream: virtio_blk FAILED"
+	finish
+fi
+for d in vda vdb vdc vdd; do
+	# devtmpfs adds the node as the driver probes: bounded wait
+	for _ in $(seq 100); do
+		[ -b /dev/$d ] && break
+		sleep 0.1
+	done
+	[ -b /dev/$d ] || { echo "upstream: no /dev/$d"; finish; }
+done
 modprobe dm-mod || { echo "upstream: dm-mod FAILED"; finish; }
 modprobe libcrc32c
 echo "upstream: guest up, kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ {print int($2 / 1048576)}' /proc/meminfo) GiB"
@@ -248,7 +260,7 @@ for pass in $PASSES; do
 		wrap=""
 		[ "$pass" = notify ] && wrap=/opt/notify-wrap:
 		PATH=$wrap$PATH SK_KSRC=/opt/prebuilt-ksrc timeout -k 30 "$PASS_TIMEOUT" \
-			bash ./run-tests.sh -M /dev/ram0 -D /dev/ram1 -f /dev/ram2 -e /dev/ram3 \
+			bash ./run-tests.sh -M /dev/vda -D /dev/vdb -f /dev/vdc -e /dev/vdd \
 			-m -n "$NR_MOUNTS" -q "$QUORUM" -r "$res" "${excl[@]}" "${incl[@]}"
 		echo $? >"/tmp/rc.$pass"
 	) 2>&1 | tee "/tmp/run.$pass.log" &

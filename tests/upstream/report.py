@@ -20,6 +20,10 @@ import argparse
 import re
 import sys
 
+# run-tests.sh's own lines, as they scroll by: what a pass that was cut
+# short (timeout, a killed VM) still tells
+RAW_PASS = re.compile(r"^  ([a-z0-9_-]+)\s+passed: (\d+s)$")
+RAW_OTHER = re.compile(r"^  ([a-z0-9_-]+)\s+\[ (failed|skipped|skipped \(permitted\)): (.*) \]$")
 RESULT = re.compile(r"^upstream: (\w+) ([a-z0-9_-]+) (passed|failed|skipped) (\S+) ?(.*)$")
 EXITED = re.compile(r"^upstream: (\w+): run-tests\.sh exited (\d+) after (\d+)s$")
 SUMMARY = re.compile(r"^\[== all tests run: (\d+) passed, (\d+) skipped, (\d+) skipped \(permitted\), (\d+) failed ==\]$")
@@ -47,6 +51,12 @@ def parse(path, passes):
             m = RESULT.match(line)
             if m and m.group(1) in p:
                 p[m.group(1)]["results"][m.group(2)] = (m.group(3), m.group(4), m.group(5))
+                continue
+            m = RAW_PASS.match(line) or RAW_OTHER.match(line)
+            if m and current:
+                r = (("passed", m.group(2), "") if m.re is RAW_PASS
+                     else (m.group(2).split()[0], "-", m.group(3)))
+                p[current]["results"].setdefault(m.group(1), r)
                 continue
             m = EXITED.match(line)
             if m and m.group(1) in p:
@@ -104,8 +114,9 @@ def main():
         problems.append("the guest did not finish")
     out = []
     out.append(f"## Upstream scoutfs suite on {a.base}: unpatched vs series + scoutfs-notifyd\n")
-    out.append(f"Upstream's `tests/run-tests.sh` in QEMU (TCG, 2 vCPUs, Debian 5.10.0-32), "
-               f"5 mounts (3 quorum members) on RAM disks, fresh mkfs per pass. "
+    out.append(f"Upstream's `tests/run-tests.sh` in QEMU (TCG, Debian 5.10.0-32), one VM per pass "
+               f"side by side (2 vCPUs and 8 GiB each), 5 mounts (3 quorum members) on four "
+               f"64 GiB virtio disks, fresh mkfs. "
                f"{a.nseq} tests in {a.base}'s sequence, {nexcl} excluded in both passes "
                f"(`tests/upstream/excluded.txt` gives each reason)"
                + (f", only tests matching `{a.only}`" if a.only else "") + ".\n")
