@@ -25,8 +25,8 @@ case "${1:-}" in
 *) die "unknown argument '$1' (see --help)" ;;
 esac
 
-# What upstream's harness (run-tests.sh, funcs/*.sh) and the tests in
-# tests/upstream/subset.txt run, plus make (run-tests.sh runs make in
+# What upstream's harness (run-tests.sh, funcs/*.sh) and the tests of the
+# release's sequence run, plus make (run-tests.sh runs make in
 # each prebuilt tree) and the libraries the scoutfs utils link.
 pkgs=(bash coreutils util-linux mount dmsetup kmod iproute2 procps psmisc
 	xfsprogs attr acl e2fsprogs bsdextrautils bc perl gawk sed grep

@@ -79,7 +79,7 @@ warn_re='WARNING|BUG|Oops|Call Trace|blocked for more than|general protection|KA
 # every mount here is of the same filesystem, so they share an fsid)
 # and a client counting what it receives as soon as the mount appears,
 # and again after every remount.  Tests that unmount do so through the
-# umount wrapper (notify_umount below), which stops that mount's reader
+# umount wrapper (install_umount_wrapper below), which stops that mount's reader
 # first, as systemd does for the unit (BindsTo= the mount): umount(2)
 # of a mount with an open file is EBUSY, for a daemon as for anyone.
 #
@@ -156,26 +156,12 @@ start_readers() {
 	done
 }
 
-# stop_reader I: SIGTERM mount I's daemon, if one runs, and wait for it
-# to be gone (bounded: a daemon that ignores SIGTERM is a failure)
-stop_reader() {
-	local p
-	p=$(cat "/run/notify.$1.pid" 2>/dev/null) || return 0
-	kill -USR1 "$p" 2>/dev/null || return 0
-	kill -TERM "$p" 2>/dev/null || return 0
-	if ! timeout 60 tail --pid="$p" -s 0.05 -f /dev/null; then
-		echo "upstream: notify reader $1: daemon $p still there 60 s after SIGTERM"
-		return 1
-	fi
-}
-
 # The run is over (runpid is gone): stop every daemon, and the
 # supervisors then print their totals and end.
 stop_readers() {
 	local i
 	for i in "${!spid[@]}"; do
-		touch "/run/notify.$i.hold"
-		stop_reader "$i"
+		/opt/notify-wrap/notify-stop-reader "$i"
 	done
 	for i in "${!spid[@]}"; do
 		wait "${spid[i]}"
@@ -185,10 +171,23 @@ stop_readers() {
 }
 
 # The notify pass's umount(8), first in run-tests.sh's PATH: for a test
-# mount with a reader, hold the supervisor off, stop the reader, then
-# unmount; the reader comes back once the mount does.
+# mount with a reader, stop the reader (holding its supervisor off),
+# then unmount; the reader comes back once the mount does.  Its helper
+# notify-stop-reader I also serves stop_readers: hold mount I's
+# supervisor off, SIGTERM its daemon if one runs and wait for it to be
+# gone (bounded: a daemon that ignores SIGTERM is a failure).
 install_umount_wrapper() {
 	mkdir -p /opt/notify-wrap
+	cat >/opt/notify-wrap/notify-stop-reader <<'STOP'
+#!/bin/bash
+touch "/run/notify.$1.hold"
+p=$(cat "/run/notify.$1.pid" 2>/dev/null) || exit 0
+kill -TERM "$p" 2>/dev/null || exit 0
+if ! timeout 60 tail --pid="$p" -s 0.05 -f /dev/null; then
+	echo "upstream: notify reader $1: daemon $p still there 60 s after SIGTERM" >&2
+	exit 1
+fi
+STOP
 	cat >/opt/notify-wrap/umount <<'WRAP'
 #!/bin/bash
 held=()
@@ -197,12 +196,8 @@ for a in "$@"; do
 	/mnt/test.[0-9]*) i=${a##*.} ;;
 	*) continue ;;
 	esac
-	touch "/run/notify.$i.hold"
 	held+=("$i")
-	p=$(cat "/run/notify.$i.pid" 2>/dev/null) || continue
-	kill -TERM "$p" 2>/dev/null || continue
-	timeout 60 tail --pid="$p" -s 0.05 -f /dev/null ||
-		echo "notify umount wrapper: daemon $p of $a still there" >&2
+	/opt/notify-wrap/notify-stop-reader "$i"
 done
 /usr/bin/umount "$@"
 rc=$?
@@ -211,7 +206,7 @@ for i in "${held[@]}"; do
 done
 exit $rc
 WRAP
-	chmod +x /opt/notify-wrap/umount
+	chmod +x /opt/notify-wrap/notify-stop-reader /opt/notify-wrap/umount
 }
 
 # Counters of every mount still there, then everything unmounted and
