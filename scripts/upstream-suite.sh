@@ -12,12 +12,12 @@
 # test programs); each guest is the Debian root of
 # scripts/upstream-root.sh with the trees appended, booted under TCG.
 # run-tests.sh runs with 5 mounts (3 quorum members: upstream's golden
-# output is for 5 mounts) on four 64 GiB virtio disks (sparse files
-# under DIR, removed afterwards), excluding the tests in
-# tests/upstream/excluded.txt (each with its reason).  --only runs just
+# output is for 5 mounts) on four 64 GiB virtio disks and its results
+# on a fifth (sparse files under DIR, removed afterwards), excluding the
+# tests in tests/upstream/excluded.txt (each with its reason).  --only runs just
 # the tests matching one of the |-separated run-tests.sh -I regexes (for
 # debugging; a run with it is not a comparison).  --timeout bounds each
-# pass (default 2400 s); each VM gets its pass plus 10 minutes.
+# pass (default 3000 s); each VM gets its pass plus 10 minutes.
 #
 # Writes DIR/report.md (default build/upstream/report.md): per pass,
 # tests run, passed, failed, skipped and kernel-log warnings, what the
@@ -39,7 +39,7 @@ base=$(cat "$top/base.txt")
 out=$top/build/upstream
 passes="base notify"
 only=""
-pass_timeout=2400
+pass_timeout=3000
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--src) [ $# -ge 2 ] || die "--src needs a directory"; src=$2; shift 2 ;;
@@ -93,7 +93,10 @@ nseq=$(grep -cv '^#' "$seq_file")
 
 ov=$out/overlay
 rm -rf "$ov"
-mkdir -p "$ov"/{scoutfs,results,opt/prebuilt-ksrc,mnt,etc,"lib/modules/$KVER/kernel"}
+mkdir -p "$ov"/{scoutfs,results,opt/prebuilt-ksrc,mnt,etc,boot,"lib/modules/$KVER/kernel"}
+# the kernel's config, where a Debian system has it: basic-posix-consistency
+# copies /boot/conf* into scoutfs
+cp "$(dirname "$VMLINUZ")/config-$KVER" "$ov/boot/"
 for p in $passes; do
 	# the tree without git metadata and dependency files (so that make in
 	# the guest finds everything up to date without the host's headers),
@@ -113,7 +116,8 @@ all modules:
 MK
 for m in drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko \
 	drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko drivers/block/loop.ko \
-	drivers/md/dm-mod.ko lib/libcrc32c.ko crypto/crc32c_generic.ko; do
+	drivers/md/dm-mod.ko lib/libcrc32c.ko crypto/crc32c_generic.ko \
+	fs/ext4/ext4.ko fs/jbd2/jbd2.ko fs/mbcache.ko lib/crc16.ko; do
 	mkdir -p "$(dirname "$ov/lib/modules/$KVER/kernel/$m")"
 	cp "$MODDIR/kernel/$m" "$ov/lib/modules/$KVER/kernel/$m"
 done
@@ -139,10 +143,13 @@ for p in $passes; do
 	d=$out/$p/disks
 	mkdir -p "$d" "$out/$p/conf/etc"
 	drives=()
-	for n in meta data exmeta exdata; do
-		rm -f "$d/$n.img"
-		truncate -s 64G "$d/$n.img"
-		drives+=(-drive "file=$d/$n.img,format=raw,if=virtio,cache=unsafe,discard=unmap")
+	# and a fifth, 16 GiB, for run-tests.sh's results and tmp files:
+	# change-devices opens files there with O_DIRECT, which the
+	# initramfs's tmpfs refuses (EINVAL)
+	for n in meta:64G data:64G exmeta:64G exdata:64G results:16G; do
+		rm -f "$d/${n%:*}.img"
+		truncate -s "${n#*:}" "$d/${n%:*}.img"
+		drives+=(-drive "file=$d/${n%:*}.img,format=raw,if=virtio,cache=unsafe,discard=unmap")
 	done
 	cat >"$out/$p/conf/etc/upstream-suite.conf" <<CONF
 PASSES="$p"
@@ -154,10 +161,11 @@ ONLY="$only"
 CONF
 	(cd "$out/$p/conf" && find . | cpio -o -H newc --quiet) >"$out/$p/conf.cpio"
 	cat "$ROOT_CPIO" "$out/overlay.cpio" "$out/$p/conf.cpio" >"$out/$p/initrd"
-	# the console goes to its log; the result lines to stdout as well
+	# the console goes to its log; the guest's own lines (a result line
+	# per test as it ends) and run-tests.sh's summary to stdout as well
 	boot_vm "$vm_timeout" 8G "$out/$p/initrd" \
 		"console=ttyS0 panic=-1 quiet loglevel=1 rdinit=/init" "$out/$p/console.log" "${drives[@]}" |
-		grep --line-buffered -E '^(upstream: |\[== all tests|  [a-z0-9_-]+ .*(passed:|\[ ))' &
+		grep --line-buffered -E '^(upstream: |\[== all tests)' &
 	pids+=($!)
 done
 rc=0

@@ -11,9 +11,10 @@
 #           scoutfs-notifyd attached to it with a scoutfs-notify-watch
 #           client reading every record it relays
 #
-# Each result goes to the console as one parseable line
-#   upstream: <pass> <test> passed|failed|skipped <secs>s [message]
-# followed by per-pass totals, the kernel-log check and, for notify,
+# Each result goes to the console as one parseable line as soon as
+# run-tests.sh prints it (result_lines)
+#   upstream: <pass> <test> passed|failed|skipped <secs>s|- [message]
+# and after each pass the totals, the kernel-log check and, for notify,
 # what the readers saw.  Nothing here changes upstream's tree: the
 # exclusions are run-tests.sh -E arguments and the builds were made on
 # the host (the kernel tree run-tests.sh's kmod make points at is a
@@ -55,12 +56,13 @@ finish() {
 }
 
 # Four 64 GiB virtio disks (scoutfs mkfs's minimum device size), sparse
-# files on the host: meta, data, extra meta, extra data.
+# files on the host: meta, data, extra meta, extra data; and a fifth for
+# the results.
 if ! modprobe virtio_pci || ! modprobe virtio_blk; then
 	echo "upstream: virtio_blk FAILED"
 	finish
 fi
-for d in vda vdb vdc vdd; do
+for d in vda vdb vdc vdd vde; do
 	# devtmpfs adds the node as the driver probes: bounded wait
 	for _ in $(seq 100); do
 		[ -b /dev/$d ] && break
@@ -68,8 +70,16 @@ for d in vda vdb vdc vdd; do
 	done
 	[ -b /dev/$d ] || { echo "upstream: no /dev/$d"; finish; }
 done
+# run-tests.sh's results and tmp files on a real filesystem (the fifth
+# disk), as on upstream's test hosts: tmpfs refuses O_DIRECT
+if ! modprobe ext4 || ! mkfs.ext4 -q -F /dev/vde || ! mount -t ext4 /dev/vde /results; then
+	echo "upstream: results filesystem FAILED"
+	finish
+fi
 modprobe dm-mod || { echo "upstream: dm-mod FAILED"; finish; }
 modprobe libcrc32c
+# change-devices attaches sparse files with losetup --find
+modprobe loop || { echo "upstream: loop FAILED"; finish; }
 echo "upstream: guest up, kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ {print int($2 / 1048576)}' /proc/meminfo) GiB"
 
 warn_re='WARNING|BUG|Oops|Call Trace|blocked for more than|general protection|KASAN|UBSAN'
@@ -241,8 +251,39 @@ for t in "${only[@]}"; do
 	incl+=(-I "$t")
 done
 
+# What upstream's tests expect of the userland they were written on
+# (el7-el9, coreutils 8), first in run-tests.sh's PATH in both passes.
+# coreutils 9 (bookworm's) prints stat's "Device:" as MAJ,MIN, which
+# upstream's t_filter_fs does not normalise (it expects 8's HEXh/DECd),
+# so every cross-mount stat comparison in basic-posix-consistency and
+# dirent-consistency differed; the wrapper prints 8's form of the same
+# device number.  (basic-posix-consistency also copies /boot/conf*:
+# scripts/upstream-suite.sh puts the kernel's config there.)
+install_compat_stat() {
+	mkdir -p /opt/compat
+	cat >/opt/compat/stat <<'STAT'
+#!/bin/bash
+/usr/bin/stat "$@" | perl -pe 's{^Device: (\d+),(\d+)(?=\s)}{
+	my $d = ($2 & 0xff) | ($1 << 8) | (($2 & ~0xff) << 12);
+	sprintf("Device: %xh/%dd", $d, $d)}e'
+exit "${PIPESTATUS[0]}"
+STAT
+	chmod +x /opt/compat/stat
+}
+
+# run-tests.sh's lines pass through; after each test's result line
+# ("  name<pad>  passed: Ns" or "  name<pad>  [ failed|skipped...: msg ]")
+# comes its parseable copy, as it scrolls by, so a pass that is cut
+# short (timeout, a killed VM) still reports every test that ran.
+result_lines() {
+	sed -u -n -e p \
+		-e "s/^  \([a-z0-9_-]\+\)\( .*\)\?  passed: \([0-9]\+s\)\$/upstream: $1 \1 passed \3/p" \
+		-e "s/^  \([a-z0-9_-]\+\)\( .*\)\?  \[ \(failed\|skipped\)\( (permitted)\)\?: \(.*\) \]\$/upstream: $1 \1 \3 - \5/p"
+}
+
 declare -a spid
 install_umount_wrapper
+install_compat_stat
 for pass in $PASSES; do
 	tree=/scoutfs/$pass
 	res=/results/$pass
@@ -252,13 +293,13 @@ for pass in $PASSES; do
 	start=$SECONDS
 	(
 		cd "$tree/tests" || exit
-		wrap=""
-		[ "$pass" = notify ] && wrap=/opt/notify-wrap:
+		wrap=/opt/compat:
+		[ "$pass" = notify ] && wrap=/opt/notify-wrap:$wrap
 		PATH=$wrap$PATH SK_KSRC=/opt/prebuilt-ksrc timeout -k 30 "$PASS_TIMEOUT" \
 			bash ./run-tests.sh -M /dev/vda -D /dev/vdb -f /dev/vdc -e /dev/vdd \
 			-m -n "$NR_MOUNTS" -q "$QUORUM" -r "$res" "${excl[@]}" "${incl[@]}"
 		echo $? >"/tmp/rc.$pass"
-	) 2>&1 | tee "/tmp/run.$pass.log" &
+	) 2>&1 | tee "/tmp/run.$pass.log" | result_lines "$pass" &
 	runpid=$!
 	[ "$pass" = notify ] && start_readers
 	wait "$runpid"
@@ -269,13 +310,6 @@ for pass in $PASSES; do
 		tail -n 25 "$res/run.log" | sed "s/^/upstream: $pass run.log | /"
 		dmesg | tail -n 25 | sed "s/^/upstream: $pass dmesg | /"
 	fi
-	# "  name<pad>  passed: Ns" or "  name<pad>  [ failed|skipped...: msg ]"
-	sed -n 's/^  \([a-z0-9_-]\+\)\( .*\)\?  passed: \([0-9]\+s\)$/\1 passed \3/p;
-		s/^  \([a-z0-9_-]\+\)\( .*\)\?  \[ \(failed\|skipped\|skipped (permitted)\): \(.*\) \]$/\1 \3 - \4/p' \
-		"/tmp/run.$pass.log" | sed 's/skipped (permitted)/skipped/' |
-		while read -r name result secs msg; do
-			echo "upstream: $pass $name $result $secs $msg"
-		done
 	if [ -s "$res/fail.log" ]; then
 		echo "upstream: $pass fail.log:"
 		head -n 150 "$res/fail.log" | sed "s/^/upstream: $pass | /"

@@ -20,10 +20,9 @@ import argparse
 import re
 import sys
 
-# run-tests.sh's own lines, as they scroll by: what a pass that was cut
-# short (timeout, a killed VM) still tells
-RAW_PASS = re.compile(r"^  ([a-z0-9_-]+)\s+passed: (\d+s)$")
-RAW_OTHER = re.compile(r"^  ([a-z0-9_-]+)\s+\[ (failed|skipped|skipped \(permitted\)): (.*) \]$")
+# one line per test result, which the guest prints as soon as
+# run-tests.sh prints that test's result (so a pass cut short by a
+# timeout or a killed VM still has a line for every test that ran)
 RESULT = re.compile(r"^upstream: (\w+) ([a-z0-9_-]+) (passed|failed|skipped) (\S+) ?(.*)$")
 EXITED = re.compile(r"^upstream: (\w+): run-tests\.sh exited (\d+) after (\d+)s$")
 SUMMARY = re.compile(r"^\[== all tests run: (\d+) passed, (\d+) skipped, (\d+) skipped \(permitted\), (\d+) failed ==\]$")
@@ -51,12 +50,6 @@ def parse(path, passes):
             m = RESULT.match(line)
             if m and m.group(1) in p:
                 p[m.group(1)]["results"][m.group(2)] = (m.group(3), m.group(4), m.group(5))
-                continue
-            m = RAW_PASS.match(line) or RAW_OTHER.match(line)
-            if m and current:
-                r = (("passed", m.group(2), "") if m.re is RAW_PASS
-                     else (m.group(2).split()[0], "-", m.group(3)))
-                p[current]["results"].setdefault(m.group(1), r)
                 continue
             m = EXITED.match(line)
             if m and m.group(1) in p:

@@ -40,17 +40,16 @@ def console(results=None, warn=(0, 0), readers=None, done=True, timeout=None, su
         if name == "notify":
             for n, r in enumerate(readers):
                 out.append(f"upstream: notify reader {n} attached to /mnt/test.{n}")
-        # run-tests.sh's own lines, and the guest's parsed copies of them
-        shown, parsed = [], []
+        # run-tests.sh's own lines, each result followed by the guest's
+        # parsed copy of it
         for t, secs in TESTS:
             r = res.get(t)
             if r == "passed":
-                shown.append(f"  {t}  passed: {secs}")
-                parsed.append(f"upstream: {name} {t} passed {secs} ")
+                out.append(f"  {t}                   3s  passed: {secs}")
+                out.append(f"upstream: {name} {t} passed {secs}")
             elif r:
-                shown.append(f"  {t}  [ {r}: it went wrong ]")
-                parsed.append(f"upstream: {name} {t} {r} - it went wrong")
-        out += shown
+                out.append(f"  {t}                   3s  [ {r}: it went wrong ]")
+                out.append(f"upstream: {name} {t} {r} - it went wrong")
         if summary and timeout != name:
             n = {k: sum(1 for r in res.values() if r == k) for k in ("passed", "failed", "skipped")}
             out.append(f"[== all tests run: {n['passed']} passed, {n['skipped']} skipped, "
@@ -58,7 +57,6 @@ def console(results=None, warn=(0, 0), readers=None, done=True, timeout=None, su
         out.append(f"upstream: {name}: run-tests.sh exited {124 if timeout == name else 0} after 100s")
         if timeout == name:
             out.append(f"upstream: {name}: TIMED OUT after 2400s")
-        out += parsed
         if name == "notify":
             for n, r in enumerate(readers):
                 state = (f"was up to the end, {r['attaches']} attaches, each ended cleanly"
@@ -145,15 +143,22 @@ def main():
     expect_different("run-tests.sh's summary missing", console(summary=False),
                      "did not reach run-tests.sh's summary")
 
-    # a VM cut short: only run-tests.sh's own lines scrolled by; what ran
-    # is still compared, and the run is still not called identical
+    # a VM cut short: the results that scrolled by, nothing after them;
+    # what ran is still compared, and the run is still not called identical
     cut = "\n".join(l for l in console(done=False, summary=False).splitlines()
-                    if not re.match(r"^upstream: \w+ [a-z0-9_-]+ (passed|failed|skipped) ", l)
-                    and " kernel log: " not in l and "reader" not in l) + "\n"
+                    if " exited " not in l and " kernel log: " not in l and "reader" not in l) + "\n"
     rc, verdict, counts, out = run(cut)
     check(rc != 0 and "the guest did not finish" in verdict and counts is not None
           and counts[0] == 3 and "| gamma | passed 40s | passed 40s |" in out,
           f"a run cut short compares the tests that ran (3 identical) and is DIFFERENT ({counts})")
+
+    # the guest's parsed lines are the results; run-tests.sh's own lines
+    # beside them are not read a second time
+    raw_only = "\n".join(l for l in console().splitlines()
+                         if not re.match(r"^upstream: \w+ [a-z0-9_-]+ (passed|failed|skipped) ", l)) + "\n"
+    rc, verdict, counts, _ = run(raw_only)
+    check(rc != 0 and counts == (0, 2) and "disagree with run-tests.sh's summary" in verdict,
+          f"run-tests.sh's lines alone give no results ({counts}: {verdict})")
 
     return finish("upstream-report")
 
