@@ -93,22 +93,36 @@ warn_re='WARNING|BUG|Oops|Call Trace|blocked for more than|general protection|KA
 # first, as systemd does for the unit (BindsTo= the mount): umount(2)
 # of a mount with an open file is EBUSY, for a daemon as for anyone.
 #
+# The supervisor decides to start a daemon (no hold, mount there) and
+# records its pid under a lock that notify-stop-reader takes to set the
+# hold and read the pid: either the daemon was started first and is
+# stopped, or the supervisor sees the hold.  (Without the lock a daemon
+# could start on a mount that umount -f was already tearing down: the
+# first full run saw one fail with ENOLINK that way.)
+#
 # A reader's end is counted as clean when its daemon exited 0 on
-# SIGTERM, or exited 1 because its mount went away underneath it (the
-# documented lazy/forced unmount case); anything else is an early exit.
+# SIGTERM, was killed by the SIGTERM that stopped it before it had set
+# its handler (as systemd counts a stop), or exited 1 because its mount
+# went away underneath it (the documented lazy/forced unmount case);
+# anything else is an early exit, reported with the reader's events.
 supervise() {
 	local i=$1 mnt=/mnt/test.$1 rd=/run/notify.$1 bin=/scoutfs/notify/utils/notifyd
-	local d w rc n g fsid
+	local d w rc n g fsid lk
 	local starts=0 lines=0 gaps=0 early=0 relayed=0 lost=0
+	exec {lk}>"$rd.lock"
 	while :; do
-		while [ -e "$rd.hold" ] || ! findmnt -n -t scoutfs "$mnt" >/dev/null; do
+		while :; do
 			kill -0 "$runpid" 2>/dev/null || break 2
+			flock "$lk"
+			[ ! -e "$rd.hold" ] && findmnt -n -t scoutfs "$mnt" >/dev/null && break
+			flock -u "$lk"
 			findmnt --poll=mount --first-only --timeout 1000 >/dev/null 2>&1
 		done
-		kill -0 "$runpid" 2>/dev/null || break
-		"$bin/scoutfs-notifyd" --run-dir "$rd" "$mnt" >>"/tmp/notifyd.$i.log" 2>&1 &
+		"$bin/scoutfs-notifyd" --run-dir "$rd" "$mnt" >>"/tmp/notifyd.$i.log" 2>&1 {lk}>&- &
 		d=$!
 		echo "$d" >"$rd.pid"
+		flock -u "$lk"
+		echo "$EPOCHREALTIME start $d" >>"$rd.events"
 		starts=$((starts + 1))
 		[ "$starts" -eq 1 ] && echo "upstream: notify reader $i attached to $mnt"
 		w=""
@@ -125,6 +139,7 @@ supervise() {
 		wait "$d"
 		rc=$?
 		rm -f "$rd.pid"
+		echo "$EPOCHREALTIME exit $d $rc" >>"$rd.events"
 		if [ -n "$w" ]; then
 			wait "$w"
 			read -r n g <"/tmp/watch.$i.count"
@@ -136,11 +151,13 @@ supervise() {
 			sed -n 's/.*relayed \([0-9]*\), lost \([0-9]*\).*/\1 \2/p')
 		relayed=$((relayed + ${n:-0}))
 		lost=$((lost + ${g:-0}))
-		if [ "$rc" -eq 0 ] || { [ "$rc" -eq 1 ] && ! findmnt -n -t scoutfs "$mnt" >/dev/null; }; then
+		if [ "$rc" -eq 0 ] || { [ "$rc" -eq 143 ] && [ -e "$rd.hold" ]; } ||
+			{ [ "$rc" -eq 1 ] && ! findmnt -n -t scoutfs "$mnt" >/dev/null; }; then
 			:
 		else
 			early=$((early + 1))
 			echo "upstream: notify reader $i: daemon EXITED EARLY ($rc): $(tail -n 3 "/tmp/notifyd.$i.log" | tr '\n' ' ')"
+			tail -n 8 "$rd.events" | sed "s/^/upstream: notify reader $i: event /"
 			# not again on this mount: wait for it to go (or the run to end)
 			while findmnt -n -t scoutfs "$mnt" >/dev/null && kill -0 "$runpid" 2>/dev/null; do
 				findmnt --poll=mount --first-only --timeout 1000 >/dev/null 2>&1
@@ -190,8 +207,14 @@ install_umount_wrapper() {
 	mkdir -p /opt/notify-wrap
 	cat >/opt/notify-wrap/notify-stop-reader <<'STOP'
 #!/bin/bash
-touch "/run/notify.$1.hold"
-p=$(cat "/run/notify.$1.pid" 2>/dev/null) || exit 0
+r=/run/notify.$1
+exec 9>"$r.lock"
+flock 9
+touch "$r.hold"
+p=$(cat "$r.pid" 2>/dev/null)
+exec 9>&-
+echo "$EPOCHREALTIME stop ${p:-none}" >>"$r.events"
+[ -n "$p" ] || exit 0
 kill -TERM "$p" 2>/dev/null || exit 0
 if ! timeout 60 tail --pid="$p" -s 0.05 -f /dev/null; then
 	echo "upstream: notify reader $1: daemon $p still there 60 s after SIGTERM" >&2
@@ -212,6 +235,9 @@ done
 /usr/bin/umount "$@"
 rc=$?
 for i in "${held[@]}"; do
+	echo "$EPOCHREALTIME umount $* exited $rc" >>"/run/notify.$i.events"
+done
+for i in "${held[@]}"; do
 	rm -f "/run/notify.$i.hold"
 done
 exit $rc
@@ -222,16 +248,31 @@ WRAP
 # Counters of every mount still there, then everything unmounted and
 # the module removed, so that the next pass starts clean.
 teardown() {
-	local pass=$1 d m
+	local pass=$1 d m wd upids
 	for d in /sys/fs/scoutfs/*/counters; do
 		[ -f "$d/notify_emitted" ] || continue
 		echo "upstream: $pass counters $(basename "$(dirname "$d")"): emitted $(cat "$d/notify_emitted") dropped $(cat "$d/notify_dropped_ring_full") attached $(cat "$d/notify_reader_attached")"
 	done
 	[ "$pass" = notify ] && stop_readers
+	# Bounded: an unmount that has not returned after 5 minutes is
+	# reported with the kernel's list of blocked tasks and stacks, and
+	# the guest powers off (a task stuck in the kernel can't be killed).
+	(
+		sleep 300
+		echo "upstream: $pass: unmount HUNG: $(findmnt -n -t scoutfs -o TARGET | tr '\n' ' ')still mounted after 300 s"
+		echo w >/proc/sysrq-trigger
+		echo l >/proc/sysrq-trigger
+		dmesg | tail -n 300 | sed "s/^/upstream: $pass hung | /"
+		echo o >/proc/sysrq-trigger
+	) &
+	wd=$!
+	upids=()
 	for m in $(findmnt -n -t scoutfs -o TARGET); do
 		umount "$m" &
+		upids+=($!)
 	done
-	wait
+	[ ${#upids[@]} -eq 0 ] || wait "${upids[@]}"
+	kill "$wd"
 	for d in /dev/mapper/_scoutfs_test_*; do
 		[ -b "$d" ] && dmsetup remove "$d"
 	done
@@ -263,7 +304,9 @@ install_compat_stat() {
 	mkdir -p /opt/compat
 	cat >/opt/compat/stat <<'STAT'
 #!/bin/bash
-/usr/bin/stat "$@" | perl -pe 's{^Device: (\d+),(\d+)(?=\s)}{
+# argv[0] "stat", as stat's own messages name it (inode-deletion's
+# golden output has "stat: cannot stat ...")
+(exec -a stat /usr/bin/stat "$@") | perl -pe 's{^Device: (\d+),(\d+)(?=\s)}{
 	my $d = ($2 & 0xff) | ($1 << 8) | (($2 & ~0xff) << 12);
 	sprintf("Device: %xh/%dd", $d, $d)}e'
 exit "${PIPESTATUS[0]}"

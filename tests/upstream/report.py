@@ -31,6 +31,8 @@ CLIENT = re.compile(r"^upstream: notify reader (\d+): client received (\d+) line
 DAEMON = re.compile(r"^upstream: notify reader (\d+): daemon (was up to the end|EXITED EARLY)(?:, (\d+) attaches)?")
 ATTACHED = re.compile(r"^upstream: notify reader (\d+) attached to (\S+)$")
 RELAYED = re.compile(r"^upstream: notify reader (\d+): the daemon relayed (\d+) records to it, lost (\d+)$")
+# the guest's own failures: a module, a disk, an unmount that hung
+FAILED = re.compile(r"^upstream: (?:\w+: )?[^|]*\b(?:FAILED|HUNG)\b")
 COUNTERS = re.compile(r"^upstream: notify counters (\S+): emitted (\d+) dropped (\d+) attached (\d+)$")
 
 
@@ -39,6 +41,7 @@ def parse(path, passes):
                 "warn": None, "timeout": False} for name in passes}
     readers = {}
     counters = []
+    failures = []
     current = None
     done = False
     with open(path, errors="replace") as f:
@@ -84,9 +87,11 @@ def parse(path, passes):
             m = COUNTERS.match(line)
             if m:
                 counters.append((m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))))
+            if FAILED.match(line):
+                failures.append(line[len("upstream: "):])
             if line == "upstream: guest done":
                 done = True
-    return p, readers, counters, done
+    return p, readers, counters, failures, done
 
 
 def main():
@@ -99,12 +104,13 @@ def main():
     ap.add_argument("--only")
     a = ap.parse_args()
     passes = a.passes.split()
-    p, readers, counters, done = parse(a.console, passes)
+    p, readers, counters, failures, done = parse(a.console, passes)
     nexcl = sum(1 for l in open(a.excluded) if l.strip() and not l.startswith("#"))
 
     problems = []
     if not done:
         problems.append("the guest did not finish")
+    problems += failures
     out = []
     out.append(f"## Upstream scoutfs suite on {a.base}: unpatched vs series + scoutfs-notifyd\n")
     out.append(f"Upstream's `tests/run-tests.sh` in QEMU (TCG, Debian 5.10.0-32), one VM per pass "

@@ -27,7 +27,8 @@ EXCLUDED = os.path.join(HERE, "excluded.txt")
 TESTS = [("alpha", "3s"), ("beta", "11s"), ("gamma", "40s")]
 
 
-def console(results=None, warn=(0, 0), readers=None, done=True, timeout=None, summary=True):
+def console(results=None, warn=(0, 0), readers=None, done=True, timeout=None, summary=True,
+            extra=()):
     """a guest console log: results[pass][test] overrides 'passed'"""
     results = results or {}
     readers = readers if readers is not None else [
@@ -67,6 +68,7 @@ def console(results=None, warn=(0, 0), readers=None, done=True, timeout=None, su
                 out.append(f"upstream: notify reader {n}: the daemon relayed {r['lines']} records "
                            f"to it, lost 0")
         out.append(f"upstream: {name} kernel log: {warn[i]} warning lines")
+    out += extra
     if done:
         out.append("upstream: guest done")
     return "\n".join(out) + "\n"
@@ -142,6 +144,16 @@ def main():
     expect_different("a run with --only", console(), "--only: not the full subset", only="beta")
     expect_different("run-tests.sh's summary missing", console(summary=False),
                      "did not reach run-tests.sh's summary")
+
+    # the guest's own failures, whatever the tests said
+    expect_different("an unmount hung at the end of a pass",
+                     console(extra=["upstream: notify: unmount HUNG: /mnt/test.2 still mounted after 300 s",
+                                    "upstream: notify hung | task umount:1234 blocked for more than 120 seconds."]),
+                     "notify: unmount HUNG: /mnt/test.2", (3, 1))
+    expect_different("the module did not unload", console(extra=["upstream: base: rmmod scoutfs FAILED"]),
+                     "base: rmmod scoutfs FAILED", (3, 1))
+    rc, verdict, _, _ = run(console(extra=["upstream: base | FAILED in a test's own output"]))
+    check(rc == 0, f"FAILED in quoted test output is not the guest's failure ({verdict})")
 
     # a VM cut short: the results that scrolled by, nothing after them;
     # what ran is still compared, and the run is still not called identical
