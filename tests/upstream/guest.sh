@@ -230,7 +230,11 @@ for a in "$@"; do
 	*) continue ;;
 	esac
 	held+=("$i")
+	echo "$EPOCHREALTIME umount $* called" >>"/run/notify.$i.events"
 	/opt/notify-wrap/notify-stop-reader "$i"
+done
+for i in "${held[@]}"; do
+	echo "$EPOCHREALTIME umount $* starts" >>"/run/notify.$i.events"
 done
 /usr/bin/umount "$@"
 rc=$?
@@ -364,6 +368,13 @@ for pass in $PASSES; do
 					tail -n 6 "$f" | sed "s#^#upstream: $pass | $t/$(basename "$f"): #"
 				done
 			done
+	fi
+	# with a failure, every reader's events (start, exit, stop, umount
+	# called / starts / exited, with times) for the diagnosis
+	if [ -s "$res/fail.log" ]; then
+		for f in /run/notify.*.events; do
+			[ -f "$f" ] && sed "s#^#upstream: $pass | $(basename "$f"): #" "$f"
+		done
 	fi
 	teardown "$pass"
 	nw=$(dmesg | grep -cE "$warn_re")
