@@ -115,7 +115,7 @@ def main():
     out.append(f"## Upstream scoutfs suite on {a.base}: unpatched vs series + scoutfs-notifyd\n")
     out.append(f"Upstream's `tests/run-tests.sh` in QEMU (TCG, Debian 5.10.0-32), one VM per pass "
                f"side by side (2 vCPUs and 8 GiB each), 5 mounts (3 quorum members) on four "
-               f"64 GiB virtio disks, fresh mkfs. "
+               f"64 GiB virtio disks, fresh mkfs, results on a fifth (ext4). "
                f"{a.nseq} tests in {a.base}'s sequence, {nexcl} excluded in both passes "
                f"(`tests/upstream/excluded.txt` gives each reason)"
                + (f", only tests matching `{a.only}`" if a.only else "") + ".\n")
