@@ -97,8 +97,9 @@ warn_re='WARNING|BUG|Oops|Call Trace|blocked for more than|general protection|KA
 # records its pid under a lock that notify-stop-reader takes to set the
 # hold and read the pid: either the daemon was started first and is
 # stopped, or the supervisor sees the hold.  (Without the lock a daemon
-# could start on a mount that umount -f was already tearing down: the
-# first full run saw one fail with ENOLINK that way.)
+# could start on a mount that umount -f was already tearing down: that
+# is how we read the one that failed with ENOLINK in the first run of
+# the subset.)
 #
 # A reader's end is counted as clean when its daemon exited 0 on
 # SIGTERM, was killed by the SIGTERM that stopped it before it had set
