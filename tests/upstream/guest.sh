@@ -241,8 +241,6 @@ done
 rc=$?
 for i in "${held[@]}"; do
 	echo "$EPOCHREALTIME umount $* exited $rc" >>"/run/notify.$i.events"
-done
-for i in "${held[@]}"; do
 	rm -f "/run/notify.$i.hold"
 done
 exit $rc
@@ -369,10 +367,8 @@ for pass in $PASSES; do
 					tail -n 6 "$f" | sed "s#^#upstream: $pass | $t/$(basename "$f"): #"
 				done
 			done
-	fi
-	# with a failure, every reader's events (start, exit, stop, umount
-	# called / starts / exited, with times) for the diagnosis
-	if [ -s "$res/fail.log" ]; then
+		# and every reader's events (start, exit, stop, umount called /
+		# starts / exited, with times)
 		for f in /run/notify.*.events; do
 			[ -f "$f" ] && sed "s#^#upstream: $pass | $(basename "$f"): #" "$f"
 		done
