@@ -36,6 +36,7 @@ done
 [ -n "$src" ] || die "--src (or SCOUTFS_SRC) must name an upstream scoutfs git dir"
 [ -n "$base" ] || die "--base TAG is required"
 [ -n "$out" ] || die "--out DIR is required"
+src=$("$top/scripts/upstream-git.sh" "$src")
 
 "$top/scripts/deps.sh" vm
 eval "$("$top/scripts/fetch-kernel.sh")"

@@ -53,6 +53,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ -n "$src" ] || die "--src (or SCOUTFS_SRC) must name an upstream scoutfs git dir"
+src=$("$top/scripts/upstream-git.sh" "$src")
 case "$pass_timeout" in '' | *[!0-9]*) die "--timeout must be a number of seconds" ;; esac
 for p in $passes; do
 	case "$p" in base | notify) ;; *) die "unknown pass '$p' (base, notify)" ;; esac

@@ -40,7 +40,8 @@ if [ -z "${SCOUTFS_SRC:-}" ]; then
 	echo "SKIPPED: SCOUTFS_SRC is not set (point it at an upstream scoutfs git dir with release tags)"
 	finish
 fi
-if ! git -C "$SCOUTFS_SRC" rev-parse --git-dir >/dev/null 2>&1; then
+if ! SCOUTFS_SRC=$("$top/scripts/upstream-git.sh" "$SCOUTFS_SRC" 2>&1) ||
+	! git -C "$SCOUTFS_SRC" rev-parse --git-dir >/dev/null 2>&1; then
 	bad "SCOUTFS_SRC" "'$SCOUTFS_SRC' is not a git dir"
 	finish
 fi

@@ -112,6 +112,7 @@ if [ -z "${SCOUTFS_SRC:-}" ]; then
 	echo "SKIPPED: real series apply: SCOUTFS_SRC is not set"
 else
 	nr=$(find "$top/patches" -name '*.patch' | wc -l)
+	SCOUTFS_SRC=$("$top/scripts/upstream-git.sh" "$SCOUTFS_SRC")
 	git clone -q --shared --no-checkout "$SCOUTFS_SRC" "$work/real"
 	git -C "$work/real" checkout -q "$base"
 	expect "real apply" 0 "applied $nr patches for scoutfs $base" -- "$apply" "$work/real"

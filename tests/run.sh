@@ -20,6 +20,12 @@ cd "$top"
 logdir=${TEST_LOG_DIR:-$top/build/test-logs}
 mkdir -p "$logdir"
 
+if [ -n "${SCOUTFS_SRC:-}" ]; then
+	# a read-only or partial copy of upstream becomes a git dir git takes
+	SCOUTFS_SRC=$(scripts/upstream-git.sh "$SCOUTFS_SRC")
+	export SCOUTFS_SRC
+fi
+
 total_pass=0
 total_fail=0
 summary=()
@@ -29,9 +35,10 @@ summary=()
 tier() {
 	local name=$1
 	shift
-	local log=$logdir/$name.log rc=0 last p f
+	local log=$logdir/$name.log rc=0 last p f start=$SECONDS
 	echo "=== tier $name: $*"
 	"$@" 2>&1 | tee "$log" || rc=$?
+	local took=$((SECONDS - start))
 	last=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
 	if [[ $last =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
 		p=${BASH_REMATCH[1]}
@@ -46,7 +53,16 @@ tier() {
 	fi
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
-	summary+=("$(printf '%-15s %3d passed, %d failed' "$name" "$p" "$f")")
+	summary+=("$(printf '%-15s %4d passed, %d failed  %s' "$name" "$p" "$f" "$(walltime "$took")")")
+}
+
+# walltime SECS: "1 min 05 s"
+walltime() {
+	if [ "$1" -ge 60 ]; then
+		printf '%d min %02d s' $(($1 / 60)) $(($1 % 60))
+	else
+		printf '%d s' "$1"
+	fi
 }
 
 skip() {
@@ -68,5 +84,6 @@ fi
 
 echo "=== summary"
 printf '%s\n' "${summary[@]}"
+echo "wall time: $(walltime "$SECONDS")"
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

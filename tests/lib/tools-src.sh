@@ -14,7 +14,7 @@ tools_src() {
 	top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 	base=$(cat "$top/base.txt")
 	if [ -n "${SCOUTFS_SRC:-}" ]; then
-		git clone -q --shared --no-checkout "$SCOUTFS_SRC" "$dir" || return 1
+		git clone -q --shared --no-checkout "$("$top/scripts/upstream-git.sh" "$SCOUTFS_SRC")" "$dir" || return 1
 		git -C "$dir" -c advice.detachedHead=false checkout -q "$base" || return 1
 		git -C "$dir" config user.name "scoutfs-notify tests"
 		git -C "$dir" config user.email "tests@localhost"
