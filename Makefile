@@ -8,15 +8,17 @@
 #   make bench [SCOUTFS_SRC=...]       benchmark figures (build/bench.md)
 #   make upstream-suite SCOUTFS_SRC=... [BASE=v1.30] [UPSTREAM_TIMEOUT=secs]
 #                                      upstream's run-tests.sh, unpatched vs patched + daemon
+#   make series-edit SCOUTFS_SRC=...   build/edit: the base release with the series as commits
+#   make series-export SCOUTFS_SRC=... patches/ from build/edit, then every series/
 SHELL := /bin/bash
 BASE ?= $(shell cat base.txt)
 SCOUTFS_SRC ?=
 SUITE ?=
 
-.PHONY: test vm-test demo bench upstream-suite lint help
+.PHONY: test vm-test demo bench upstream-suite series-edit series-export lint help
 
 help:
-	@sed -n '3,11s/^# \{0,1\}//p' Makefile
+	@sed -n '3,13s/^# \{0,1\}//p' Makefile
 
 test:
 	tests/run.sh
@@ -35,3 +37,9 @@ bench:
 
 upstream-suite:
 	scripts/upstream-suite.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)" $(if $(UPSTREAM_TIMEOUT),--timeout "$(UPSTREAM_TIMEOUT)")
+
+series-edit:
+	scripts/rebase-series.sh --src "$(SCOUTFS_SRC)" --edit $(if $(FORCE),--force)
+
+series-export:
+	scripts/rebase-series.sh --src "$(SCOUTFS_SRC)" --export

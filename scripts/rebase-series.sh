@@ -5,6 +5,16 @@
 #   scripts/rebase-series.sh --finish [--force] TAG
 #   scripts/rebase-series.sh [--src DIR] --all
 #   scripts/rebase-series.sh [--src DIR] [--from DIR] --dry-run REF
+#   scripts/rebase-series.sh [--src DIR] --edit [--force]     (make series-edit)
+#   scripts/rebase-series.sh [--src DIR] --export             (make series-export)
+#
+# Editing the series (never edit a .patch by hand): --edit makes
+# build/edit, a clone of upstream at base.txt's release with patches/
+# applied as commits on branch `notify`.  Change them there as commits
+# (git commit --amend, --fixup, git rebase -i TAG, new commits on top);
+# --export then writes patches/ from those commits and regenerates every
+# series/*/ from it, as --all does.  --edit refuses to replace a
+# build/edit whose commits are not in patches/ yet, unless --force.
 #
 # TAG is an upstream release tag, e.g. v1.34.  The series is applied with
 # `git am --3way` to a fresh clone of the upstream git dir, checked out at
@@ -28,6 +38,8 @@
 #                 e.g. after a kernel fix in patches/; writes nothing unless
 #                 every release applies, and overwrites what changed
 #   --dry-run     apply to REF (any tag, branch or commit) and write nothing
+#   --edit        build/edit: the base release with patches/ as commits
+#   --export      patches/ from build/edit's commits, then every series/ (--all)
 #   --rr-cache D  conflict resolutions to reuse (default: build/rr-cache, or
 #                 $SCOUTFS_NOTIFY_RR_CACHE; kept out of git because rerere
 #                 stores whole upstream files)
@@ -478,6 +490,7 @@ force=false
 finish=false
 all=false
 rr_cache=${SCOUTFS_NOTIFY_RR_CACHE:-$top/build/rr-cache}
+edit_dir=$top/build/edit
 tag=""
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -502,6 +515,8 @@ while [ $# -gt 0 ]; do
 	--force) force=true; shift ;;
 	--finish) finish=true; shift ;;
 	--all) all=true; shift ;;
+	--edit) mode=edit; shift ;;
+	--export) mode="export"; shift ;;
 	-*) die "unknown option '$1' (see --help)" ;;
 	*)
 		[ -z "$tag" ] || die "only one release may be given"
@@ -522,7 +537,7 @@ fi
 need_src() {
 	[ -n "$src" ] || die "no upstream git dir: pass --src DIR or set SCOUTFS_SRC"
 	[ -d "$src" ] || die "--src '$src' is not a directory"
-	src=$(cd "$src" && pwd)
+	src=$("$top/scripts/upstream-git.sh" "$src") || exit 1
 }
 
 workdir_of() {
@@ -558,16 +573,13 @@ fi
 
 # --- --all
 
-if $all; then
-	[ -z "$tag" ] || die "--all takes no release"
-	[ "$mode" = series ] || die "--all can't be combined with --current or --dry-run"
-	[ -z "$from" ] || die "--all always applies patches/"
+# Regenerate every series/*/ from patches/ (the work of --all).
+regen_all() {
+	local base line t i outs=() tags=() patches all_series
 	need_src
 	mapfile -t patches < <(series_patches "$top/patches")
 	[ "${#patches[@]}" -gt 0 ] || die "no patches in patches/"
 	base=$(cat "$top/base.txt")
-	outs=()
-	tags=()
 	mapfile -t all_series < <(list_series)
 	for line in "${all_series[@]}"; do
 		t=${line%% *}
@@ -575,7 +587,7 @@ if $all; then
 		work=$(workdir_of "$t")
 		make_work "$t"
 		save_state all "$t" "$top/patches"
-		drive_am "${patches[@]}" || stuck "$t" "   # then run --all again"
+		drive_am "${patches[@]}" || stuck "$t" "   # then run --all (or --export) again"
 		finish_work "$t" series
 		outs+=("$out_dir")
 		tags+=("$t")
@@ -585,6 +597,141 @@ if $all; then
 	for i in "${!tags[@]}"; do
 		deliver "${tags[$i]}" series "${outs[$i]}" true
 	done
+}
+
+if $all; then
+	[ -z "$tag" ] || die "--all takes no release"
+	[ "$mode" = series ] || die "--all can't be combined with --current or --dry-run"
+	[ -z "$from" ] || die "--all always applies patches/"
+	regen_all
+	exit 0
+fi
+
+# --- --edit and --export: the series as commits to edit, and back
+
+# regen_delta: every series/*/ from the edit in build/edit.  Each
+# release starts from its own series (which applies to it by
+# definition), and gets what the edit changed: for the i-th commit, the
+# difference between the i-th commit of the series as --edit made it
+# (refs/notify/orig) and as it is now, applied to that release's i-th
+# commit (git apply --3way).  So a release whose series differs from
+# patches/ (v1.33's patch 2) keeps its own form, and no recorded
+# conflict resolution is needed.  Commits appended by the edit are
+# cherry-picked; commits dropped from the end are dropped.  An edit
+# that reorders, inserts or removes commits in the middle stops with
+# what to do instead.
+regen_delta() {
+	local base line t i n m dir outs=() tags=() all_series old new olds news cs subj
+	local ed=$edit_dir
+	base=$(cat "$top/base.txt")
+	mapfile -t olds < <(git -C "$ed" rev-list --reverse "$base..refs/notify/orig")
+	mapfile -t news < <(git -C "$ed" rev-list --reverse "$base..HEAD")
+	n=${#olds[@]}
+	m=${#news[@]}
+	for ((i = 0; i < n && i < m; i++)); do
+		[ "$(git -C "$ed" log -1 --format=%s "${olds[i]}")" = "$(git -C "$ed" log -1 --format=%s "${news[i]}")" ] ||
+			die "commit $((i + 1)) of build/edit is '$(git -C "$ed" log -1 --format=%s "${news[i]}")', was '$(git -C "$ed" log -1 --format=%s "${olds[i]}")': the edit reordered, inserted, removed or retitled commits in the middle; export can only carry amended and appended commits to the other releases (patches/ is written; regenerate them with $me --all, or one by one with $me --force TAG)"
+	done
+	mapfile -t all_series < <(list_series)
+	for line in "${all_series[@]}"; do
+		t=${line%% *}
+		dir=${line#* }
+		[ "$t" != "$base" ] || continue
+		work=$(workdir_of "$t")
+		make_work "$t"
+		save_state all "$t" "$dir"
+		mapfile -t cs < <(series_patches "$dir")
+		git_w am --3way "${cs[@]}" >/dev/null 2>&1 ||
+			die "series/$t/ does not apply to $t itself"
+		[ "$(git_w rev-list --count "$t..HEAD")" -eq "$n" ] ||
+			die "series/$t/ has $(git_w rev-list --count "$t..HEAD") commits, patches/ had $n: regenerate it with $me --force $t"
+		git_w fetch -q "$ed" "+refs/notify/orig:refs/edit/old" "+HEAD:refs/edit/new"
+		mapfile -t cs < <(git_w rev-list --reverse "$t..HEAD")
+		git_w checkout -q --detach "$t"
+		for ((i = 0; i < m; i++)); do
+			new=${news[i]}
+			subj=$(git_w log -1 --format=%s "$new")
+			if [ "$i" -lt "$n" ]; then
+				old=${olds[i]}
+				git_w read-tree --reset -u "${cs[i]}"
+				if ! git_w diff --quiet "$old" "$new" &&
+					! git_w diff --binary "$old" "$new" | git_w apply --index --3way >"$work/.git/delta.log" 2>&1; then
+					cat "$work/.git/delta.log" >&2
+					die "$t: the edit of '$subj' does not apply to $t's own version of it (in ${work#"$top"/}); make that release's series by hand: $me --force $t, resolve, --finish $t"
+				fi
+				git_w -c core.hooksPath=/dev/null commit -q --allow-empty --no-verify -C "$new"
+			elif ! git_w cherry-pick --allow-empty "$new" >"$work/.git/delta.log" 2>&1; then
+				cat "$work/.git/delta.log" >&2
+				die "$t: the new commit '$subj' does not apply to $t (in ${work#"$top"/}); resolve it there, git cherry-pick --continue, then $me --finish $t"
+			fi
+		done
+		finish_work "$t" series
+		outs+=("$out_dir")
+		tags+=("$t")
+		note "$t: its series with the edit applied"
+	done
+	for i in "${!tags[@]}"; do
+		deliver "${tags[$i]}" series "${outs[$i]}" true
+	done
+}
+
+
+if [ "$mode" = edit ]; then
+	[ -z "$tag" ] || die "--edit takes no release: it edits patches/ on base.txt's release"
+	[ -z "$from" ] || die "--edit always applies patches/"
+	need_src
+	base=$(cat "$top/base.txt")
+	work=$edit_dir
+	if [ -d "$work/.git" ] && ! $force; then
+		if [ -f "$work/.git/rebase-series.state" ] && [ "$(state_get mode)" = edit ] &&
+			[ "$(state_get ref)" = "$base" ] && ! am_in_progress &&
+			[ -z "$(git_w status --porcelain --untracked-files=no)" ]; then
+			format_out "$base"
+			if same_series "$out_dir" "$top/patches"; then
+				note "${work#"$top"/} already holds patches/ as commits on $base: nothing to do"
+				exit 0
+			fi
+		fi
+		die "${work#"$top"/} holds work that is not in patches/ (export it with $me --export, or start over with --edit --force)"
+	fi
+	rm -rf "$work"
+	make_work "$base"
+	save_state edit "$base" "$top/patches"
+	mapfile -t patches < <(series_patches "$top/patches")
+	git_w am --3way "${patches[@]}" >/dev/null 2>&1 ||
+		die "patches/ does not apply to $base: patches/ and base.txt disagree"
+	git_w checkout -q -B notify
+	git_w update-ref refs/notify/orig HEAD
+	cat <<EOF
+rebase-series.sh: ${work#"$top"/} is scoutfs $base with patches/ as $(git_w rev-list --count "$base..HEAD") commits on branch notify:
+$(git_w log --format='  %h %s' --reverse "$base..HEAD")
+Edit them there as commits (git commit --amend, --fixup, git rebase -i $base,
+or new commits on top), then write patches/ and every series/ back with
+  make series-export        (scripts/rebase-series.sh --export)
+EOF
+	exit 0
+fi
+
+if [ "$mode" = export ]; then
+	[ -z "$tag" ] || die "--export takes no release"
+	need_src
+	base=$(cat "$top/base.txt")
+	work=$edit_dir
+	[ -d "$work/.git" ] || die "no ${work#"$top"/}: start with $me --edit (make series-edit)"
+	[ "$(state_get mode)" = edit ] || die "${work#"$top"/} was not made by --edit"
+	[ "$(state_get ref)" = "$base" ] ||
+		die "${work#"$top"/} is on $(state_get ref), but base.txt says $base: start over with --edit --force"
+	if [ -d "$work/.git/rebase-merge" ] || [ -d "$work/.git/rebase-apply" ]; then
+		die "a git rebase or am is in progress in ${work#"$top"/}: finish it first"
+	fi
+	finish_work "$base" current
+	if same_series "$out_dir" "$top/patches"; then
+		note "patches/: unchanged"
+	else
+		deliver "$base" current "$out_dir" true
+	fi
+	regen_delta
+	git -C "$edit_dir" update-ref refs/notify/orig HEAD
 	exit 0
 fi
 

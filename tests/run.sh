@@ -6,6 +6,8 @@
 # Tiers:
 #   lint    shell scripts (shellcheck) and the series' form (tests/lint.sh)
 #   apply   apply.sh's refusals on synthetic trees (tests/apply-test.sh)
+#   series-edit  with SCOUTFS_SRC: the maintainer's round trip, make
+#           series-edit / series-export (tests/series-edit-test.sh)
 #   daemon  scoutfs-notifyd and its client, built from patch 3, under
 #           ASan/UBSan against an ioctl stand-in (tests/daemon/run.sh)
 #   upstream-report  the verdict logic of `make upstream-suite` on
@@ -72,6 +74,7 @@ skip() {
 
 tier lint tests/lint.sh
 tier apply tests/apply-test.sh
+tier series-edit tests/series-edit-test.sh
 
 tier daemon tests/daemon-tier.sh
 tier upstream-report python3 tests/upstream/report_test.py
