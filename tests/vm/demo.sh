@@ -1,7 +1,11 @@
 #!/bin/sh
 # The guest side of `make demo`: scoutfs-notifyd attached to a fresh
 # scoutfs mount, scoutfs-notify-watch connected, some file activity,
-# and the records the client printed.
+# and the records the client printed.  It checks what it shows (the
+# records the activity must give, the raw socket, the counters, a clean
+# daemon exit) and closes with `demo: N passed, N failed`, so the
+# README's main job is tested wherever this suite runs (the matrix runs
+# it on the base release).
 set -u
 
 MNT=$1
@@ -24,11 +28,15 @@ echo "demo: scoutfs mounted on $MNT, fsid $FSID"
 echo "demo: starting scoutfs-notifyd $MNT"
 scoutfs-notifyd "$MNT" 2>/tmp/notifyd.log &
 DPID=$!
-wait_for 30 grep -q serving /tmp/notifyd.log || { echo "demo: the daemon did not start"; cat /tmp/notifyd.log; exit 1; }
+finish() {
+	echo "demo: $pass passed, $fail failed"
+	exit $((fail > 0))
+}
+wait_for 30 grep -q serving /tmp/notifyd.log || { bad "the daemon did not start: $(cat /tmp/notifyd.log)"; finish; }
 echo "demo: scoutfs-notify-watch $MNT"
 scoutfs-notify-watch "$MNT" >/tmp/watch.txt 2>&1 &
 WPID=$!
-wait_for 30 connected || { echo "demo: the client did not connect"; cat /tmp/watch.txt; exit 1; }
+wait_for 30 connected || { bad "the client did not connect: $(cat /tmp/watch.txt)"; finish; }
 
 echo "demo: file activity:"
 set -x
@@ -41,24 +49,59 @@ cp "$MNT/projects/notes.txt" "$MNT/projects/copy.txt"
 ls -l "$MNT/projects" >/dev/null
 su -s /bin/sh user -c "cat $MNT/projects/copy.txt" >/dev/null
 set +x
-wait_for 30 has "copy.txt.*READ\|READ.*copy.txt" || echo "demo: (the last record did not arrive)"
+wait_for 30 has "READ .* uid=1000 .*path=$MNT/projects/copy.txt" || echo "demo: (the last record did not arrive)"
 kill "$WPID"
 echo "demo: what scoutfs-notify-watch printed:"
 cat /tmp/watch.txt
+# each step of the activity left the record it must
+expect_line() {
+	if grep -q "$2" /tmp/watch.txt; then
+		ok "record: $1"
+	else
+		bad "record: $1"
+	fi
+}
+expect_line "ATTACH first" "^[^ ]* seq=1 ATTACH "
+expect_line "cat opens notes.txt" "OPEN .* uid=0 .*flags=0100000 path=$MNT/projects/notes.txt\$"
+expect_line "cat reads its 15 bytes" "READ .* offset=0 len=15 path=$MNT/projects/notes.txt\$"
+expect_line "dd reads 64 KiB at 128 KiB" "READ .* offset=131072 len=65536 path=$MNT/projects/data.bin\$"
+expect_line "a uid 1000 read of copy.txt" "READ .* uid=1000 gid=1000 .*len=15 path=$MNT/projects/copy.txt\$"
+if grep -q "records lost" /tmp/watch.txt; then
+	bad "no records lost"
+else
+	ok "no records lost"
+fi
 echo "demo: the same socket as raw 64-byte records (README smoke test):"
 wait_for 30 alone
 socat -u UNIX-CONNECT:/run/scoutfs/"$(stat -f -c %i "$MNT")"/notify.sock,type=5 - >/tmp/raw.bin &
 SPID=$!
 wait_for 30 connected
 cat "$MNT/projects/notes.txt" >/dev/null
-wait_for 30 test "$(wc -c </tmp/raw.bin)" -ge 128
+if wait_for 30 test "$(wc -c </tmp/raw.bin)" -ge 128; then
+	ok "the socat smoke test gets raw 64-byte records"
+else
+	bad "the socat smoke test gets raw 64-byte records ($(wc -c </tmp/raw.bin) bytes)"
+fi
 kill "$SPID"
 od -A d -t x8 /tmp/raw.bin
 echo "demo: counters:"
 for c in /sys/fs/scoutfs/*/counters/notify_*; do
 	echo "  ${c##*/} $(cat "$c")"
 done
+if [ "$(cat /sys/fs/scoutfs/*/counters/notify_reader_attached)" = 1 ] &&
+	[ "$(cat /sys/fs/scoutfs/*/counters/notify_emitted)" -ge 8 ]; then
+	ok "counters: one reader attached, records emitted"
+else
+	bad "counters: one reader attached, records emitted"
+fi
 kill -TERM "$DPID"
 wait "$DPID"
-echo "demo: scoutfs-notifyd exited $?; its log:"
+rc=$?
+echo "demo: scoutfs-notifyd exited $rc; its log:"
 cat /tmp/notifyd.log
+if [ "$rc" -eq 0 ]; then
+	ok "scoutfs-notifyd exits 0 on SIGTERM"
+else
+	bad "scoutfs-notifyd exits 0 on SIGTERM (exit $rc)"
+fi
+finish

@@ -132,7 +132,7 @@ suite_daemon() {
 
 suite_demo() {
 	mkfs_mount demo || return
-	sh /t/demo.sh $MNT
+	run_counted demo timeout 300 sh /t/demo.sh $MNT
 	umount_rmmod demo
 }
 
