@@ -3,9 +3,9 @@
 # for every release with a series (or those in $RELEASES), apply it to a
 # fresh tree, build with -Werror and sparse, boot it and run the VM
 # suites (scripts/vm-test.sh), and check ABI identity across all series
-# (tests/abi-test.sh).  Prints the table the README shows, writes it to
-# build/matrix.md, and ends with `matrix: N passed, N failed` (the sum
-# of every test counted by the runs).
+# (tests/abi-test.sh).  Prints the table docs/releases.md shows, writes
+# it to build/matrix.md, and ends with `matrix: N passed, N failed` (the
+# sum of every test counted by the runs).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

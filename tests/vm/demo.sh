@@ -45,7 +45,7 @@ wait_for 30 has "copy.txt.*READ\|READ.*copy.txt" || echo "demo: (the last record
 kill "$WPID"
 echo "demo: what scoutfs-notify-watch printed:"
 cat /tmp/watch.txt
-echo "demo: the same socket as raw 64-byte records (README smoke test):"
+echo "demo: the same socket as raw 64-byte records (smoke test in docs/interface.md):"
 wait_for 30 alone
 socat -u UNIX-CONNECT:/run/scoutfs/"$(stat -f -c %i "$MNT")"/notify.sock,type=5 - >/tmp/raw.bin &
 SPID=$!
