@@ -1,4 +1,4 @@
-# scoutfs-notify entry points.  See README.md.
+# scoutfs-notify entry points.  See README.md (and docs/ for each one).
 #
 #   make test                          every test tier that can run here
 #   make vm-test SCOUTFS_SRC=... [BASE=v1.30]

@@ -64,7 +64,7 @@ add_bin() {
 	done
 }
 add_bin "$tree/utils/src/scoutfs" /usr/sbin/scoutfs
-# coreutils' stat: the README spells fsids as `stat -f -c %i` prints them
+# coreutils' stat: docs/interface.md spells fsids as `stat -f -c %i` prints them
 rm -f "$rd/usr/bin/stat" "$rd/bin/stat"
 add_bin "$(command -v stat)" /usr/bin/stat
 add_bin "$(command -v socat)" /usr/bin/socat

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Static checks that need no scoutfs tree: every shell script is clean
-# under shellcheck, and every patch of every series has the form upstream
+# under shellcheck, every patch of every series has the form upstream
 # expects (subject `scoutfs: ...`, a body that says why, no whitespace
-# damage, kernel indentation with tabs).
+# damage, kernel indentation with tabs), and every relative link in the
+# markdown pages (README.md, docs/, any other *.md outside patches/ and
+# series/) leads to a file and, with `#anchor`, to a heading there.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -68,6 +70,90 @@ else
 fi
 for p in "${series[@]}"; do
 	check_patch "$p"
+done
+
+# The anchors GitHub gives the headings of markdown file $1, one a line:
+# the heading's text lowercased, punctuation other than '-' and '_'
+# dropped, spaces turned to '-', "-1", "-2"... on repeats.  Fenced code
+# blocks are skipped (a shell comment or #define there is no heading).
+# Only ASCII letters are kept: use ASCII in headings that are linked to.
+md_anchors() {
+	awk '
+		/^[ \t]*(```|~~~)/ { fence = !fence; next }
+		fence || !/^#+[ \t]/ { next }
+		{
+			h = $0
+			sub(/^#+[ \t]+/, "", h)
+			sub(/[ \t]+#+[ \t]*$/, "", h)
+			sub(/[ \t]+$/, "", h)
+			h = tolower(h)
+			gsub(/[^a-z0-9 _-]/, "", h)
+			gsub(/ /, "-", h)
+			n = seen[h]++
+			print (n ? h "-" n : h)
+		}' "$1"
+}
+
+# The links of markdown file $1 as "LINE<tab>TARGET", outside fenced code
+# blocks and inline code spans.
+md_links() {
+	awk '
+		/^[ \t]*(```|~~~)/ { fence = !fence; next }
+		fence { next }
+		{
+			line = $0
+			gsub(/`[^`]*`/, "", line)
+			while (match(line, /\]\([^)[:space:]]+\)/)) {
+				print FNR "\t" substr(line, RSTART + 2, RLENGTH - 3)
+				line = substr(line, RSTART + RLENGTH)
+			}
+		}' "$1"
+}
+
+# One check per page: every relative link leads somewhere.  A broken
+# link is one failure naming the page, its line and the link.
+check_links() {
+	local md=$1 line link path anchor target anchors broken=0 n=0
+	while IFS=$'\t' read -r line link; do
+		# URLs (http:, https:, mailto:, ...) are not checked
+		[[ $link =~ ^[A-Za-z][A-Za-z0-9+.-]*: ]] && continue
+		n=$((n + 1))
+		path=${link%%#*}
+		anchor=
+		[[ $link == *'#'* ]] && anchor=${link#*#}
+		if [ -z "$path" ]; then
+			target=$md
+		elif [[ $md == */* ]]; then
+			target=${md%/*}/$path
+		else
+			target=$path
+		fi
+		if [ ! -e "$target" ]; then
+			bad "link $md:$line ($link)" "$target does not exist"
+			broken=$((broken + 1))
+		elif [ -n "$anchor" ] && [[ $target != *.md ]]; then
+			bad "link $md:$line ($link)" "#$anchor on a file that is not markdown"
+			broken=$((broken + 1))
+		elif [ -n "$anchor" ]; then
+			anchors=$(md_anchors "$target")
+			if ! grep -qxF -- "$anchor" <<<"$anchors"; then
+				bad "link $md:$line ($link)" "no heading in $target has the anchor #$anchor"
+				broken=$((broken + 1))
+			fi
+		fi
+	done < <(md_links "$md")
+	[ "$broken" -eq 0 ] && ok "links in $md ($n relative)"
+	return 0
+}
+
+mapfile -t pages < <(
+	{
+		echo README.md
+		git ls-files --cached --others --exclude-standard -- 'docs/*.md' '*.md'
+	} | grep -vE '^(patches|series|build)/' | sort -u | while read -r f; do [ -f "$f" ] && echo "$f"; done
+)
+for md in "${pages[@]}"; do
+	check_links "$md"
 done
 
 echo "lint: $pass passed, $fail failed"

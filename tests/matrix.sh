@@ -6,9 +6,9 @@
 # (tests/abi-test.sh).  The base release's boot also runs the faults
 # suite and the demo's guest side (MATRIX_BASE_SUITES, default "kernel
 # daemon faults demo"), so CI covers them on one release; the others run
-# vm-test's default suites.  Prints the table the README shows, writes it to
-# build/matrix.md, and ends with `matrix: N passed, N failed` (the sum
-# of every test counted by the runs).
+# vm-test's default suites.  Prints the table docs/releases.md shows,
+# writes it to build/matrix.md, and ends with `matrix: N passed, N
+# failed` (the sum of every test counted by the runs).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The README's test command (`make test`): runs every tier that can run
-# here, prints SKIPPED with the reason for each that can't, and closes
-# with the summed `N passed, N failed` line.
+# The README's test command (`make test`, tiers in docs/testing.md):
+# runs every tier that can run here, prints SKIPPED with the reason for
+# each that can't, and closes with the summed `N passed, N failed` line.
 #
 # Tiers:
 #   lint    shell scripts (shellcheck) and the series' form (tests/lint.sh)

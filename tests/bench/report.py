@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Turn the `relay:` and `bench:` lines of a `make bench` run into the
-table the README shows.  Medians over the rounds, with their spread
+table docs/benchmarks.md shows.  Medians over the rounds, with their spread
 (min to max); ratios are against the unpatched module (hook cost) or the
 bare sendmmsg loop (relay).  A missed target says MISSED, never hidden.
 

@@ -118,7 +118,7 @@ check "human client prints OPEN and READ" wait_for 30 lines_ge /tmp/h.txt 'READ'
 check "human line has op, ino, pid" grep -q "OPEN.*ino=*[0-9]" /tmp/h.txt
 kill "$HPID"
 
-# --- README smoke test, as written there
+# --- the smoke test in docs/interface.md, as written there
 wait_for 30 no_clients
 socat -u UNIX-CONNECT:/run/scoutfs/"$(stat -f -c %i "$MNT")"/notify.sock,type=5 - >/tmp/smoke.bin 2>/tmp/smoke.err &
 SPID=$!

@@ -71,7 +71,7 @@ if grep -q "records lost" /tmp/watch.txt; then
 else
 	ok "no records lost"
 fi
-echo "demo: the same socket as raw 64-byte records (README smoke test):"
+echo "demo: the same socket as raw 64-byte records (smoke test in docs/interface.md):"
 wait_for 30 alone
 socat -u UNIX-CONNECT:/run/scoutfs/"$(stat -f -c %i "$MNT")"/notify.sock,type=5 - >/tmp/raw.bin &
 SPID=$!
