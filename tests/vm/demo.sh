@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2317 # the conditions are called through wait_for
 # The guest side of `make demo`: scoutfs-notifyd attached to a fresh
 # scoutfs mount, scoutfs-notify-watch connected, some file activity,
 # and the records the client printed.  It checks what it shows (the
