@@ -7,6 +7,7 @@ in the environment.  Every wait polls for a condition with a deadline
 and fails the test when it runs out; nothing sleeps to synchronise.
 Ends with `daemon: N passed, N failed`.
 """
+import base64
 import json
 import shutil
 import os
@@ -335,7 +336,7 @@ def t_ring_gaps_and_watch():
     check(ok and len(objs) == 11, f"--json: 11 valid JSON lines: {len(lines)}")
     recs = [o for o in objs if "seq" in o and "lost" not in o]
     lost = [o for o in objs if "lost" in o]
-    check(len(lost) == 1 and lost[0] == {"lost": 7, "after_seq": 6, "seq": 14},
+    check(len(lost) == 1 and lost[0] == {"schema": 1, "op": "GAP", "lost": 7, "after_seq": 6, "seq": 14},
           f"--json: the gap is one line: {lost}")
     check(all(o["op"] == "READ" and o["len"] == 4096 and o["uid"] == 1000 and
               o["path"] == f"{e.mnt}/dir/file-{o['ino']}" and o["time"].endswith("Z")
@@ -735,9 +736,117 @@ def t_systemd_unit():
           "the unit binds to the mount, passes the unescaped path, restarts on failure")
 
 
+# Names users can give files: each must come out of scoutfs-notify-watch
+# as one line (text) or one strict UTF-8 JSON object, and give back its
+# exact bytes.
+HOSTILE = [
+    b"innocent\n2026-01-01T00:00:00.000000000Z seq=424242 READ   pid=1 uid=0 gid=0 ino=1 "
+    b"offset=0 len=4096 path=\xe2\x88\x95mnt\xe2\x88\x95secret\xe2\x88\x95payroll.db",
+    b"tab\there\ttoo",
+    b"quote\"d 'single' and \\backslash\\x41",
+    b"bad\xff\xfe utf8 \xc0\xaf overlong \xed\xa0\x80 surrogate",
+    b"\xe2\x88\x95etc\xe2\x88\x95shadow",
+    b"cr\rlf\r\nnul-free \x1b[31mred\x1b[0m \x7f del",
+    b"bidi \xe2\x80\xaeevil\xe2\x80\xac line\xe2\x80\xa8sep \xc2\x85 nel",
+    b"caf\xc3\xa9 \xf0\x9f\x93\x81 ok",
+    b"path=fake uid=0 len=1",
+]
+
+
+def text_fields(line):
+    """key=value fields of a text line, split the only way the format
+    allows: on single spaces, the key up to the first '='"""
+    out = {}
+    for tok in line.split(b" "):
+        if b"=" in tok:
+            k, v = tok.split(b"=", 1)
+            out.setdefault(k.decode(), v)
+    return out
+
+
+def strict_json(raw):
+    """parse one line as RFC 8259 JSON: strict UTF-8, no lone surrogates"""
+    text = raw.decode("utf-8", "strict")
+    o = json.loads(text)
+    for k, v in o.items():
+        if isinstance(v, str):
+            v.encode("utf-8", "strict")  # a lone \ud800 escape fails here
+    return o
+
+
+def t_hostile_names():
+    import codecs
+    e = Env()
+    names = os.path.join(e.dir, "names")
+    os.makedirs(names)
+    for i, n in enumerate(HOSTILE):
+        with open(os.path.join(names, str(5000 + i)), "wb") as f:
+            f.write(b"dir/" + n)
+    env = dict(e.env, FAKE_SCOUTFS_NAMES=names)
+    d = e.daemon(env=env)
+    check(e.started(d), "daemon starts")
+    count = 2 * len(HOSTILE)
+    outs = {}
+    procs = {}
+    for mode in ("text", "json"):
+        outs[mode] = open(os.path.join(e.dir, f"watch.{mode}"), "wb+")
+        procs[mode] = subprocess.Popen(
+            [WATCH, "--run-dir", e.run, "--count", str(count)] +
+            (["--json"] if mode == "json" else []) + [e.mnt],
+            stdout=outs[mode], stderr=subprocess.PIPE, env=env)
+    check(wait_for(lambda: "clients 2" in stats_of(e, d), 10), "two notify-watch clients connected")
+    for i in range(len(HOSTILE)):
+        e.send(f"open {5000 + i}")
+        e.send(f"read {5000 + i}")
+    for mode, p in procs.items():
+        check(p.wait(30) == 0, f"{mode}: notify-watch exits 0 after {count} records")
+    want = [os.fsencode(e.mnt) + b"/dir/" + n for n in HOSTILE for _ in (0, 1)]
+
+    lines = open(outs["text"].name, "rb").read().split(b"\n")
+    check(lines[-1] == b"" and len(lines) - 1 == count,
+          f"text: exactly one line per record ({len(lines) - 1} lines for {count} records)")
+    got = [codecs.escape_decode(text_fields(x).get("path", b""))[0] for x in lines[:-1]]
+    check(got == want, "text: every path decodes back to its exact bytes")
+    fields = [text_fields(x) for x in lines[:-1]]
+    check(all(f.get("uid") == b"1000" and f.get("seq", b"").isdigit() and
+              set(f) == ({"seq", "pid", "uid", "gid", "ino", "flags", "path"} if b" OPEN " in x
+                         else {"seq", "pid", "uid", "gid", "ino", "offset", "len", "path"})
+              for f, x in zip(fields, lines)),
+          "text: no name adds or replaces a field (uid stays 1000, one path each)")
+    check(all(c >= 0x21 and c != 0x7f for x in lines[:-1] for c in x.split(b" path=", 1)[1]),
+          "text: no control character or space inside a path")
+    check(not any(b"\xe2\x80\xae" in x or b"\xc2\x85" in x for x in lines),
+          "text: bidi overrides and C1 controls are escaped, not printed")
+    check(b"\xe2\x88\x95etc\xe2\x88\x95shadow" in b"".join(lines) and b"caf\xc3\xa9" in b"".join(lines),
+          "text: valid UTF-8 (U+2215, accents, emoji) stays readable")
+
+    lines = open(outs["json"].name, "rb").read().split(b"\n")
+    objs = []
+    try:
+        objs = [strict_json(x) for x in lines[:-1]]
+        ok = True
+    except (ValueError, UnicodeError) as ex:
+        ok = False
+        print(f"  strict parse failed: {ex}")
+    check(ok and len(objs) == count and lines[-1] == b"",
+          f"json: {count} lines, each strict UTF-8 JSON ({len(lines) - 1} lines)")
+    got = [base64.b64decode(o["path_b64"]) if "path_b64" in o else o.get("path", "").encode()
+           for o in objs]
+    check(got == want, "json: every path gives back its exact bytes (path, or path_b64)")
+    check(all(("path_b64" in o) == (b"\xff" in w or b"\xc0" in w) for o, w in zip(objs, want)),
+          "json: path_b64 exactly where the name is not UTF-8")
+    check(all(o["uid"] == 1000 and o["schema"] == 1 for o in objs),
+          "json: fields intact, schema 1")
+    stop(d)
+    check(sanitizer_clean(log_of(d) + procs["text"].stderr.read().decode() +
+                          procs["json"].stderr.read().decode()), "no sanitizer reports")
+    e.close()
+
+
 TESTS = [t_flood, t_systemd_unit, t_bad_args, t_refusals, t_start_modes_order_and_fanout, t_stalled_client,
          t_ring_gaps_and_watch, t_churn, t_bad_clients, t_stale_and_second, t_mount_gone,
-         t_c_clients, t_watch_protocol, t_watch_daemon_stops, t_sd_notify, t_fsid_format]
+         t_c_clients, t_watch_protocol, t_watch_daemon_stops, t_sd_notify, t_fsid_format,
+         t_hostile_names]
 
 
 def main():

@@ -20,6 +20,12 @@
  *			never dropped (a producer that keeps up)
  *	drop N		N records generated and dropped (a seq gap)
  *	op N		one record with op N (an op this version doesn't know)
+ *	open INO	one OPEN record of inode INO
+ *	read INO	one READ record of inode INO
+ *
+ * INO_PATH gives "dir/file-<ino>", or, when the directory
+ * $FAKE_SCOUTFS_NAMES holds a file named <ino>, that file's bytes as
+ * they are: names no shell could type, to test what the tools print.
  *
  * $FAKE_SCOUTFS_ATTACH_ERRNO makes the attaching call fail with that
  * errno (e.g. 16 for EBUSY).  Like the kernel, a READ_NOTIFY on another
@@ -220,6 +226,14 @@ static void read_ctl(void)
 			store();
 			if (head > tail)
 				ring[(head - 1) % RING_NR].op = (uint32_t)n;
+		} else if (sscanf(buf, "open %llu", &n) == 1 ||
+			   sscanf(buf, "read %llu", &n) == 1) {
+			store();
+			if (head > tail) {
+				ring[(head - 1) % RING_NR].ino = n;
+				ring[(head - 1) % RING_NR].op = buf[0] == 'o' ?
+					SCOUTFS_NOTIFY_OP_OPEN : SCOUTFS_NOTIFY_OP_READ;
+			}
 		}
 	}
 }
@@ -275,9 +289,28 @@ static int ino_path(struct scoutfs_ioctl_ino_path *args)
 {
 	struct scoutfs_ioctl_ino_path_result *res =
 		(void *)(uintptr_t)args->result_ptr;
-	int len = snprintf((char *)res->path, args->result_bytes - sizeof(*res),
-			   "dir/file-%llu", (unsigned long long)args->ino);
+	size_t room = args->result_bytes - sizeof(*res);
+	const char *names = getenv("FAKE_SCOUTFS_NAMES");
+	char name[4096];
+	ssize_t got = -1;
+	int len;
+	int fd;
 
+	if (names) {
+		snprintf(name, sizeof(name), "%s/%llu", names, (unsigned long long)args->ino);
+		fd = open(name, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			got = read(fd, res->path, room - 1);
+			real_close(fd);
+		}
+	}
+	if (got >= 0) {
+		res->path[got] = 0;
+		len = (int)got;
+	} else {
+		len = snprintf((char *)res->path, room, "dir/file-%llu",
+			       (unsigned long long)args->ino);
+	}
 	res->path_bytes = len + 1;
 	res->dir_ino = 1;
 	res->dir_pos = 0;

@@ -31,12 +31,11 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 san=("-fsanitize=address,undefined" -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1)
-for b in scoutfs-notifyd scoutfs-notify-watch; do
-	# the same flags as utils/notifyd/Makefile, plus the sanitizers
-	gcc -std=c11 -Wall -Wextra -Werror "${san[@]}" -I"$src/kmod/src" \
-		-o "$out/$b" "$src/utils/notifyd/$b.c" ||
-		fail_setup "cannot build $b"
-done
+# the same flags as utils/notifyd/Makefile, plus the sanitizers
+make -s -C "$src/utils/notifyd" clean
+make -s -C "$src/utils/notifyd" EXTRA_CFLAGS="${san[*]}" scoutfs-notifyd scoutfs-notify-watch ||
+	fail_setup "cannot build the daemon and its client"
+cp "$src/utils/notifyd/scoutfs-notifyd" "$src/utils/notifyd/scoutfs-notify-watch" "$out/"
 gcc -std=c11 -Wall -Wextra -Werror "${san[@]}" -o "$out/tclient" "$here/tclient.c" ||
 	fail_setup "cannot build the test client"
 gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -I"$src/kmod/src" \

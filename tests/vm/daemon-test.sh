@@ -118,6 +118,36 @@ check "human client prints OPEN and READ" wait_for 30 lines_ge /tmp/h.txt 'READ'
 check "human line has op, ino, pid" grep -q "OPEN.*ino=*[0-9]" /tmp/h.txt
 kill "$HPID"
 
+# --- file names are untrusted: an unprivileged user makes names that
+# try to forge records or break JSON; each record must still be one
+# text line, and one strict UTF-8 JSON object, giving back the exact
+# bytes of the name (tests/vm/hostile-names.c checks both)
+wait_for 30 no_clients
+mkdir -m 1777 "$MNT/pub"
+N=$(hostile-names count)
+scoutfs-notify-watch --count "$N" "$MNT" >/tmp/hn.txt 2>/tmp/hn.err &
+HT=$!
+scoutfs-notify-watch --count "$N" --json "$MNT" >/tmp/hn.json 2>/tmp/hn.jerr &
+HJ=$!
+check "two clients for the hostile names" wait_for 30 clients_ge 2
+su -s /bin/sh user -c "/t/bin/hostile-names create $MNT/pub" >/tmp/hn.create 2>&1
+rc=$?
+check "uid 1000 creates and reads the hostile names (exit $rc $(head -c 200 /tmp/hn.create))" test "$rc" = 0
+check "text client exits after the $N records" wait_for 60 gone "$HT"
+check "json client exits after the $N records" wait_for 60 gone "$HJ"
+kill "$HT" "$HJ" 2>/dev/null
+hostile-names text "$MNT/pub" /tmp/hn.txt >/tmp/hn.check
+rc=$?
+check "text: one line per record, every path exact ($(grep -c '^PASS' /tmp/hn.check) checks)" test "$rc" = 0
+grep '^FAIL' /tmp/hn.check
+hostile-names json "$MNT/pub" /tmp/hn.json >/tmp/hn.check
+rc=$?
+check "json: strict UTF-8 JSON, every path exact ($(grep -c '^PASS' /tmp/hn.check) checks)" test "$rc" = 0
+grep '^FAIL' /tmp/hn.check
+if [ "$fail" -gt 0 ]; then
+	od -c /tmp/hn.txt | head -n 20
+fi
+
 # --- the smoke test in docs/interface.md, as written there
 wait_for 30 no_clients
 socat -u UNIX-CONNECT:/run/scoutfs/"$(stat -f -c %i "$MNT")"/notify.sock,type=5 - >/tmp/smoke.bin 2>/tmp/smoke.err &
