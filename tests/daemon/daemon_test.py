@@ -25,7 +25,9 @@ from checks import check, finish  # noqa: E402
 
 REC = struct.Struct("=QQQQQIIIIII")  # seq ino time_ns offset len op pid uid gid flags _pad
 assert REC.size == 64
-OP_OPEN, OP_READ, OP_ATTACH = 1, 2, 3
+OP_OPEN, OP_READ, OP_ATTACH, OP_MMAP = 1, 2, 3, 4
+# scoutfs-notifyd's exit statuses (scoutfs-notifyd(8))
+EXIT_STOPPED, EXIT_TRANSIENT, EXIT_USAGE, EXIT_UNSUPPORTED, EXIT_UNMOUNTED = 0, 1, 2, 3, 4
 
 NOTIFYD = os.environ["NOTIFYD_BIN"]
 WATCH = os.environ["WATCH_BIN"]
@@ -98,11 +100,12 @@ class Env:
                 break
         return total
 
-    def events(self):
-        """attach/detach lines the ioctl stand-in logged"""
+    def events(self, batches=False):
+        """attach/detach lines the ioctl stand-in logged (and with
+        batches, its batch=NR/US lines too)"""
         try:
             with open(self.events_path) as f:
-                return f.read().split()
+                return [x for x in f.read().split() if batches or not x.startswith("batch=")]
         except FileNotFoundError:
             return []
 
@@ -205,29 +208,41 @@ def t_refusals():
     errs = []
     r = run([NOTIFYD, "--run-dir", e.run, e.dir], env=e.env)
     errs.append(r.stderr)
-    check(r.returncode == 1 and "not a scoutfs filesystem" in r.stderr,
-          f"not a scoutfs mount refused: {r.stderr.strip()}")
+    check(r.returncode == EXIT_UNSUPPORTED and "not a scoutfs filesystem" in r.stderr,
+          f"not a scoutfs mount refused, exit 3: {r.returncode} {r.stderr.strip()}")
     os.mkdir(os.path.join(e.mnt, "sub"))
     r = run([NOTIFYD, "--run-dir", e.run, os.path.join(e.mnt, "sub")], env=e.env)
     errs.append(r.stderr)
-    check(r.returncode == 1 and "mount point" in r.stderr,
-          f"a directory inside the mount refused: {r.stderr.strip()}")
+    check(r.returncode == EXIT_UNSUPPORTED and "mount point" in r.stderr,
+          f"a directory inside the mount refused, exit 3: {r.returncode} {r.stderr.strip()}")
     env = dict(e.env, FAKE_SCOUTFS_ATTACH_ERRNO="16")
     r = run([NOTIFYD, "--run-dir", e.run, e.mnt], env=env)
     errs.append(r.stderr)
-    check(r.returncode == 1 and "already has a notify reader" in r.stderr and
+    check(r.returncode == EXIT_TRANSIENT and "already has a notify reader" in r.stderr and
           not os.path.exists(e.sock),
-          f"EBUSY at attach: clear error, no socket: {r.stderr.strip()}")
+          f"EBUSY at attach: clear error, no socket, exit 1: {r.returncode} {r.stderr.strip()}")
     env = dict(e.env, FAKE_SCOUTFS_ATTACH_ERRNO="1")
     r = run([NOTIFYD, "--run-dir", e.run, e.mnt], env=env)
     errs.append(r.stderr)
-    check(r.returncode == 1 and "CAP_SYS_ADMIN" in r.stderr, f"EPERM at attach: {r.stderr.strip()}")
+    check(r.returncode == EXIT_UNSUPPORTED and "CAP_SYS_ADMIN" in r.stderr,
+          f"EPERM at attach, exit 3: {r.returncode} {r.stderr.strip()}")
+    for errno_, what in ((25, "ENOTTY"), (22, "EINVAL")):
+        env = dict(e.env, FAKE_SCOUTFS_ATTACH_ERRNO=str(errno_))
+        r = run([NOTIFYD, "--run-dir", e.run, e.mnt], env=env)
+        errs.append(r.stderr)
+        check(r.returncode == EXIT_UNSUPPORTED and "no notify support" in r.stderr,
+              f"{what} at attach (a module without the series), exit 3: {r.returncode} {r.stderr.strip()}")
+    env = dict(e.env, FAKE_SCOUTFS_ATTACH_ERRNO="67")
+    r = run([NOTIFYD, "--run-dir", e.run, e.mnt], env=env)
+    errs.append(r.stderr)
+    check(r.returncode == EXIT_UNMOUNTED and "forcibly unmounted" in r.stderr,
+          f"ENOLINK at attach (umount -f under way), exit 4: {r.returncode} {r.stderr.strip()}")
     os.makedirs(os.path.join(e.dir, "open"), exist_ok=True)
     os.chmod(os.path.join(e.dir, "open"), 0o777)
     r = run([NOTIFYD, "--run-dir", os.path.join(e.dir, "open"), e.mnt], env=e.env)
     errs.append(r.stderr)
-    check(r.returncode == 1 and "writable by others" in r.stderr,
-          f"a world-writable run dir refused: {r.stderr.strip()}")
+    check(r.returncode == EXIT_UNSUPPORTED and "writable by others" in r.stderr,
+          f"a world-writable run dir refused, exit 3: {r.returncode} {r.stderr.strip()}")
     r = run([WATCH, "--run-dir", e.run, e.mnt], env=e.env)
     errs.append(r.stderr)
     check(r.returncode == 1 and "is scoutfs-notifyd running" in r.stderr,
@@ -456,8 +471,8 @@ def t_mount_gone():
         rc = d.wait(30)
     except subprocess.TimeoutExpired:
         rc = None
-    check(rc == 1 and "no longer mounted" in log_of(d),
-          f"the filesystem goes away: exit {rc}, {log_of(d).strip().splitlines()[-1:]}")
+    check(rc == EXIT_UNMOUNTED and "no longer mounted" in log_of(d),
+          f"the filesystem goes away: exit 4: {rc}, {log_of(d).strip().splitlines()[-1:]}")
     check(not os.path.exists(e.sock), "socket removed")
     check(e.events() == ["attach", "detach"], f"the reader's file was closed: {e.events()}")
     check(sanitizer_clean(log_of(d)), "no sanitizer reports")
@@ -734,6 +749,11 @@ def t_systemd_unit():
     check("BindsTo=%i.mount" in text and "ExecStart=/usr/sbin/scoutfs-notifyd %f" in text and
           "Type=notify" in text and "Restart=on-failure" in text,
           "the unit binds to the mount, passes the unescaped path, restarts on failure")
+    check("RestartPreventExitStatus=2 3 4" in text and "StartLimitBurst=5" in text and
+          "StartLimitIntervalSec=120" in text,
+          "only exit 1 is restarted, and the start limit (5 in 120 s) can trip at RestartSec=2s")
+    check("WantedBy=%i.mount" in text and "PrivateTmp" not in text.replace("no PrivateTmp=", ""),
+          "enabled, the mount unit wants it; mounts below /tmp stay visible")
 
 
 # Names users can give files: each must come out of scoutfs-notify-watch
@@ -843,10 +863,76 @@ def t_hostile_names():
     e.close()
 
 
+def t_forced_unmount():
+    """umount -f: READ_NOTIFY gives what is left, then ENOLINK; the daemon
+    relays the rest, closes its file at once and exits 4"""
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts")
+    c = e.client()
+    check(wait_for(lambda: "clients 1" in stats_of(e, d), 10), "a client connected")
+    e.send("emit 5")
+    check(wait_for(lambda: len(c.seqs) >= 5), "the client gets records")
+    e.send("emit 3")
+    e.send("shutdown")
+    t0 = time.monotonic()
+    try:
+        rc = d.wait(10)
+    except subprocess.TimeoutExpired:
+        rc = None
+    took = time.monotonic() - t0
+    check(rc == EXIT_UNMOUNTED and "being forcibly unmounted" in log_of(d),
+          f"the daemon exits 4 saying why: {rc}, {log_of(d).strip().splitlines()[-1:]}")
+    check(took < 2.0, f"at once, not after its wait timeout ({took:.2f} s)")
+    check(len(c.seqs) == 8 and c.contiguous() and wait_for(lambda: c.eof, 5),
+          f"the client got every record left in the ring, then EOF: {c.seqs}")
+    check(e.events() == ["attach", "detach"], f"the reader's file was closed: {e.events()}")
+    check(not os.path.exists(e.sock), "socket removed")
+    check(sanitizer_clean(log_of(d)), "no sanitizer reports")
+    e.close()
+
+
+def t_batched_reads():
+    """a busy stream is read in batches (the kernel gathers them), a
+    trickle record by record; a module without batched reads still
+    gets every record, coalesced the old way"""
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts")
+    c = e.client()
+    check(wait_for(lambda: "clients 1" in stats_of(e, d), 10), "a client connected")
+    e.send("emit 1")
+    check(wait_for(lambda: len(c.seqs) >= 1), "a single record is relayed")
+    check(not any(x.startswith("batch=") for x in e.events(batches=True)),
+          f"a trickle is read without batches: {e.events(batches=True)}")
+    total = e.stream(20, lambda: [len(c.seqs) - 1], 0)
+    check(total == 20000 and c.contiguous(), f"a busy stream arrives whole ({len(c.seqs) - 1} of 20000)")
+    batches = [x for x in e.events(batches=True) if x.startswith("batch=")]
+    check(batches and all(x == "batch=64/250" for x in batches),
+          f"and is read in batches of 64 records or 250 us ({len(batches)} batched calls)")
+    stop(d)
+    e.close()
+
+    e = Env()
+    env = dict(e.env, FAKE_SCOUTFS_NO_BATCH="1")
+    d = e.daemon(env=env)
+    check(e.started(d), "daemon starts on a module without batched reads")
+    c = e.client()
+    check(wait_for(lambda: "clients 1" in stats_of(e, d), 10), "a client connected")
+    total = e.stream(10, lambda: [len(c.seqs)], 0)
+    check(total == 10000 and c.contiguous() and len(c.seqs) == 10000,
+          f"every record arrives ({len(c.seqs)} of 10000)")
+    check(log_of(d).count("no batched reads") == 1,
+          "the daemon says once that it coalesces instead")
+    stop(d)
+    check(sanitizer_clean(log_of(d)), "no sanitizer reports")
+    e.close()
+
+
 TESTS = [t_flood, t_systemd_unit, t_bad_args, t_refusals, t_start_modes_order_and_fanout, t_stalled_client,
          t_ring_gaps_and_watch, t_churn, t_bad_clients, t_stale_and_second, t_mount_gone,
          t_c_clients, t_watch_protocol, t_watch_daemon_stops, t_sd_notify, t_fsid_format,
-         t_hostile_names]
+         t_hostile_names, t_forced_unmount, t_batched_reads]
 
 
 def main():

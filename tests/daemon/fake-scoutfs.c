@@ -22,6 +22,15 @@
  *	op N		one record with op N (an op this version doesn't know)
  *	open INO	one OPEN record of inode INO
  *	read INO	one READ record of inode INO
+ *	shutdown	a forced unmount begins: nothing more is stored, a
+ *			waiting reader is woken, gets what is left, then
+ *			ENOLINK, and nobody can attach again
+ *
+ * Batched reads (batch_nr, batch_us) are checked as the kernel checks
+ * them and logged to $FAKE_SCOUTFS_EVENTS as "batch=NR/US" (once per
+ * distinct value in a row); the stand-in doesn't wait for the batch.
+ * $FAKE_SCOUTFS_NO_BATCH makes them EINVAL, as a module from before
+ * batched reads does.
  *
  * INO_PATH gives "dir/file-<ino>", or, when the directory
  * $FAKE_SCOUTFS_NAMES holds a file named <ino>, that file's bytes as
@@ -70,6 +79,7 @@ static uint64_t next_seq = 1;
 static uint64_t stream_left;
 static int ctl_fd = -1;
 static bool attached;
+static bool shutdown_begun;
 static int reader_fd = -1;
 
 static int (*real_ioctl)(int, unsigned long, ...);
@@ -172,7 +182,11 @@ static void store(void)
 {
 	rec_t *r;
 	struct timespec ts;
-	uint64_t seq = next_seq++;
+	uint64_t seq;
+
+	if (shutdown_begun)
+		return;
+	seq = next_seq++;
 
 	if (head - tail >= RING_NR)
 		return;
@@ -226,6 +240,8 @@ static void read_ctl(void)
 			store();
 			if (head > tail)
 				ring[(head - 1) % RING_NR].op = (uint32_t)n;
+		} else if (!strncmp(buf, "shutdown", 8)) {
+			shutdown_begun = true;
 		} else if (sscanf(buf, "open %llu", &n) == 1 ||
 			   sscanf(buf, "read %llu", &n) == 1) {
 			store();
@@ -250,6 +266,27 @@ static int read_notify(int fd, struct scoutfs_ioctl_read_notify *rn)
 		errno = EBUSY;
 		return -1;
 	}
+	if ((rn->batch_nr || rn->batch_us) &&
+	    (getenv("FAKE_SCOUTFS_NO_BATCH") || !(rn->flags & SCOUTFS_IOC_RN_WAIT) ||
+	     rn->batch_nr > rn->recs_nr || rn->batch_us > 1000000 ||
+	     (rn->batch_us && rn->batch_nr <= 1))) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (rn->batch_nr > 1) {
+		static char last[32];
+		char what[32];
+
+		snprintf(what, sizeof(what), "batch=%u/%u", rn->batch_nr, rn->batch_us);
+		if (strcmp(what, last)) {
+			event(what);
+			strcpy(last, what);
+		}
+	}
+	if (!attached && shutdown_begun) {
+		errno = ENOLINK;
+		return -1;
+	}
 	if (!attached) {
 		e = getenv("FAKE_SCOUTFS_ATTACH_ERRNO");
 		if (e && atoi(e)) {
@@ -269,16 +306,20 @@ static int read_notify(int fd, struct scoutfs_ioctl_read_notify *rn)
 		return -1;
 	}
 	read_ctl();
-	if (head == tail && !stream_left && (rn->flags & SCOUTFS_IOC_RN_WAIT)) {
+	if (head == tail && !stream_left && !shutdown_begun && (rn->flags & SCOUTFS_IOC_RN_WAIT)) {
 		ms = rn->timeout_ms ? (int)rn->timeout_ms : -1;
 		pfd = (struct pollfd){ .fd = ctl_fd, .events = POLLIN };
 		if (poll(&pfd, ctl_fd >= 0 ? 1 : 0, ms) < 0)
 			return -1;	/* EINTR, like the kernel's wait */
 		read_ctl();
 	}
-	while (stream_left && head - tail < RING_NR) {
+	while (stream_left && !shutdown_begun && head - tail < RING_NR) {
 		store();
 		stream_left--;
+	}
+	if (shutdown_begun && head == tail) {
+		errno = ENOLINK;
+		return -1;
 	}
 	while (n < rn->recs_nr && tail < head)
 		out[n++] = ring[tail++ % RING_NR];

@@ -103,8 +103,9 @@ warn_re='WARNING|BUG|Oops|Call Trace|blocked for more than|general protection|KA
 #
 # A reader's end is counted as clean when its daemon exited 0 on
 # SIGTERM, was killed by the SIGTERM that stopped it before it had set
-# its handler (as systemd counts a stop), or exited 1 because its mount
-# went away underneath it (the documented lazy/forced unmount case);
+# its handler (as systemd counts a stop), or exited 4 because its mount
+# went away underneath it or is being forcibly unmounted (the documented
+# lazy and forced unmount cases);
 # anything else is an early exit, reported with the reader's events.
 supervise() {
 	local i=$1 mnt=/mnt/test.$1 rd=/run/notify.$1 bin=/scoutfs/notify/utils/notifyd
@@ -153,7 +154,7 @@ supervise() {
 		relayed=$((relayed + ${n:-0}))
 		lost=$((lost + ${g:-0}))
 		if [ "$rc" -eq 0 ] || { [ "$rc" -eq 143 ] && [ -e "$rd.hold" ]; } ||
-			{ [ "$rc" -eq 1 ] && ! findmnt -n -t scoutfs "$mnt" >/dev/null; }; then
+			{ [ "$rc" -eq 4 ] && ! findmnt -n -t scoutfs "$mnt" >/dev/null; }; then
 			:
 		else
 			early=$((early + 1))

@@ -227,7 +227,7 @@ umount -l "$MNT"
 check "daemon exits after a lazy umount" wait_for 60 gone "$DPID"
 wait "$DPID"
 rc=$?
-check "daemon exit is non-zero (exit $rc)" test "$rc" -ne 0
+check "daemon exits 4, the filesystem is gone (exit $rc)" test "$rc" = 4
 tail -n 3 /tmp/notifyd.log
 
 echo "daemon-test: $pass passed, $fail failed"

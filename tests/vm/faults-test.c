@@ -8,13 +8,18 @@
  * Emitters run on every vCPU against a draining and a paused reader,
  * readers are SIGKILLed mid-wait and mid-copy, attach and detach race,
  * a fuzz loop throws random and boundary arguments at the ioctl, and
- * lazy unmounts race readers waiting in it.  Every step is bounded
+ * lazy unmounts race readers waiting in it, and umount -f of a watched
+ * mount must not be held up by its reader.  Every step is bounded
  * (alarm() in children, deadlines in the parent) so a hang is a
  * failure, not a stuck run.  The guest then unmounts, unloads the
  * module and checks the kernel log.  Ends with
  * "faults-test: N passed, N failed".
  */
 #include "notify-lib.h"
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/statfs.h>
+#include <sys/un.h>
 
 #define NFILES 3
 #define EMITTERS 4
@@ -412,7 +417,11 @@ static void t_fuzz(void)
 			.recs_nr = (r >> 16) % 3 ? nrs[(r >> 20) % 8] : (r >> 24),
 			.timeout_ms = (r >> 32) % 5 == 0 ? (r >> 36) % 3 : 0,
 			.flags = (r >> 40) % 6 == 0 ? (r >> 44) : ((r >> 40) % 6 == 1 ? SCOUTFS_IOC_RN_WAIT : 0),
-			._reserved = { (r >> 48) % 10 == 0 ? r : 0, (r >> 52) % 10 == 0 ? 1 : 0 },
+			/* batches: small ones, sometimes too big (EINVAL) */
+			.batch_nr = (r >> 48) % 10 == 0 ? (uint32_t)(r >> 8) % 300 : 0,
+			.batch_us = (r >> 50) % 10 == 0 ?
+				((r >> 12) % 50 == 0 ? 1000001 : (uint32_t)(r >> 12) % 2000) : 0,
+			._reserved = (r >> 52) % 10 == 0 ? r : 0,
 		};
 		/* never wait forever: the ring can be empty */
 		if (rn.flags == SCOUTFS_IOC_RN_WAIT && rn.timeout_ms == 0)
@@ -576,6 +585,248 @@ static void t_umount_races(void)
 	CHECK(mounted(), "the filesystem is mounted again at the end");
 }
 
+/* connect to the daemon's socket, bounded; -1 if it never listens */
+static int connect_daemon(const char *sock, int secs)
+{
+	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)secs * 1000000000ULL;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct timespec ts = { 0, 10000000 };
+	int fd;
+
+	if (strlen(sock) >= sizeof(sun.sun_path))
+		return -1;
+	memcpy(sun.sun_path, sock, strlen(sock));
+	while (now_ns(CLOCK_MONOTONIC) < end) {
+		fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+/* read records from a client socket until EOF, bounded; -1 without EOF */
+static long client_drain(int fd, int secs)
+{
+	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)secs * 1000000000ULL;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char buf[256];
+	long recs = 0;
+	ssize_t n;
+
+	while (now_ns(CLOCK_MONOTONIC) < end) {
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0)
+			return recs;
+		if (n == (ssize_t)sizeof(rec_t))
+			recs++;
+		else if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -1;
+	}
+	return -1;
+}
+
+/* umount -f, retried every 50 ms for up to secs: 0 or the last errno */
+static int force_umount_within(int secs, uint64_t *ms)
+{
+	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+	uint64_t end = t0 + (uint64_t)secs * 1000000000ULL;
+	struct timespec ts = { 0, 50000000 };
+	int err;
+
+	for (;;) {
+		if (umount2(mnt, MNT_FORCE) == 0) {
+			*ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+			return 0;
+		}
+		err = errno;
+		if (err != EBUSY || now_ns(CLOCK_MONOTONIC) >= end)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	*ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+	return err;
+}
+
+static void emit_until_killed(void)
+{
+	char b[8];
+	int fd = open(path_of("u"), O_RDONLY);
+
+	alarm(120);
+	while (fd >= 0 && pread(fd, b, 8, 0) == 8)
+		;
+	/* the forced unmount failed our reads: hold the file until killed */
+	pause();
+	_exit(0);
+}
+
+/*
+ * After a forced unmount the quorum block still names the forced
+ * mount's server as leader, and a new mount waits for it to be fenced,
+ * which needs a fencing agent these tests don't run: mount a freshly
+ * made filesystem on the same devices instead.
+ */
+static int fresh_mount(void)
+{
+	int ret = system("scoutfs mkfs -A -f -Q 0,127.0.0.1,53000 /dev/ram0 /dev/ram1 >/tmp/ftest-mkfs.log 2>&1");
+
+	if (ret != 0)
+		return -EIO;
+	return mount_bounded(120);
+}
+
+/* a reader of our own waiting in the ioctl with no timeout */
+static void wait_forever(void)
+{
+	rec_t recs[64];
+	int fd = open_root();
+	long n;
+
+	alarm(120);
+	drain(fd, recs, 64);
+	do {
+		n = rn_call(fd, recs, 64, SCOUTFS_IOC_RN_WAIT, 0);
+	} while (n > 0);
+	_exit(n < 0 && errno == ENOLINK ? 0 : 1);
+}
+
+/*
+ * An administrator's umount -f of a watched mount: the reader attached
+ * and waiting in the ioctl (scoutfs-notifyd with two clients, then a
+ * reader of our own waiting with no timeout), records flowing.  Linux
+ * begins scoutfs's forced unmount before its busy check, so the first
+ * umount -f fails with EBUSY; the reader must be woken with the rest of
+ * the ring and ENOLINK at once, the daemon exit 4, its clients see EOF,
+ * and once the emitter is gone too an umount -f within 2 s succeeds,
+ * after which the superblock is torn down (the module is unused).  The
+ * devices then get a fresh filesystem (see fresh_mount()).
+ */
+static void t_force_umount(void)
+{
+	const char *sock_dir = "/run/ftest";
+	char refcnt[32];
+	char sock[128];
+	char fsid[32];
+	uint64_t t0;
+	uint64_t ms;
+	struct statfs sfs;
+	uint32_t w[2];
+	int loop;
+	int err;
+	int st;
+
+	for (loop = 0; loop < 2; loop++) {
+		bool daemon = loop == 0;
+		int cfd[2] = { -1, -1 };
+		long got[2];
+		pid_t rd;
+		pid_t em;
+		int i;
+
+		if (!mounted() && (err = fresh_mount())) {
+			fail("loop %d: mkfs and mount: %s", loop, strerror(-err));
+			return;
+		}
+		make_file("u", 4096, 0644);
+		if (daemon && access("/usr/sbin/scoutfs-notifyd", X_OK)) {
+			fail("scoutfs-notifyd is not in this build");
+			continue;
+		}
+		if (statfs(mnt, &sfs))
+			die("statfs");
+		memcpy(w, &sfs.f_fsid, sizeof(w));
+		snprintf(fsid, sizeof(fsid), "%" PRIx64, ((uint64_t)w[0] << 32) | w[1]);
+		snprintf(sock, sizeof(sock), "%s/%s/notify.sock", sock_dir, fsid);
+
+		rd = fork();
+		if (rd == 0 && daemon) {
+			int log = open("/tmp/ftest-notifyd.log", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+			dup2(log, 2);
+			execl("/usr/sbin/scoutfs-notifyd", "scoutfs-notifyd", "--run-dir",
+			      sock_dir, mnt, (char *)NULL);
+			_exit(127);
+		}
+		if (rd == 0)
+			wait_forever();
+		if (daemon) {
+			for (i = 0; i < 2; i++)
+				cfd[i] = connect_daemon(sock, 30);
+			CHECK(cfd[0] >= 0 && cfd[1] >= 0, "scoutfs-notifyd serves two clients");
+		}
+		if (!wait_sleeping(rd, 30))
+			fail("loop %d: the reader never waited in the ioctl", loop);
+		{
+			uint64_t e0 = counter("notify_emitted");
+			uint64_t end = now_ns(CLOCK_MONOTONIC) + 30000000000ULL;
+			struct timespec ts = { 0, 1000000 };
+
+			em = fork();
+			if (em == 0)
+				emit_until_killed();
+			while (counter("notify_emitted") < e0 + 100 &&
+			       now_ns(CLOCK_MONOTONIC) < end)
+				nanosleep(&ts, NULL);
+			CHECK(counter("notify_emitted") >= e0 + 100,
+			      "records are flowing when umount -f begins");
+		}
+
+		t0 = now_ns(CLOCK_MONOTONIC);
+		errno = 0;
+		CHECK(umount2(mnt, MNT_FORCE) < 0 && errno == EBUSY,
+		      "%s: the first umount -f is refused while files are open: %s",
+		      daemon ? "daemon" : "raw reader", strerror(errno));
+		st = reap(rd, 10);
+		ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+		if (daemon)
+			CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 4 && ms < 5000,
+			      "the daemon, waiting in the ioctl, exits 4 after %" PRIu64 " ms (status %d)",
+			      ms, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		else
+			CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && ms < 5000,
+			      "a reader waiting with no timeout gets ENOLINK after %" PRIu64 " ms (exit %d)",
+			      ms, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		for (i = 0; daemon && i < 2; i++) {
+			got[i] = cfd[i] >= 0 ? client_drain(cfd[i], 10) : -1;
+			close(cfd[i]);
+		}
+		if (daemon)
+			CHECK(got[0] >= 0 && got[1] == got[0],
+			      "both clients got the same %ld records, then EOF", got[0]);
+		kill(em, SIGKILL);
+		reap(em, 30);
+		err = force_umount_within(2, &ms);
+		CHECK(err == 0, "%s: with the reader gone, umount -f succeeds after %" PRIu64 " ms: %s",
+		      daemon ? "daemon" : "raw reader", ms, strerror(err));
+		if (err) {
+			/* don't leave a dead mount for the next tests */
+			umount2(mnt, MNT_DETACH);
+		}
+		CHECK(wait_module_unused(60, refcnt, sizeof(refcnt)),
+		      "the superblock is torn down (module refcnt %.*s)",
+		      (int)strcspn(refcnt, "\n"), refcnt);
+	}
+	{
+		char buf[4096];
+		int fd = open("/tmp/ftest-notifyd.log", O_RDONLY);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+		buf[n > 0 ? n : 0] = 0;
+		if (fd >= 0)
+			close(fd);
+		CHECK(strstr(buf, "being forcibly unmounted"), "the daemon said why it left: %s",
+		      strstr(buf, "forcibly") ? "being forcibly unmounted" : buf);
+	}
+	err = mounted() ? 0 : fresh_mount();
+	CHECK(err == 0 && mounted(), "a fresh filesystem mounts on the devices afterwards: %s",
+	      strerror(-err));
+}
+
 static const struct test_case tests[] = {
 	{ "setup", make_files },
 	{ "storm_draining", t_storm_draining },
@@ -584,6 +835,7 @@ static const struct test_case tests[] = {
 	{ "attach_cycles", t_attach_cycles },
 	{ "fuzz", t_fuzz },
 	{ "umount_races", t_umount_races },
+	{ "force_umount", t_force_umount },
 };
 
 int main(int argc, char **argv)

@@ -26,16 +26,22 @@ static void t_no_reader(void)
 
 	make_file("nr", 10000, 0644);
 	for (i = 0; i < 50; i++) {
+		void *m;
+
 		fd = open(path_of("nr"), O_RDONLY);
 		if (fd < 0)
 			die("open");
 		if (read(fd, buf, sizeof(buf)) <= 0 ||
 		    pread(fd, buf, 100, 5000) != 100)
 			die("read");
+		m = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0);
+		if (m == MAP_FAILED || ((volatile char *)m)[100] != 'a')
+			die("mmap");
+		munmap(m, 8192);
 		close(fd);
 	}
 	CHECK(counter("notify_emitted") == 0,
-	      "50 opens and 100 reads without a reader: notify_emitted %" PRIu64,
+	      "50 opens, 100 reads and 50 mmaps without a reader: notify_emitted %" PRIu64,
 	      counter("notify_emitted"));
 	CHECK(counter("notify_reader_attached") == 0,
 	      "notify_reader_attached 0 before any reader");
@@ -408,20 +414,38 @@ static void t_errors(void)
 	att = counter("notify_reader_attached");
 	rfd = open_root();
 	{
-		struct { const char *what; uint64_t nr, to, fl, r0, r1; } bad[] = {
-			{ "recs_nr 0", 0, 0, 0, 0, 0 },
-			{ "unknown flag bit 1", 1, 0, 1ULL << 1, 0, 0 },
-			{ "unknown flag bit 63", 1, 0, 1ULL << 63, 0, 0 },
-			{ "_reserved[0]", 1, 0, 0, 1, 0 },
-			{ "_reserved[1]", 1, 0, 0, 0, 1ULL << 40 },
-			{ "timeout without WAIT", 1, 10, 0, 0, 0 },
-			{ "timeout over U32_MAX", 1, 1ULL << 32, SCOUTFS_IOC_RN_WAIT, 0, 0 },
+		const uint64_t W = SCOUTFS_IOC_RN_WAIT;
+		struct {
+			const char *what;
+			uint64_t nr, to, fl;
+			uint32_t bnr, bus;
+			uint64_t res;
+		} bad[] = {
+			{ "recs_nr 0", 0, 0, 0, 0, 0, 0 },
+			{ "unknown flag bit 1", 1, 0, 1ULL << 1, 0, 0, 0 },
+			{ "unknown flag bit 63", 1, 0, 1ULL << 63, 0, 0, 0 },
+			{ "_reserved bit 0", 1, 0, 0, 0, 0, 1 },
+			{ "_reserved bit 40", 1, 0, W, 0, 0, 1ULL << 40 },
+			{ "timeout without WAIT", 1, 10, 0, 0, 0, 0 },
+			{ "timeout over U32_MAX", 1, 1ULL << 32, W, 0, 0, 0 },
+			{ "batch_nr without WAIT", 8, 0, 0, 2, 0, 0 },
+			{ "batch_us without WAIT", 8, 0, 0, 2, 100, 0 },
+			{ "batch_nr over recs_nr", 4, 0, W, 5, 0, 0 },
+			{ "batch_us over 1 s", 8, 0, W, 2, 1000001, 0 },
+			{ "batch_us with batch_nr 1", 8, 0, W, 1, 100, 0 },
+			{ "batch_us with batch_nr 0", 8, 0, W, 0, 100, 0 },
 		};
 
 		for (i = 0; i < (int)(sizeof(bad) / sizeof(bad[0])); i++) {
 			rn = (struct scoutfs_ioctl_read_notify){
-				(unsigned long)recs, bad[i].nr, bad[i].to,
-				bad[i].fl, { bad[i].r0, bad[i].r1 } };
+				.recs_ptr = (unsigned long)recs,
+				.recs_nr = bad[i].nr,
+				.timeout_ms = bad[i].to,
+				.flags = bad[i].fl,
+				.batch_nr = bad[i].bnr,
+				.batch_us = bad[i].bus,
+				._reserved = bad[i].res,
+			};
 			errno = 0;
 			CHECK(ioctl(rfd, SCOUTFS_IOC_READ_NOTIFY, &rn) < 0 &&
 			      errno == EINVAL, "%s: %s", bad[i].what,
@@ -460,7 +484,8 @@ static void t_errors(void)
 				die("pread");
 		close(fd);
 	}
-	rn = (struct scoutfs_ioctl_read_notify){ (unsigned long)recs, 64, 0, 4, { 0, 0 } };
+	rn = (struct scoutfs_ioctl_read_notify){
+		.recs_ptr = (unsigned long)recs, .recs_nr = 64, .flags = 4 };
 	CHECK(ioctl(rfd, SCOUTFS_IOC_READ_NOTIFY, &rn) < 0 && errno == EINVAL,
 	      "EINVAL while records wait");
 	errno = 0;
@@ -570,6 +595,305 @@ static void t_wait(void)
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	      "SIGUSR1 interrupts the wait with EINTR, the reader stays attached (exit %d)",
 	      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+
+/*
+ * Callers built before the batch fields existed pass a struct whose
+ * last 16 bytes are `__u64 _reserved[2]`, zeroed.  The command value
+ * is the same, and they must get exactly the old behaviour: no wait
+ * without the flag, a timed wait that returns 0, and a waiter woken by
+ * the first record, not a batch.
+ */
+struct old_read_notify {
+	__u64 recs_ptr;
+	__u64 recs_nr;
+	__u64 timeout_ms;
+	__u64 flags;
+	__u64 _reserved[2];
+};
+
+static long old_call(int fd, rec_t *recs, uint64_t nr, uint64_t flags, uint64_t ms)
+{
+	struct old_read_notify rn = { (unsigned long)recs, nr, ms, flags, { 0, 0 } };
+
+	return ioctl(fd, SCOUTFS_IOC_READ_NOTIFY, &rn);
+}
+
+/* a pipe a forked reader says it is ready on, and the fork */
+static pid_t reader_child(int *ready, void (*fn)(int fd, int ready_fd))
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(p))
+		die("pipe");
+	pid = fork();
+	if (pid == 0) {
+		int fd = open_root();
+		rec_t recs[64];
+
+		alarm(60);
+		close(p[0]);
+		drain(fd, recs, 64);	/* attach */
+		fn(fd, p[1]);
+		_exit(99);
+	}
+	close(p[1]);
+	if (read(p[0], &c, 1) != 1)
+		fail("reader child %d did not get ready", pid);
+	*ready = p[0];
+	return pid;
+}
+
+static void say_ready(int ready_fd)
+{
+	if (write(ready_fd, "r", 1) != 1)
+		_exit(98);
+}
+
+static void pread_f(int n)
+{
+	int fd = open(path_of("f"), O_RDONLY);
+	char b[8];
+	int i;
+
+	if (fd < 0)
+		die("open f");
+	for (i = 0; i < n; i++)
+		if (pread(fd, b, 8, i) != 8)
+			die("pread");
+	close(fd);
+}
+
+static void old_waiter(int fd, int ready_fd)
+{
+	rec_t recs[64];
+	long n;
+
+	say_ready(ready_fd);
+	n = old_call(fd, recs, 64, SCOUTFS_IOC_RN_WAIT, 0);
+	_exit(n == 1 && recs[0].op == SCOUTFS_NOTIFY_OP_OPEN ? 0 : 10 + (n > 0 ? n : 0));
+}
+
+static void t_old_caller(void)
+{
+	struct old_read_notify bad;
+	rec_t recs[16];
+	uint64_t t0;
+	uint64_t ms;
+	int rfd = open_root();
+	int ready;
+	pid_t pid;
+	int fd;
+	int st;
+	long n;
+
+	CHECK(sizeof(struct old_read_notify) == sizeof(struct scoutfs_ioctl_read_notify),
+	      "the old argument has the new one's size (%zu), so the same command value",
+	      sizeof(struct old_read_notify));
+	drain(rfd, recs, 16);
+	CHECK(old_call(rfd, recs, 16, 0, 0) == 0, "old zeroed call on an empty ring returns 0 at once");
+	t0 = now_ns(CLOCK_MONOTONIC);
+	n = old_call(rfd, recs, 16, SCOUTFS_IOC_RN_WAIT, 200);
+	ms = (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+	CHECK(n == 0 && ms >= 150 && ms < 5000, "old 200 ms wait returns 0 after %" PRIu64 " ms", ms);
+	bad = (struct old_read_notify){ (unsigned long)recs, 16, 0, 0, { 0, 1 } };
+	errno = 0;
+	CHECK(ioctl(rfd, SCOUTFS_IOC_READ_NOTIFY, &bad) < 0 && errno == EINVAL,
+	      "an old caller's non-zero _reserved[1] is still EINVAL");
+	close(rfd);
+
+	/* the waiter is woken by the open, before the reads that follow */
+	pid = reader_child(&ready, old_waiter);
+	if (!wait_sleeping(pid, 30))
+		fail("old waiter never blocked");
+	fd = open(path_of("f"), O_RDONLY);
+	if (fd < 0)
+		die("open f");
+	st = reap(pid, 30);
+	pread_f(4);
+	close(fd);
+	close(ready);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "an old waiter gets the first record on its own, no batch (exit %d)",
+	      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+static long batch_call(int fd, rec_t *recs, uint32_t nr, uint32_t us, uint64_t ms)
+{
+	struct scoutfs_ioctl_read_notify rn = {
+		.recs_ptr = (unsigned long)recs, .recs_nr = 64, .timeout_ms = ms,
+		.flags = SCOUTFS_IOC_RN_WAIT, .batch_nr = nr, .batch_us = us };
+
+	return ioctl(fd, SCOUTFS_IOC_READ_NOTIFY, &rn);
+}
+
+static void batch_sig_waiter(int fd, int ready_fd)
+{
+	struct sigaction sa;
+	rec_t recs[64];
+	long n;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);	/* no SA_RESTART */
+	pread_f(1);
+	say_ready(ready_fd);
+	n = batch_call(fd, recs, 64, 0, 0);
+	if (!(n < 0 && errno == EINTR && got_usr1))
+		_exit(1);
+	n = rn_call(fd, recs, 64, 0, 0);
+	_exit(n == 2 && recs[0].op == SCOUTFS_NOTIFY_OP_OPEN &&
+	      recs[1].op == SCOUTFS_NOTIFY_OP_READ ? 0 : 2);
+}
+
+static void t_batch(void)
+{
+	rec_t recs[64];
+	uint64_t t0;
+	uint64_t us;
+	uint64_t best = ~0ULL;
+	pid_t pid;
+	int ready;
+	int rfd;
+	int st;
+	int i;
+	long n;
+
+	/*
+	 * Batch reached: we are the reader, with 3 records in the ring we
+	 * wait for 8; a child adds 3 once we sleep, checks that we still
+	 * do, and adds the last 2.
+	 */
+	rfd = open_root();
+	drain(rfd, recs, 64);
+	pread_f(2);	/* OPEN + 2 READs */
+	pid = fork();
+	if (pid == 0) {
+		bool waiting;
+
+		alarm(60);
+		if (!wait_sleeping(getppid(), 30))
+			_exit(1);
+		pread_f(2);	/* 6 */
+		waiting = wait_sleeping(getppid(), 1);
+		pread_f(1);	/* 8: OPEN and READ */
+		_exit(waiting ? 0 : 2);
+	}
+	n = batch_call(rfd, recs, 8, 0, 30000);
+	st = reap(pid, 30);
+	CHECK(n == 8 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "a reader woken by the first records waits on for its batch of 8, "
+	      "still asleep with 6 (%ld records, child exit %d)",
+	      n, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+
+	/* timer: one record, a batch of 64 never comes */
+	pread_f(1);
+	t0 = now_ns(CLOCK_MONOTONIC);
+	n = batch_call(rfd, recs, 64, 20000, 10000);
+	us = (now_ns(CLOCK_MONOTONIC) - t0) / 1000;
+	CHECK(n == 2 && us >= 20000 && us < 2000000,
+	      "batch_us 20000: the timer returns the 2 records after %" PRIu64 " us", us);
+	for (i = 0; i < 5; i++) {
+		pread_f(1);
+		t0 = now_ns(CLOCK_MONOTONIC);
+		n = batch_call(rfd, recs, 64, 500, 10000);
+		us = (now_ns(CLOCK_MONOTONIC) - t0) / 1000;
+		if (n != 2 || us < 500)
+			fail("batch_us 500: %ld records after %" PRIu64 " us", n, us);
+		if (us < best)
+			best = us;
+	}
+	CHECK(best >= 500 && best < 4000,
+	      "batch_us 500 is finer than a jiffy: best of 5 returned after %" PRIu64 " us", best);
+	/* a zero timeout bounds the whole call, batch or not */
+	pread_f(1);
+	t0 = now_ns(CLOCK_MONOTONIC);
+	n = batch_call(rfd, recs, 64, 0, 300);
+	us = (now_ns(CLOCK_MONOTONIC) - t0) / 1000;
+	CHECK(n == 2 && us >= 250000 && us < 5000000,
+	      "without batch_us the call's timeout_ms bounds the batch wait (%" PRIu64 " us)", us);
+	/* a full ring is a batch */
+	pread_f(600);	/* 1 OPEN + 600 READs: the ring holds 1024, we ask for 64 */
+	n = batch_call(rfd, recs, 64, 0, 0);
+	CHECK(n == 64, "a ring already holding the batch returns at once: %ld", n);
+	drain(rfd, recs, 64);
+	while (rn_call(rfd, recs, 64, 0, 0) > 0)
+		;
+	close(rfd);
+
+	/* a signal interrupts the batch wait; nothing is lost */
+	got_usr1 = 0;
+	pid = reader_child(&ready, batch_sig_waiter);
+	if (!wait_sleeping(pid, 30))
+		fail("batch waiter never blocked");
+	kill(pid, SIGUSR1);
+	st = reap(pid, 30);
+	close(ready);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "SIGUSR1 interrupts the batch wait with EINTR and the records stay (exit %d)",
+	      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+static void t_mmap(void)
+{
+	struct {
+		const char *what;
+		int oflags, prot, flags;
+		off_t off;
+		size_t len;
+		uint32_t want;
+	} maps[] = {
+		{ "shared read-only", O_RDONLY, PROT_READ, MAP_SHARED, 4096, 8192,
+		  SCOUTFS_NOTIFY_MMAP_SHARED },
+		{ "private read-only", O_RDONLY, PROT_READ, MAP_PRIVATE, 0, 4096, 0 },
+		{ "private writable", O_RDONLY, PROT_READ | PROT_WRITE, MAP_PRIVATE, 8192, 4096,
+		  SCOUTFS_NOTIFY_MMAP_WRITE },
+		{ "shared writable", O_RDWR, PROT_READ | PROT_WRITE, MAP_SHARED, 0, 12288,
+		  SCOUTFS_NOTIFY_MMAP_SHARED | SCOUTFS_NOTIFY_MMAP_WRITE },
+	};
+	uint64_t ino;
+	rec_t recs[64];
+	int rfd = open_root();
+	size_t m;
+	int fd;
+	long n;
+	long k;
+
+	make_file("m", 16384, 0644);
+	ino = ino_of("m");
+	drain(rfd, recs, 64);
+	for (m = 0; m < sizeof(maps) / sizeof(maps[0]); m++) {
+		volatile char *p;
+		int sum = 0;
+		size_t i;
+
+		fd = open(path_of("m"), maps[m].oflags);
+		if (fd < 0)
+			die("open m");
+		p = mmap(NULL, maps[m].len, maps[m].prot, maps[m].flags, fd, maps[m].off);
+		if (p == MAP_FAILED)
+			die("mmap m");
+		for (i = 0; i < maps[m].len; i += 4096)
+			sum += p[i];	/* faults read the pages: no records */
+		munmap((void *)p, maps[m].len);
+		close(fd);
+		n = drain(rfd, recs, 64);
+		for (k = 0; k < n && recs[k].op != SCOUTFS_NOTIFY_OP_MMAP; k++)
+			;
+		CHECK(n == 2 && recs[0].op == SCOUTFS_NOTIFY_OP_OPEN && k == 1 &&
+		      recs[1].ino == ino && recs[1].offset == (uint64_t)maps[m].off &&
+		      recs[1].len == maps[m].len && recs[1].flags == maps[m].want &&
+		      recs[1].pid == (uint32_t)getpid() && recs[1].uid == 0 &&
+		      recs[1].seq == recs[0].seq + 1 && rec_zero_tail(&recs[1]) && sum > 0,
+		      "%s mapping of %zu bytes at %lld: OPEN, then MMAP with its range and flags %u "
+		      "(got %ld records, flags %u), and no record for the page faults",
+		      maps[m].what, maps[m].len, (long long)maps[m].off, maps[m].want, n,
+		      k < n ? recs[k].flags : 0);
+	}
+	close(rfd);
 }
 
 static void t_overflow(void)
@@ -795,6 +1119,9 @@ static const struct test_case tests[] = {
 	{ "no_noise", t_no_noise },
 	{ "errors", t_errors },
 	{ "wait", t_wait },
+	{ "old_caller", t_old_caller },
+	{ "batch", t_batch },
+	{ "mmap", t_mmap },
 	{ "overflow", t_overflow },
 	{ "sigkill_detach", t_sigkill_detach },
 	{ "counters", t_counters },
