@@ -31,9 +31,6 @@ no_clients() {
 lines_ge() {
 	[ -f "$1" ] && [ "$(grep -c "$2" "$1")" -ge "$3" ]
 }
-gone() {
-	! kill -0 "$1" 2>/dev/null
-}
 bytes_ge() {
 	[ -f "$1" ] && [ "$(wc -c <"$1")" -ge "$2" ]
 }

@@ -27,6 +27,11 @@ module_unused() {
 	[ "$(cat /sys/module/scoutfs/refcnt 2>/dev/null || echo 0)" = 0 ]
 }
 
+# gone PID: the (background) process PID has ended
+gone() {
+	! kill -0 "$1" 2>/dev/null
+}
+
 # wait_for SECS CMD...: run CMD every 50 ms until it succeeds; fails
 # when SECS run out
 wait_for() {
