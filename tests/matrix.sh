@@ -5,7 +5,10 @@
 # suites (scripts/vm-test.sh), and check ABI identity across all series
 # (tests/abi-test.sh).  Prints the table the README shows, writes it to
 # build/matrix.md, and ends with `matrix: N passed, N failed` (the sum
-# of every test counted by the runs).
+# of every test counted by the runs).  With DEBUG_KERNEL=1 (`make test
+# DEBUG_KERNEL=1`) every release runs on the debug kernel, with the
+# faults suite too (scripts/vm-test.sh --debug-kernel,
+# docs/debug-kernel.md), and the table goes to build/matrix-debug.md.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,6 +20,11 @@ cd "$top"
 releases=${RELEASES:-$(./apply.sh --list | tr '\n' ' ')}
 base=$(cat base.txt)
 logs=$top/build/matrix
+table=matrix.md
+if [ "${DEBUG_KERNEL:-0}" = 1 ]; then
+	logs=$top/build/matrix-debug
+	table=matrix-debug.md
+fi
 mkdir -p "$logs"
 
 pass=0
@@ -79,9 +87,10 @@ done
 	echo "| --- | --- | --- | --- | --- | --- | --- |"
 	printf '%s\n' "${rows[@]}"
 	echo
-	echo "Made by \`make test SCOUTFS_SRC=...\` (tests/matrix.sh) on $(date -u +%Y-%m-%d), kernel $(cat /var/cache/scoutfs-notify/kver 2>/dev/null || echo '?')."
-} >"$logs/matrix.md"
-cp "$logs/matrix.md" "$top/build/matrix.md"
-cat "$logs/matrix.md"
+	kver=$(cat "$logs"/*.log 2>/dev/null | sed -n 's/^vm-run.sh: booting \([^ ]*\) .*/\1/p' | head -n 1)
+	echo "Made by \`make test SCOUTFS_SRC=...$([ "${DEBUG_KERNEL:-0}" != 1 ] || echo " DEBUG_KERNEL=1")\` (tests/matrix.sh) on $(date -u +%Y-%m-%d), kernel ${kver:-?}."
+} >"$logs/$table"
+cp "$logs/$table" "$top/build/$table"
+cat "$logs/$table"
 echo "matrix: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
