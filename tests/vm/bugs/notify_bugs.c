@@ -88,7 +88,8 @@ static noinline void bug_leak(void)
 
 	if (p)
 		memcpy(p, "notify_bugs leak", 16);
-	OPTIMIZER_HIDE_VAR(p);
+	/* the marker must be stored though nothing reads it */
+	asm volatile("" : : "r"(p) : "memory");
 }
 
 /* 45 s uninterruptible: the hung-task detector (its timeout set to
