@@ -14,7 +14,9 @@
 #           made-up guest logs (tests/upstream/report_test.py)
 #   matrix  needs SCOUTFS_SRC: for every release (or $RELEASES) apply,
 #           build with -Werror and sparse, VM suites (scripts/vm-test.sh),
-#           and one ABI across every series (tests/abi-test.sh)
+#           and one ABI across every series (tests/abi-test.sh); with
+#           DEBUG_KERNEL=1 (`make test DEBUG_KERNEL=1`) on the debug
+#           kernel, faults suite included (docs/debug-kernel.md)
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
