@@ -35,10 +35,12 @@ LAT_N=2000
 # shellcheck source=tests/vm/lib.sh
 . /t/lib.sh
 
+# the series' daemon, then each variant the VM has: scoutfs-notifyd-NAME
+# (old: patch 3 as of 8c5a7f2; others: builds to compare in one run)
 DAEMONS=new
-if [ -x /usr/sbin/scoutfs-notifyd-old ]; then
-	DAEMONS="new old"
-fi
+for b in /usr/sbin/scoutfs-notifyd-*; do
+	[ -x "$b" ] && DAEMONS="$DAEMONS ${b#/usr/sbin/scoutfs-notifyd-}"
+done
 echo "bench: clock $CLOCK cpus $(grep -c ^processor /proc/cpuinfo) rounds $ROUNDS preads $PREADS opens $OPENS daemons $DAEMONS"
 
 mount_with() {
@@ -69,10 +71,11 @@ client_connected() {
 	[ "$(sock_clients "$SOCK")" -ge 1 ]
 }
 
-# start_daemon [new|old]: the daemon and a scoutfs-notify-watch client
+# start_daemon [new|NAME]: the daemon (or scoutfs-notifyd-NAME) and a
+# scoutfs-notify-watch client
 start_daemon() {
 	bin=scoutfs-notifyd
-	[ "${1:-new}" = new ] || bin=scoutfs-notifyd-old
+	[ "${1:-new}" = new ] || bin=scoutfs-notifyd-$1
 	rm -f /tmp/notifyd.log
 	"$bin" "$MNT" 2>/tmp/notifyd.log &
 	DPID=$!
