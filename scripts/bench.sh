@@ -13,6 +13,10 @@
 #      emit-to-client latency (tests/vm/bench.sh)
 # The table goes to stdout and build/bench.md (tests/bench/report.py).
 # BENCH_CLOCKS="icount" (or "wall") boots only that one.
+# BENCH_DAEMONS="NAME=FILE.c ..." also builds each FILE.c (a variant of
+# utils/notifyd/scoutfs-notifyd.c) as scoutfs-notifyd-NAME and measures
+# it beside the others in the drain and latency rounds (NAME: letters,
+# digits, _), so that a daemon change is compared in one run.
 #
 #   scripts/bench.sh [--src DIR] [--base TAG]
 set -euo pipefail
@@ -54,17 +58,24 @@ if [ -n "$src" ]; then
 	"$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --out "$vm"
 	"$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --no-series \
 		--out "$vm-unpatched"
-	old=()
+	daemons=()
 	if git -C "$top" show "$old_rev:$old_patch" >"$work/old.patch" 2>/dev/null &&
 		mkdir -p "$work/old" &&
 		git -C "$work/old" apply --include=utils/notifyd/scoutfs-notifyd.c "$work/old.patch" &&
 		gcc -std=c11 -Wall -Wextra -Werror -O2 -g -I"$vm/src/kmod/src" \
 			-o "$work/bin/scoutfs-notifyd-old" "$work/old/utils/notifyd/scoutfs-notifyd.c"; then
 		echo "bench.sh: old daemon built from $old_rev:$old_patch"
-		old=(--bin "$work/bin/scoutfs-notifyd-old")
+		daemons+=(--bin "$work/bin/scoutfs-notifyd-old")
 	else
 		echo "bench.sh: SKIPPED: the old daemon (no $old_rev in this repository's history?)"
 	fi
+	for v in ${BENCH_DAEMONS:-}; do
+		name=${v%%=*}
+		case "$name" in '' | *[!A-Za-z0-9_]* | "$v") die "BENCH_DAEMONS: '$v' is not NAME=FILE.c" ;; esac
+		gcc -std=c11 -Wall -Wextra -Werror -O2 -g -I"$vm/src/kmod/src" \
+			-o "$work/bin/scoutfs-notifyd-$name" "${v#*=}" || die "cannot build '${v#*=}'"
+		daemons+=(--bin "$work/bin/scoutfs-notifyd-$name")
+	done
 	for clock in $clocks; do
 		args=()
 		case "$clock" in
@@ -73,7 +84,7 @@ if [ -n "$src" ]; then
 		*) die "BENCH_CLOCKS: unknown clock '$clock'" ;;
 		esac
 		"$top/scripts/vm-run.sh" --out "$vm" --suite bench --timeout 3600 \
-			--base-ko "$vm-unpatched/scoutfs.ko" "${old[@]}" "${args[@]}" |
+			--base-ko "$vm-unpatched/scoutfs.ko" "${daemons[@]}" "${args[@]}" |
 			grep -E '^(bench|FAIL|vm-run)' || true
 		cp "$vm/console.log" "$top/build/bench-$clock.log"
 		vmlog+=(--"$clock" "$top/build/bench-$clock.log")
