@@ -11,7 +11,8 @@
 #   boot_vm SECS MEM INITRD APPEND LOG [QEMU ARGS...]
 #                          boot $VMLINUZ (scripts/fetch-kernel.sh) in QEMU
 #                          under TCG, killed after SECS; the console goes
-#                          to stdout and LOG; QEMU's or timeout's status
+#                          to stdout and LOG; QEMU's or timeout's status;
+#                          $VM_CPUS vCPUs (default 2)
 #   kernel_lines           the KVER=, KDIR=, VMLINUZ=, MODDIR= lines of the
 #                          kernel to build against and boot: Debian's
 #                          (scripts/fetch-kernel.sh), or with
@@ -74,7 +75,7 @@ boot_vm() {
 	local rc=0 secs=$1 mem=$2 initrd=$3 append=$4 log=$5
 	shift 5
 	# -cpu max: upstream's utils are built with -msse4.2
-	timeout --foreground -k 10 "$secs" qemu-system-x86_64 -cpu max -smp 2 -m "$mem" \
+	timeout --foreground -k 10 "$secs" qemu-system-x86_64 -cpu max -smp "${VM_CPUS:-2}" -m "$mem" \
 		-nographic -no-reboot -kernel "${VMLINUZ:?boot_vm needs VMLINUZ}" \
 		-initrd "$initrd" -append "$append" "$@" \
 		</dev/null 2>&1 | sed -u 's/\r$//' | tee "$log" || rc=$?

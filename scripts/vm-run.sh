@@ -12,7 +12,12 @@
 # tests/vm/guest.sh with the suites; its console goes to stdout and to
 # DIR/console.log.  VM_ONLY=NAME runs only that test of the test
 # programs (their -t NAME).  --base-ko adds an unpatched scoutfs.ko as
-# /modules/scoutfs-base.ko (for the benchmark).
+# /modules/scoutfs-base.ko (for the benchmark); --bin adds a further
+# program to /usr/sbin.  --icount SHIFT runs QEMU with `-icount
+# shift=SHIFT,sleep=off` and one vCPU: the guest's clocks then follow
+# the instructions executed (2^SHIFT ns each) instead of the host's
+# clock (docs/benchmarks.md).  One vCPU because QEMU 7.2 (bookworm's)
+# hangs bringing up the second vCPU of a 5.10 guest under -icount.
 #
 # With DEBUG_KERNEL=1 it boots the debug kernel
 # (scripts/build-debug-kernel.sh, docs/debug-kernel.md): brd and crc32c
@@ -37,12 +42,16 @@ else
 	timeout=${VM_TIMEOUT:-900}
 fi
 base_ko=""
+extra_bins=()
+icount=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--out) out=${2:?}; shift 2 ;;
 	--suite) suite=${2:?}; shift 2 ;;
 	--timeout) timeout=${2:?}; shift 2 ;;
 	--base-ko) base_ko=${2:?}; shift 2 ;;
+	--bin) extra_bins+=("${2:?}"); shift 2 ;;
+	--icount) icount=${2:?}; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
@@ -53,6 +62,7 @@ fi
 out=$(cd "$out" && pwd)
 tree=$out/src
 case "$timeout" in '' | *[!0-9]*) die "--timeout must be a number of seconds" ;; esac
+case "$icount" in *[!0-9]*) die "--icount must be a shift (a number, e.g. 0)" ;; esac
 
 "$top/scripts/deps.sh" vm
 kl=$(kernel_lines)
@@ -86,6 +96,11 @@ for b in scoutfs-notifyd scoutfs-notify-watch; do
 	if [ -x "$tree/utils/notifyd/$b" ]; then
 		add_bin "$tree/utils/notifyd/$b" "/usr/sbin/$b"
 	fi
+done
+
+for b in "${extra_bins[@]}"; do
+	[ -x "$b" ] || die "--bin $b is not an executable"
+	add_bin "$b" "/usr/sbin/$(basename "$b")"
 done
 
 cp "$out/scoutfs.ko" "$rd/modules/"
@@ -181,9 +196,16 @@ if [ ! -f "$rd/modules/brd.ko" ]; then
 		append+=" brd.$a"
 	done
 fi
-echo "vm-run.sh: booting $KVER with scoutfs $(git -C "$tree" describe --tags --always) (suites: $suite; timeout ${timeout}s)"
+clock=wall
+qemu_args=()
+if [ -n "$icount" ]; then
+	clock=icount$icount
+	qemu_args=(-icount "shift=$icount,sleep=off")
+	export VM_CPUS=1
+fi
+echo "vm-run.sh: booting $KVER with scoutfs $(git -C "$tree" describe --tags --always) (suites: $suite; clock: $clock; timeout ${timeout}s)"
 rc=0
 boot_vm "$timeout" "$mem" "$out/initrd.gz" \
-	"$append notify.suite=$suites notify.watchdog=$wd${VM_ONLY:+ notify.only=$VM_ONLY}" \
-	"$out/console.log" || rc=$?
+	"$append notify.suite=$suites notify.clock=$clock notify.watchdog=$wd${VM_ONLY:+ notify.only=$VM_ONLY}" \
+	"$out/console.log" "${qemu_args[@]}" || rc=$?
 exit "$rc"

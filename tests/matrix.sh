@@ -91,7 +91,7 @@ for r in $releases; do
 		abi="FAILED ($af of $((ap + af)))"
 	fi
 	l=$logs/$r.log
-	suites=$(sed -n 's/^vm-run.sh: booting .*(suites: \(.*\); timeout.*/\1/p' "$l" | tail -n 1)
+	suites=$(sed -n 's/^vm-run.sh: booting .*(suites: \([^;]*\);.*/\1/p' "$l" | tail -n 1)
 	rows+=("| $r | $(step "$l" apply) | $(step "$l" kmod) | $(step "$l" sparse) | $(step "$l" utils) | $vm (${suites:-none}) | $abi | $took s |")
 done
 
