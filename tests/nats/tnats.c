@@ -1,0 +1,222 @@
+/*
+ * tnats: the tests' own window on a real NATS server (Debian has no
+ * `nats` command line tool), built on libnats like the tools under
+ * test.  Every mode connects to URL (user and password from
+ * $TNATS_USER and $TNATS_PASSWORD when set) and exits 0 when it did
+ * what it was asked, 1 otherwise with the server's reason on stderr.
+ *
+ *   tnats dump URL STREAM        every message: "<seq> <subject> <msg id> <payload>"
+ *   tnats info URL STREAM        "msgs=N bytes=B first=F last=L replicas=R"
+ *   tnats republish URL STREAM SEQ  publish message SEQ again, same subject
+ *                                and Nats-Msg-Id: prints "duplicate" or "stored"
+ *   tnats pub URL SUBJECT        one JetStream publish (prints the ack)
+ *   tnats corepub URL SUBJECT    one plain publish, flushed (permission errors
+ *                                come back asynchronously: reported too)
+ *   tnats bench URL SUBJECT N SIZE MAXPENDING [R]
+ *                                the bare publish loop of the benchmark: N
+ *                                async JetStream publishes of SIZE byte
+ *                                payloads with unique msg ids, then wait for
+ *                                every ack; prints "msgs/s=X"
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <nats/nats.h>
+
+static volatile int async_err;
+
+static void on_err(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+	const char *text = NULL;
+
+	(void)sub;
+	(void)closure;
+	natsConnection_GetLastError(nc, &text);
+	fprintf(stderr, "tnats: async error: %s: %s\n", natsStatus_GetText(err), text ? text : "");
+	async_err = 1;
+}
+
+static natsConnection *conn(const char *url)
+{
+	natsConnection *nc = NULL;
+	natsOptions *o = NULL;
+	natsStatus s;
+
+	natsOptions_Create(&o);
+	natsOptions_SetURL(o, url);
+	natsOptions_SetErrorHandler(o, on_err, NULL);
+	if (getenv("TNATS_USER"))
+		natsOptions_SetUserInfo(o, getenv("TNATS_USER"), getenv("TNATS_PASSWORD"));
+	s = natsConnection_Connect(&nc, o);
+	natsOptions_Destroy(o);
+	if (s != NATS_OK) {
+		fprintf(stderr, "tnats: connect %s: %s\n", url, natsStatus_GetText(s));
+		exit(1);
+	}
+	return nc;
+}
+
+static jsCtx *jsctx(natsConnection *nc)
+{
+	jsCtx *js = NULL;
+	jsOptions o;
+
+	jsOptions_Init(&o);
+	o.Wait = 10000;
+	if (natsConnection_JetStream(&js, nc, &o) != NATS_OK)
+		exit(1);
+	return js;
+}
+
+static void fail(const char *what, natsStatus s, jsErrCode e)
+{
+	const char *text = nats_GetLastError(NULL);
+
+	fprintf(stderr, "tnats: %s: %s (%s, %d)\n", what, text ? text : "", natsStatus_GetText(s),
+		(int)e);
+	exit(1);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	natsConnection *nc;
+	jsCtx *js;
+	jsErrCode e = 0;
+	natsStatus s;
+
+	if (argc < 4) {
+		fprintf(stderr, "usage: see tnats.c\n");
+		return 2;
+	}
+	nc = conn(argv[2]);
+	js = jsctx(nc);
+
+	if (!strcmp(argv[1], "info")) {
+		jsStreamInfo *si = NULL;
+
+		s = js_GetStreamInfo(&si, js, argv[3], NULL, &e);
+		if (s != NATS_OK)
+			fail("stream info", s, e);
+		printf("msgs=%" PRIu64 " bytes=%" PRIu64 " first=%" PRIu64 " last=%" PRIu64
+		       " replicas=%" PRId64 "\n", si->State.Msgs, si->State.Bytes,
+		       si->State.FirstSeq, si->State.LastSeq, si->Config->Replicas);
+		jsStreamInfo_Destroy(si);
+	} else if (!strcmp(argv[1], "dump")) {
+		jsStreamInfo *si = NULL;
+		natsMsg *m = NULL;
+		const char *id;
+		uint64_t seq;
+
+		s = js_GetStreamInfo(&si, js, argv[3], NULL, &e);
+		if (s != NATS_OK)
+			fail("stream info", s, e);
+		for (seq = si->State.FirstSeq; si->State.Msgs && seq <= si->State.LastSeq; seq++) {
+			s = js_GetMsg(&m, js, argv[3], seq, NULL, &e);
+			if (s == NATS_NOT_FOUND)
+				continue;
+			if (s != NATS_OK)
+				fail("get", s, e);
+			id = NULL;
+			natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
+			printf("%" PRIu64 " %s %s %.*s\n", seq, natsMsg_GetSubject(m), id ? id : "-",
+			       natsMsg_GetDataLength(m), natsMsg_GetData(m));
+			natsMsg_Destroy(m);
+		}
+		jsStreamInfo_Destroy(si);
+	} else if (!strcmp(argv[1], "republish") && argc == 5) {
+		natsMsg *m = NULL;
+		jsPubAck *pa = NULL;
+		jsPubOptions po;
+		const char *id = NULL;
+
+		s = js_GetMsg(&m, js, argv[3], strtoull(argv[4], NULL, 10), NULL, &e);
+		if (s != NATS_OK)
+			fail("get", s, e);
+		natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
+		jsPubOptions_Init(&po);
+		po.MsgId = id;
+		s = js_Publish(&pa, js, natsMsg_GetSubject(m), natsMsg_GetData(m),
+			       natsMsg_GetDataLength(m), &po, &e);
+		if (s != NATS_OK)
+			fail("publish", s, e);
+		printf("%s\n", pa->Duplicate ? "duplicate" : "stored");
+		jsPubAck_Destroy(pa);
+		natsMsg_Destroy(m);
+	} else if (!strcmp(argv[1], "pub")) {
+		jsPubAck *pa = NULL;
+
+		s = js_Publish(&pa, js, argv[3], "{}", 2, NULL, &e);
+		if (s != NATS_OK)
+			fail("publish", s, e);
+		printf("stored in %s at %" PRIu64 "\n", pa->Stream, pa->Sequence);
+		jsPubAck_Destroy(pa);
+	} else if (!strcmp(argv[1], "corepub")) {
+		s = natsConnection_PublishString(nc, argv[3], "{}");
+		if (s == NATS_OK)
+			s = natsConnection_FlushTimeout(nc, 5000);
+		if (s != NATS_OK)
+			fail("publish", s, 0);
+		/* a permissions violation arrives as an -ERR after the flush */
+		natsConnection_FlushTimeout(nc, 2000);
+		if (async_err)
+			return 1;
+		printf("published\n");
+	} else if (!strcmp(argv[1], "bench") && argc >= 7) {
+		long n = atol(argv[4]);
+		long size = atol(argv[5]);
+		jsOptions o;
+		jsPubOptions po;
+		jsCtx *bjs = NULL;
+		char *payload = malloc(size);
+		char id[64];
+		double t0;
+		double t;
+		long i;
+
+		memset(payload, 'x', size);
+		jsOptions_Init(&o);
+		o.PublishAsync.MaxPending = atol(argv[6]);
+		o.PublishAsync.StallWait = 200;
+		if (natsConnection_JetStream(&bjs, nc, &o) != NATS_OK)
+			return 1;
+		t0 = now();
+		for (i = 0; i < n; i++) {
+			snprintf(id, sizeof(id), "bench.%s.%ld", argc > 7 ? argv[7] : "0", i);
+			jsPubOptions_Init(&po);
+			po.MsgId = id;
+			po.MaxWait = 5000;
+			do {
+				s = js_PublishAsync(bjs, argv[3], payload, (int)size, &po);
+			} while (s == NATS_TIMEOUT);
+			if (s != NATS_OK)
+				fail("publish", s, 0);
+		}
+		jsPubOptions_Init(&po);
+		po.MaxWait = 60000;
+		s = js_PublishAsyncComplete(bjs, &po);
+		if (s != NATS_OK)
+			fail("complete", s, 0);
+		t = now() - t0;
+		printf("msgs/s=%.0f secs=%.3f\n", n / t, t);
+		jsCtx_Destroy(bjs);
+		free(payload);
+	} else {
+		fprintf(stderr, "usage: see tnats.c\n");
+		return 2;
+	}
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	nats_Close();
+	return 0;
+}
