@@ -4,8 +4,9 @@
 # fresh tree, build with -Werror and sparse, boot it and run the VM
 # suites (scripts/vm-test.sh), and check ABI identity across all series
 # (tests/abi-test.sh).  The base release's boot also runs the faults
-# suite and the demo's guest side (MATRIX_BASE_SUITES, default "kernel
-# daemon faults demo"), so CI covers them on one release; the others run
+# suite, the demo's guest side and the nats suite (MATRIX_BASE_SUITES,
+# default "kernel daemon faults demo nats"), so CI covers them on one
+# release; the others run
 # vm-test's default suites.  Prints the table docs/releases.md shows,
 # writes it to build/matrix.md, and ends with `matrix: N passed, N
 # failed` (the sum of every test counted by the runs).
@@ -51,7 +52,7 @@ step() {
 	fi
 }
 
-base_suites=${MATRIX_BASE_SUITES:-kernel daemon faults demo}
+base_suites=${MATRIX_BASE_SUITES:-kernel daemon faults demo nats}
 rows=()
 for r in $releases; do
 	args=(--src "$SCOUTFS_SRC" --base "$r")

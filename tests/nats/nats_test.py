@@ -658,8 +658,10 @@ def t_start_and_filters():
     check(wait_for(lambda: stream_msgs(n.url) == 502 + 15), "517 messages")
     msgs = dump(n.url)
     r = watch_nats(n.url, "--since", stamp, "--json", count=15)
-    check(r.returncode == 0 and r.stdout.split(b"\n")[:-1] == [m[3] for m in msgs[502:]],
-          f"--since {stamp}: exactly what was stored after it")
+    got = r.stdout.split(b"\n")[:-1]
+    check(r.returncode == 0 and got == [m[3] for m in msgs[502:]],
+          f"--since {stamp}: exactly what was stored after it (exit {r.returncode}, {len(got)} lines, "
+          f"first seq {json.loads(got[0])['seq'] if got else '-'}; {r.stderr.decode()[-200:]})")
     r = watch_nats(n.url, "--from-seq", "400", "--json", count=len(msgs) - 399)
     check(r.returncode == 0 and r.stdout.split(b"\n")[:-1] == [m[3] for m in msgs[399:]],
           "--from-seq 400: from stream message 400 on")

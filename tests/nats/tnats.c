@@ -7,8 +7,13 @@
  *
  *   tnats dump URL STREAM        every message: "<seq> <subject> <msg id> <payload>"
  *   tnats info URL STREAM        "msgs=N bytes=B first=F last=L replicas=R"
+ *   tnats ready URL -            JetStream answers (a cluster has its leader)
  *   tnats republish URL STREAM SEQ  publish message SEQ again, same subject
  *                                and Nats-Msg-Id: prints "duplicate" or "stored"
+ *   tnats get URL STREAM SEQ     the payload of message SEQ
+ *   tnats mkstream URL STREAM R  a stream as scoutfs-notify-forward makes it
+ *                                (scoutfs.notify.>, file, R replicas)
+ *   tnats rmstream URL STREAM    delete it (no error if it isn't there)
  *   tnats pub URL SUBJECT        one JetStream publish (prints the ack)
  *   tnats corepub URL SUBJECT    one plain publish, flushed (permission errors
  *                                come back asynchronously: reported too)
@@ -102,7 +107,15 @@ int main(int argc, char **argv)
 	nc = conn(argv[2]);
 	js = jsctx(nc);
 
-	if (!strcmp(argv[1], "info")) {
+	if (!strcmp(argv[1], "ready")) {
+		jsAccountInfo *ai = NULL;
+
+		s = js_GetAccountInfo(&ai, js, NULL, &e);
+		if (s != NATS_OK)
+			fail("account info", s, e);
+		jsAccountInfo_Destroy(ai);
+		printf("ready\n");
+	} else if (!strcmp(argv[1], "info")) {
 		jsStreamInfo *si = NULL;
 
 		s = js_GetStreamInfo(&si, js, argv[3], NULL, &e);
@@ -122,7 +135,15 @@ int main(int argc, char **argv)
 		if (s != NATS_OK)
 			fail("stream info", s, e);
 		for (seq = si->State.FirstSeq; si->State.Msgs && seq <= si->State.LastSeq; seq++) {
-			s = js_GetMsg(&m, js, argv[3], seq, NULL, &e);
+			int tries = 0;
+
+			/* a cluster that just lost a server may time out a request */
+			for (;;) {
+				s = js_GetMsg(&m, js, argv[3], seq, NULL, &e);
+				if ((s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS) || ++tries == 30)
+					break;
+				nats_Sleep(200);
+			}
 			if (s == NATS_NOT_FOUND)
 				continue;
 			if (s != NATS_OK)
@@ -153,6 +174,36 @@ int main(int argc, char **argv)
 		printf("%s\n", pa->Duplicate ? "duplicate" : "stored");
 		jsPubAck_Destroy(pa);
 		natsMsg_Destroy(m);
+	} else if (!strcmp(argv[1], "get") && argc == 5) {
+		natsMsg *m = NULL;
+
+		s = js_GetMsg(&m, js, argv[3], strtoull(argv[4], NULL, 10), NULL, &e);
+		if (s != NATS_OK)
+			fail("get", s, e);
+		printf("%.*s\n", natsMsg_GetDataLength(m), natsMsg_GetData(m));
+		natsMsg_Destroy(m);
+	} else if (!strcmp(argv[1], "mkstream") && argc == 5) {
+		const char *subjects[] = { "scoutfs.notify.>" };
+		jsStreamConfig cfg;
+		jsStreamInfo *si = NULL;
+
+		jsStreamConfig_Init(&cfg);
+		cfg.Name = argv[3];
+		cfg.Subjects = subjects;
+		cfg.SubjectsLen = 1;
+		cfg.Storage = js_FileStorage;
+		cfg.Replicas = atoi(argv[4]);
+		cfg.MaxAge = 7LL * 24 * 3600 * 1000000000LL;
+		cfg.MaxBytes = 10LL << 30;
+		cfg.Duplicates = 120LL * 1000000000LL;
+		s = js_AddStream(&si, js, &cfg, NULL, &e);
+		if (s != NATS_OK)
+			fail("add stream", s, e);
+		jsStreamInfo_Destroy(si);
+	} else if (!strcmp(argv[1], "rmstream")) {
+		s = js_DeleteStream(js, argv[3], NULL, &e);
+		if (s != NATS_OK && s != NATS_NOT_FOUND)
+			fail("delete stream", s, e);
 	} else if (!strcmp(argv[1], "pub")) {
 		jsPubAck *pa = NULL;
 
@@ -195,7 +246,6 @@ int main(int argc, char **argv)
 			snprintf(id, sizeof(id), "bench.%s.%ld", argc > 7 ? argv[7] : "0", i);
 			jsPubOptions_Init(&po);
 			po.MsgId = id;
-			po.MaxWait = 5000;
 			do {
 				s = js_PublishAsync(bjs, argv[3], payload, (int)size, &po);
 			} while (s == NATS_TIMEOUT);

@@ -14,6 +14,9 @@
 #   faults  tests/vm/faults-test.c: concurrency storms, reader lifecycle
 #           races and an ioctl fuzz loop (`make vm-test SUITE=faults`)
 #   bench   tests/vm/bench.sh: hook cost and latency (`make bench`)
+#   nats    tests/vm/nats-test.sh: three mounts of one filesystem, each
+#           with its daemon and scoutfs-notify-forward, a three-server
+#           NATS cluster holding the stream (needs patch 4)
 set -u
 
 MNT=/mnt
@@ -140,6 +143,25 @@ suite_faults() {
 	suite_prog faults faults-test
 }
 
+# the nats suite makes its own filesystem and three mounts of it
+suite_nats() {
+	if [ ! -x /usr/sbin/scoutfs-notify-forward ]; then
+		bad "nats: scoutfs-notify-forward is not in this build (patch 4, libnats)"
+		return
+	fi
+	if [ ! -d /sys/module/scoutfs ] && ! insmod /modules/scoutfs.ko; then
+		bad "nats: insmod scoutfs"
+		return
+	fi
+	run_counted nats-test timeout 900 sh /t/nats-test.sh
+	wait_for 30 module_unused
+	if rmmod scoutfs; then
+		ok "nats: rmmod scoutfs"
+	else
+		bad "nats: rmmod scoutfs (refcnt $(cat /sys/module/scoutfs/refcnt 2>/dev/null))"
+	fi
+}
+
 # the benchmark loads its own modules (unpatched and patched) in turn
 suite_bench() {
 	run_counted bench sh /t/bench.sh $MNT
@@ -147,7 +169,7 @@ suite_bench() {
 
 for s in "$@"; do
 	case "$s" in
-	kernel | daemon | demo | faults | bench) "suite_$s" ;;
+	kernel | daemon | demo | faults | bench | nats) "suite_$s" ;;
 	*) bad "unknown suite '$s'" ;;
 	esac
 done
