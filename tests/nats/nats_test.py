@@ -126,7 +126,9 @@ def dump(url):
         if not line:
             continue
         seq, subj, mid, payload = line.split(b" ", 3)
-        out.append((int(seq), subj.decode(), mid.decode(), payload, strict_json(payload)))
+        payload = payload.replace(b"\x1f", b"\n")
+        obj = strict_json(payload.split(b"\n")[-1])
+        out.append((int(seq), subj.decode(), mid.decode(), payload, obj))
     return out
 
 
@@ -784,6 +786,57 @@ def t_bad_messages():
     n.close()
 
 
+def t_batch():
+    """--batch: several records per message, the same lines out of the consumer"""
+    n = Nats()
+    e = Env()
+    wt = e.spawn("watchj", [WATCH, "--run-dir", e.run, "--json", "--count", "3000", e.mnt])
+    f = e.forward(n.url, "n1", "--batch", "100", "--buffer", "10000")
+    check(e.emit_paced(f, 1), "1000 records")
+    e.send("drop 7")
+    check(e.emit_paced(f, 1), "1000 more after a gap of 7")
+    n.stop(signal.SIGKILL)
+    check(wait_for(lambda: e.counts(f).get("NATS_disconnects", 0) >= 1, 30), "NATS gone")
+    check(e.emit_paced(f, 1), "1000 records while NATS is down")
+    n.start()
+    check(wait_for(lambda: e.counts(f).get("buffered") == 0 and e.counts(f).get("stored") == 3000, 120),
+          f"all 3000 acknowledged after NATS is back: {e.counts(f)}")
+    msgs = dump(n.url)
+    lines = [x for m in msgs for x in m[3].split(b"\n")]
+    objs = [strict_json(x) for x in lines]
+    recs = [o for o in objs if o["op"] != "GAP"]
+    check(all(m[1] == f"scoutfs.notify.{FSID}.n1.batch" for m in msgs) and
+          all(1 <= len(m[3].split(b"\n")) <= 101 for m in msgs) and len(msgs) < 100,
+          f"{len(msgs)} messages on .batch, each of JSON lines")
+    check([o["seq"] for o in recs] == list(range(2, 1002)) + list(range(1009, 3009)),
+          "every record once, in order, across a NATS outage")
+    check([(o["after_seq"], o["seq"]) for o in objs if o["op"] == "GAP"] == [(0, 2), (1001, 1009)],
+          "the gaps exact")
+    check(all(re.fullmatch(rf"{FSID}\.{RID}\.\d+-\d+\.batch", m[2]) for m in msgs) and
+          len({m[2] for m in msgs}) == len(msgs), "ids fsid.rid.first-last.batch, unique")
+    r = watch_nats(n.url, "--all", "--json", count=len(lines))
+    out = r.stdout.split(b"\n")[:-1]
+    check(r.returncode == 0 and out == lines, "watch-nats prints each record of each message")
+    wt.wait(60)
+    local = [json.loads(x) for x in open(wt.logf.name, "rb").read().split(b"\n")[:-1]]
+    local = [o for o in local if o["op"] != "GAP"]
+    mine = [json.loads(x) for x in out if b'"GAP"' not in x]
+    for o in mine:
+        for k in ("fsid", "node", "rid"):
+            del o[k]
+    check(mine == local, "the same records as scoutfs-notify-watch --json")
+    r = watch_nats(n.url, "--all", "--op", "open", count=2)
+    check(r.returncode == 0 and r.stdout.count(b"\n") == 2 and b"records lost" in r.stdout,
+          "--op filters the records inside batched messages (only the gaps are left)")
+    check(stop(f) == 0, "SIGTERM: exit 0")
+    f = e.forward(n.url, "n1", "--batch", "100")
+    check("holds this mount's records up to seq 3008" in e.log(f),
+          "a restarted forwarder reads the last record of a batched message")
+    check(stop(f) == 0 and sanitizer_clean(e.log(f)), "SIGTERM: exit 0, no sanitizer report")
+    e.close()
+    n.close()
+
+
 def t_systemd_unit():
     unit = os.environ.get("FORWARD_UNIT", "")
     dunit = os.environ.get("DAEMON_UNIT", "")
@@ -824,7 +877,7 @@ def t_systemd_unit():
 
 TESTS = [t_once_in_order, t_dedup_and_restart, t_gaps_exact, t_outage_within_buffer,
          t_outage_beyond_buffer, t_bad_config, t_readonly_user, t_durable, t_start_and_filters,
-         t_hostile_names, t_bad_messages, t_systemd_unit]
+         t_hostile_names, t_bad_messages, t_batch, t_systemd_unit]
 
 
 def main():

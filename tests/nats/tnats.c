@@ -6,6 +6,7 @@
  * what it was asked, 1 otherwise with the server's reason on stderr.
  *
  *   tnats dump URL STREAM        every message: "<seq> <subject> <msg id> <payload>"
+ *                                (a payload's newlines printed as 0x1f)
  *   tnats info URL STREAM        "msgs=N bytes=B first=F last=L replicas=R"
  *   tnats ready URL -            JetStream answers (a cluster has its leader)
  *   tnats republish URL STREAM SEQ  publish message SEQ again, same subject
@@ -126,34 +127,69 @@ int main(int argc, char **argv)
 		       si->State.FirstSeq, si->State.LastSeq, si->Config->Replicas);
 		jsStreamInfo_Destroy(si);
 	} else if (!strcmp(argv[1], "dump")) {
+		/* an ephemeral pull consumer from the first message: fast, batched */
 		jsStreamInfo *si = NULL;
-		natsMsg *m = NULL;
+		jsConsumerConfig cc;
+		jsConsumerInfo *ci = NULL;
+		jsSubOptions so;
+		natsSubscription *sub = NULL;
+		natsMsgList list;
+		jsMsgMetaData *meta;
 		const char *id;
-		uint64_t seq;
+		uint64_t got = 0;
+		int idle = 0;
 
 		s = js_GetStreamInfo(&si, js, argv[3], NULL, &e);
 		if (s != NATS_OK)
 			fail("stream info", s, e);
-		for (seq = si->State.FirstSeq; si->State.Msgs && seq <= si->State.LastSeq; seq++) {
-			int tries = 0;
-
-			/* a cluster that just lost a server may time out a request */
-			for (;;) {
-				s = js_GetMsg(&m, js, argv[3], seq, NULL, &e);
-				if ((s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS) || ++tries == 30)
-					break;
-				nats_Sleep(200);
-			}
-			if (s == NATS_NOT_FOUND)
+		jsConsumerConfig_Init(&cc);
+		cc.DeliverPolicy = js_DeliverAll;
+		cc.AckPolicy = js_AckNone;
+		cc.InactiveThreshold = 60LL * 1000000000LL;
+		s = js_AddConsumer(&ci, js, argv[3], &cc, NULL, &e);
+		if (s != NATS_OK)
+			fail("add consumer", s, e);
+		jsSubOptions_Init(&so);
+		so.Stream = argv[3];
+		so.Consumer = ci->Name;
+		s = js_PullSubscribe(&sub, js, ">", NULL, NULL, &so, &e);
+		if (s != NATS_OK)
+			fail("pull subscribe", s, e);
+		while (got < si->State.Msgs && idle < 60) {
+			memset(&list, 0, sizeof(list));
+			s = natsSubscription_Fetch(&list, sub, 1000, 1000, &e);
+			if (s == NATS_TIMEOUT || (s == NATS_OK && !list.Count)) {
+				idle++;
 				continue;
+			}
 			if (s != NATS_OK)
-				fail("get", s, e);
-			id = NULL;
-			natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
-			printf("%" PRIu64 " %s %s %.*s\n", seq, natsMsg_GetSubject(m), id ? id : "-",
-			       natsMsg_GetDataLength(m), natsMsg_GetData(m));
-			natsMsg_Destroy(m);
+				fail("fetch", s, e);
+			for (int k = 0; k < list.Count; k++) {
+				natsMsg *m = list.Msgs[k];
+
+				meta = NULL;
+				natsMsg_GetMetaData(&meta, m);
+				id = NULL;
+				natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
+				printf("%" PRIu64 " %s %s ", meta ? meta->Sequence.Stream : 0,
+				       natsMsg_GetSubject(m), id ? id : "-");
+				/* one line a message: the lines of a batched one joined by 0x1f */
+				for (int i = 0; i < natsMsg_GetDataLength(m); i++)
+					putchar(natsMsg_GetData(m)[i] == '\n' ? 0x1f : natsMsg_GetData(m)[i]);
+				putchar('\n');
+				jsMsgMetaData_Destroy(meta);
+				got++;
+			}
+			natsMsgList_Destroy(&list);
 		}
+		if (got < si->State.Msgs) {
+			fprintf(stderr, "tnats: dump: %" PRIu64 " of %" PRIu64 " messages\n", got,
+				si->State.Msgs);
+			return 1;
+		}
+		natsSubscription_Destroy(sub);
+		js_DeleteConsumer(js, argv[3], ci->Name, NULL, NULL);
+		jsConsumerInfo_Destroy(ci);
 		jsStreamInfo_Destroy(si);
 	} else if (!strcmp(argv[1], "republish") && argc == 5) {
 		natsMsg *m = NULL;
