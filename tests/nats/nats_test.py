@@ -837,6 +837,48 @@ def t_batch():
     n.close()
 
 
+def record_json(fsid, node, rid, seq, op="READ"):
+    """a record as scoutfs-notify-forward publishes it"""
+    t = 1795665702000000000 + seq
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 10**9)) + f".{t % 10**9:09d}Z"
+    return (f'{{"schema": 1, "fsid": "{fsid}", "node": "{node}", "rid": "{rid}", "seq": {seq}, '
+            f'"op": "{op}", "time": "{when}", "time_ns": {t}, "pid": 1, "uid": 0, "gid": 0, '
+            f'"ino": 99, "offset": 0, "len": 1, "flags": 0}}').encode()
+
+
+def t_reorder():
+    """a mount's records stored out of seq order (a NATS failover) come out in order"""
+    n = Nats()
+    # the stream, as a forwarder makes it
+    r = tnats("mkstream", n.url, STREAM, "1")
+    check(r.returncode == 0, "stream made")
+
+    def put(seq):
+        return run([TNATS, "put", n.url, f"scoutfs.notify.{FSID}.n9.read", f"{FSID}.{RID}.{seq}"],
+                   input=record_json(FSID, "n9", RID, seq)).returncode == 0
+
+    check(all(put(q) for q in (1, 2, 3, 6, 7, 4, 5, 8, 10)), "records 1-3, 6, 7, 4, 5, 8, 10 stored in that order")
+    r = watch_nats(n.url, "--all", "--json", "--reorder-wait", "1s", count=10)
+    objs = [json.loads(x) for x in r.stdout.split(b"\n")[:-1]]
+    got = [(o["op"], o["seq"]) for o in objs]
+    want = [("READ", q) for q in range(1, 9)] + [("GAP", 10), ("READ", 10)]
+    check(r.returncode == 0 and got == want,
+          f"printed in seq order, the record that never came as a gap after --reorder-wait: {got}")
+    check(b"records seq 9 to 9" in r.stderr and b"not in the stream" in r.stderr,
+          "it says which records it reports as lost")
+    r = watch_nats(n.url, "--all", count=10)
+    check(r.returncode == 0 and b"seq=6 " in r.stdout.split(b"\n")[5] and
+          b"seq=4 " in r.stdout.split(b"\n")[3], "text too")
+    # a durable consumer: the out-of-order ones are acknowledged once printed
+    r = watch_nats(n.url, "--all", "--durable", "ro", "--json", "--reorder-wait", "1s", count=5)
+    first = [json.loads(x)["seq"] for x in r.stdout.split(b"\n")[:-1]]
+    r = watch_nats(n.url, "--durable", "ro", "--json", "--reorder-wait", "1s", count=5)
+    rest = [json.loads(x).get("seq") for x in r.stdout.split(b"\n")[:-1]]
+    check(first == [1, 2, 3, 4, 5] and rest == [6, 7, 8, 10, 10],
+          f"a durable consumer run twice: {first} then {rest} (the gap line, then 10)")
+    n.close()
+
+
 def t_systemd_unit():
     unit = os.environ.get("FORWARD_UNIT", "")
     dunit = os.environ.get("DAEMON_UNIT", "")
@@ -877,7 +919,7 @@ def t_systemd_unit():
 
 TESTS = [t_once_in_order, t_dedup_and_restart, t_gaps_exact, t_outage_within_buffer,
          t_outage_beyond_buffer, t_bad_config, t_readonly_user, t_durable, t_start_and_filters,
-         t_hostile_names, t_bad_messages, t_batch, t_systemd_unit]
+         t_hostile_names, t_bad_messages, t_batch, t_reorder, t_systemd_unit]
 
 
 def main():

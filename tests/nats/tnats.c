@@ -16,6 +16,7 @@
  *                                (scoutfs.notify.>, file, R replicas)
  *   tnats rmstream URL STREAM    delete it (no error if it isn't there)
  *   tnats pub URL SUBJECT        one JetStream publish (prints the ack)
+ *   tnats put URL SUBJECT ID     publish stdin (a line each) as one message with msg id ID
  *   tnats corepub URL SUBJECT    one plain publish, flushed (permission errors
  *                                come back asynchronously: reported too)
  *   tnats bench URL SUBJECT N SIZE MAXPENDING [R]
@@ -247,6 +248,21 @@ int main(int argc, char **argv)
 		if (s != NATS_OK)
 			fail("publish", s, e);
 		printf("stored in %s at %" PRIu64 "\n", pa->Stream, pa->Sequence);
+		jsPubAck_Destroy(pa);
+	} else if (!strcmp(argv[1], "put") && argc == 5) {
+		char buf[65536];
+		size_t len = fread(buf, 1, sizeof(buf), stdin);
+		jsPubAck *pa = NULL;
+		jsPubOptions po;
+
+		while (len && buf[len - 1] == '\n')
+			len--;
+		jsPubOptions_Init(&po);
+		po.MsgId = argv[4];
+		s = js_Publish(&pa, js, argv[3], buf, (int)len, &po, &e);
+		if (s != NATS_OK)
+			fail("publish", s, e);
+		printf("%s %" PRIu64 "\n", pa->Duplicate ? "duplicate" : "stored", pa->Sequence);
 		jsPubAck_Destroy(pa);
 	} else if (!strcmp(argv[1], "corepub")) {
 		s = natsConnection_PublishString(nc, argv[3], "{}");
