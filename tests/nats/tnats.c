@@ -7,7 +7,8 @@
  *
  *   tnats dump URL STREAM        every message: "<seq> <subject> <msg id> <payload>"
  *                                (a payload's newlines printed as 0x1f)
- *   tnats info URL STREAM        "msgs=N bytes=B first=F last=L replicas=R"
+ *   tnats info URL STREAM        "msgs=N bytes=B first=F last=L replicas=R first_ns=T last_ns=T"
+ *                                (the stored times of the first and last message)
  *   tnats ready URL -            JetStream answers (a cluster has its leader)
  *   tnats republish URL STREAM SEQ  publish message SEQ again, same subject
  *                                and Nats-Msg-Id: prints "duplicate" or "stored"
@@ -124,8 +125,9 @@ int main(int argc, char **argv)
 		if (s != NATS_OK)
 			fail("stream info", s, e);
 		printf("msgs=%" PRIu64 " bytes=%" PRIu64 " first=%" PRIu64 " last=%" PRIu64
-		       " replicas=%" PRId64 "\n", si->State.Msgs, si->State.Bytes,
-		       si->State.FirstSeq, si->State.LastSeq, si->Config->Replicas);
+		       " replicas=%" PRId64 " first_ns=%" PRId64 " last_ns=%" PRId64 "\n",
+		       si->State.Msgs, si->State.Bytes, si->State.FirstSeq, si->State.LastSeq,
+		       si->Config->Replicas, si->State.FirstTime, si->State.LastTime);
 		jsStreamInfo_Destroy(si);
 	} else if (!strcmp(argv[1], "dump")) {
 		/* an ephemeral pull consumer from the first message: fast, batched */
@@ -270,8 +272,14 @@ int main(int argc, char **argv)
 			s = natsConnection_FlushTimeout(nc, 5000);
 		if (s != NATS_OK)
 			fail("publish", s, 0);
-		/* a permissions violation arrives as an -ERR after the flush */
-		natsConnection_FlushTimeout(nc, 2000);
+		/*
+		 * A permissions violation arrives as an -ERR, reported to the
+		 * error handler by another thread: give it 5 s to come.
+		 */
+		for (int i = 0; i < 100 && !async_err; i++) {
+			natsConnection_FlushTimeout(nc, 1000);
+			nats_Sleep(50);
+		}
 		if (async_err)
 			return 1;
 		printf("published\n");

@@ -36,6 +36,18 @@ for b in nats-server scoutfs-notify-forward scoutfs-notify-watch-nats tnats dmse
 	fi
 done
 
+# wait_secs SECS CMD...: run CMD every half second until it succeeds, for
+# at most SECS of wall time (wait_for counts 50 ms steps, which commands
+# that take long themselves under emulation stretch far beyond SECS)
+wait_secs() {
+	end=$(($(date +%s) + $1))
+	shift
+	while ! "$@" 2>/dev/null; do
+		[ "$(date +%s)" -lt "$end" ] || return 1
+		usleep 500000
+	done
+	return 0
+}
 lines_ge() {
 	[ -f "$1" ] && [ "$(grep -c "$2" "$1")" -ge "$3" ]
 }
@@ -170,8 +182,7 @@ C2=$!
 readers=""
 i=0
 while [ $i -lt $NR ]; do
-	(dd if=/mnt/n$i/big of=/dev/null bs=64 count=3000 2>/dev/null
-	 dd if=/mnt/n$i/big of=/dev/null bs=64 count=3000 2>/dev/null) &
+	dd if=/mnt/n$i/big of=/dev/null bs=64 count=2000 2>/dev/null &
 	readers="$readers $!"
 	i=$((i + 1))
 done
@@ -200,7 +211,7 @@ drained() {    # (the counts it reads may be those of the SIGUSR1 before)
 }
 i=0
 while [ $i -lt $NR ]; do
-	if ! wait_for 180 drained $i; then
+	if ! wait_secs 180 drained $i; then
 		bad "forwarder $i: everything acknowledged by the stream"
 		tail -n 12 /tmp/f$i.log
 	else
