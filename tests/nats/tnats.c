@@ -149,7 +149,13 @@ int main(int argc, char **argv)
 		cc.DeliverPolicy = js_DeliverAll;
 		cc.AckPolicy = js_AckNone;
 		cc.InactiveThreshold = 60LL * 1000000000LL;
-		s = js_AddConsumer(&ci, js, argv[3], &cc, NULL, &e);
+		/* a cluster that just lost a server may take a while */
+		for (int tries = 0; tries < 10; tries++) {
+			s = js_AddConsumer(&ci, js, argv[3], &cc, NULL, &e);
+			if (s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS)
+				break;
+			nats_Sleep(500);
+		}
 		if (s != NATS_OK)
 			fail("add consumer", s, e);
 		jsSubOptions_Init(&so);
