@@ -257,8 +257,12 @@ check "consumer run 3 prints the remaining $((N - got)) (exit $rc)" test "$rc" -
 cut -d' ' -f4- /tmp/dump.txt | sort >/tmp/payloads.txt
 cat /tmp/c1.out /tmp/c2.out /tmp/c3.out >/tmp/consumed.txt
 sort /tmp/consumed.txt >/tmp/consumed.sorted
-check "three runs of one durable consumer: every message once ($(wc -l </tmp/consumed.txt) of $N)" \
-	cmp -s /tmp/payloads.txt /tmp/consumed.sorted
+if cmp -s /tmp/payloads.txt /tmp/consumed.sorted; then
+	ok "three runs of one durable consumer: every message once ($(wc -l </tmp/consumed.txt) of $N)"
+else
+	bad "three runs of one durable consumer: every message once ($(wc -l </tmp/consumed.txt) of $N)"
+	diff /tmp/payloads.txt /tmp/consumed.sorted | head -n 6 | cut -c1-200
+fi
 sed 's/.*"node": "\([^"]*\)".*/\1/' /tmp/dump.txt | sort | uniq -c >/tmp/pernode.txt
 echo "nats-test: messages per node: $(tr -s ' \n' ' ' </tmp/pernode.txt)"
 check "one consumer saw all three nodes" test "$(grep -c '"node": "node0"' /tmp/consumed.txt)" -gt 0 -a \
