@@ -66,6 +66,9 @@ def sanitizer_clean(text):
     return not any(s in text for s in SAN)
 
 
+SERVERS = []    # every nats-server started, stopped at the end whatever happened
+
+
 class Nats:
     """One nats-server with JetStream on a loopback port and a temporary store."""
 
@@ -86,6 +89,7 @@ class Nats:
         self.log = os.path.join(self.dir, f"nats{self.n}.log")
         self.p = subprocess.Popen(["nats-server", "-c", self.conf], stdout=open(self.log, "w"),
                                   stderr=subprocess.STDOUT)
+        SERVERS.append(self.p)
         ok = wait_for(lambda: "Server is ready" in open(self.log).read() or
                       self.p.poll() is not None, 60)
         if not ok or self.p.poll() is not None:
@@ -940,6 +944,11 @@ def main():
         except Exception as ex:  # a test that crashes is a failure, not a stop
             check(False, f"{t.__name__} raised {type(ex).__name__}: {ex}")
         print(f"    ({time.monotonic() - t0:.1f} s)", flush=True)
+    left = [p for p in SERVERS if p.poll() is None]
+    for p in left:
+        p.kill()
+        p.wait()
+    check(not left, f"every test stopped the nats-server processes it started ({len(left)} left)")
     sys.exit(finish("nats"))
 
 
