@@ -2,7 +2,12 @@
 # `make bench`: the benchmarks (figures, never pass/fail tests).
 #   1. relay throughput, natively: scoutfs-notifyd against the bare
 #      sendmmsg loop for 1, 4 and 16 clients (tests/bench/relay.sh)
-#   2. with SCOUTFS_SRC, in two VM boots, one with the guest's clock
+#   2. forwarder throughput, natively: scoutfs-notifyd and
+#      scoutfs-notify-forward into a JetStream stream at 1 and 3
+#      replicas (one nats-server, a three-server loopback cluster)
+#      against a bare libnats publish loop, and emit-to-consumer latency
+#      (tests/bench/nats-bench.py; SKIPPED without libnats/nats-server)
+#   3. with SCOUTFS_SRC, in two VM boots, one with the guest's clock
 #      following the host's (wall) and one following the instructions
 #      executed (QEMU -icount, one vCPU; docs/benchmarks.md): hook cost
 #      of pread and open+close for the unpatched module, the patched one
@@ -51,6 +56,20 @@ gcc -std=c11 -Wall -Wextra -Werror -O2 -fPIC -shared -I"$work/src/kmod/src" \
 gcc -std=c11 -Wall -Wextra -Werror -O2 -o "$work/bin/relay-bench" "$top/tests/bench/relay-bench.c"
 unshare -m --propagation private "$top/tests/bench/relay.sh" "$work/bin" | tee "$top/build/bench-relay.log"
 
+natsmd=$top/build/bench-nats.md
+rm -f "$natsmd"
+if pkg-config --exists libnats 2>/dev/null && command -v nats-server >/dev/null &&
+	[ -f "$work/src/utils/notifyd/scoutfs-notify-forward.c" ]; then
+	echo "bench.sh: forwarder throughput and latency (native, NATS JetStream)"
+	make -s -C "$work/src/utils/notifyd" NOTIFY_NATS=1 scoutfs-notify-forward scoutfs-notify-watch-nats
+	cp "$work/src/utils/notifyd/scoutfs-notify-forward" "$work/src/utils/notifyd/scoutfs-notify-watch-nats" "$work/bin/"
+	read -ra natsflags <<<"$(pkg-config --cflags --libs libnats)"
+	gcc -std=c11 -Wall -Wextra -Werror -O2 -o "$work/bin/tnats" "$top/tests/nats/tnats.c" "${natsflags[@]}"
+	unshare -m --propagation private python3 "$top/tests/bench/nats-bench.py" "$work/bin" | tee "$natsmd"
+else
+	echo "bench.sh: SKIPPED: the NATS benchmark: libnats-dev, nats-server or patch 4 missing"
+fi
+
 vmlog=()
 if [ -n "$src" ]; then
 	echo "bench.sh: hook cost, ring drain and latency (VM, scoutfs $base)"
@@ -97,5 +116,9 @@ fi
 	echo "Made by \`make bench\` on $(date -u +%Y-%m-%d) ($(nproc) host CPUs; the VM runs under TCG emulation, so compare ratios, not absolute times)."
 	echo
 	python3 "$top/tests/bench/report.py" "$top/build/bench-relay.log" "${vmlog[@]}"
+	if [ -f "$natsmd" ]; then
+		echo
+		cat "$natsmd"
+	fi
 } >"$top/build/bench.md"
 cat "$top/build/bench.md"

@@ -92,11 +92,23 @@ add_bin "$tree/utils/src/scoutfs" /usr/sbin/scoutfs
 rm -f "$rd/usr/bin/stat" "$rd/bin/stat"
 add_bin "$(command -v stat)" /usr/bin/stat
 add_bin "$(command -v socat)" /usr/bin/socat
-for b in scoutfs-notifyd scoutfs-notify-watch; do
+for b in scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-notify-watch-nats; do
 	if [ -x "$tree/utils/notifyd/$b" ]; then
 		add_bin "$tree/utils/notifyd/$b" "/usr/sbin/$b"
 	fi
 done
+# the nats suite: a NATS cluster in the guest, the tests' libnats client
+# and device-mapper for several mounts of one filesystem (built with
+# patch 4 where libnats is installed; the suite says so when missing)
+if [ -x "$tree/utils/notifyd/scoutfs-notify-forward" ] && command -v nats-server >/dev/null &&
+	command -v dmsetup >/dev/null; then
+	add_bin "$(command -v nats-server)" /usr/sbin/nats-server
+	add_bin "$(command -v dmsetup)" /usr/sbin/dmsetup
+	read -ra natsflags <<<"$(pkg-config --cflags --libs libnats)"
+	gcc -std=c11 -O2 -Wall -Wextra -Werror -o "$out/tnats" "$top/tests/nats/tnats.c" \
+		"${natsflags[@]}" || die "cannot build tests/nats/tnats.c"
+	add_bin "$out/tnats" /t/bin/tnats
+fi
 
 for b in "${extra_bins[@]}"; do
 	[ -x "$b" ] || die "--bin $b is not an executable"
@@ -116,6 +128,13 @@ for m in crypto/crc32c_generic.ko lib/libcrc32c.ko drivers/block/brd.ko; do
 		die "$KVER has neither $m nor it built in"
 	fi
 done
+# device-mapper, for the nats suite's several mounts of one filesystem
+m=drivers/md/dm-mod.ko
+if [ -f "$MODDIR/kernel/$m" ]; then
+	cp "$MODDIR/kernel/$m" "$rd/modules/"
+elif [[ " $suite " == *" nats "* ]] && ! grep -qxF "kernel/$m" "$MODDIR/modules.builtin"; then
+	die "$KVER has neither $m nor it built in, which the nats suite needs"
+fi
 brd_args="rd_nr=2 rd_size=17179869"
 
 # the detectors suite's planted bugs: a module built against the kernel

@@ -4,15 +4,15 @@
 # fresh tree, build with -Werror and sparse, boot it and run the VM
 # suites (scripts/vm-test.sh), and check ABI identity across all series
 # (tests/abi-test.sh).  The base release's boot also runs the faults
-# suite and the demo's guest side (MATRIX_BASE_SUITES, default "kernel
-# daemon faults demo"), so CI covers them on one release; the others run
-# vm-test's default suites.  With DEBUG_KERNEL=1 (`make test
-# DEBUG_KERNEL=1`) every release runs on the debug kernel with vm-test's
-# debug suites, the faults suite included (scripts/vm-test.sh
-# --debug-kernel, docs/debug-kernel.md).  Prints the table
-# docs/releases.md shows, writes it to build/matrix.md (matrix-debug.md),
-# and ends with `matrix: N passed, N failed` (the sum of every test
-# counted by the runs).
+# suite, the demo's guest side and the nats suite (MATRIX_BASE_SUITES,
+# default "kernel daemon faults demo nats"), so CI covers them on one
+# release; the others run vm-test's default suites.  With DEBUG_KERNEL=1
+# (`make test DEBUG_KERNEL=1`) every release runs on the debug kernel
+# with vm-test's debug suites, the faults suite included
+# (scripts/vm-test.sh --debug-kernel, docs/debug-kernel.md).  Prints the
+# table docs/releases.md shows, writes it to build/matrix.md
+# (matrix-debug.md), and ends with `matrix: N passed, N failed` (the sum
+# of every test counted by the runs).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,7 +60,7 @@ step() {
 	fi
 }
 
-base_suites=${MATRIX_BASE_SUITES:-kernel daemon faults demo}
+base_suites=${MATRIX_BASE_SUITES:-kernel daemon faults demo nats}
 rows=()
 for r in $releases; do
 	args=(--src "$SCOUTFS_SRC" --base "$r")

@@ -18,6 +18,9 @@
 #   bench   tests/vm/bench.sh: hook cost and latency (`make bench`)
 #   detectors  (debug kernel) planted bugs, tests/vm/bugs/notify_bugs.c,
 #           each reported by its detector; runs after the final checks
+#   nats    tests/vm/nats-test.sh: three mounts of one filesystem, each
+#           with its daemon and scoutfs-notify-forward, a three-server
+#           NATS cluster holding the stream (needs patch 4)
 set -u
 
 MNT=/mnt
@@ -172,6 +175,25 @@ suite_faults() {
 	suite_prog faults faults-test
 }
 
+# the nats suite makes its own filesystem and three mounts of it
+suite_nats() {
+	if [ ! -x /usr/sbin/scoutfs-notify-forward ]; then
+		bad "nats: scoutfs-notify-forward is not in this build (patch 4, libnats)"
+		return
+	fi
+	if [ ! -d /sys/module/scoutfs ] && ! insmod /modules/scoutfs.ko; then
+		bad "nats: insmod scoutfs"
+		return
+	fi
+	run_counted nats-test timeout 900 sh /t/nats-test.sh
+	wait_for 30 module_unused
+	if rmmod scoutfs; then
+		ok "nats: rmmod scoutfs"
+	else
+		bad "nats: rmmod scoutfs (refcnt $(cat /sys/module/scoutfs/refcnt 2>/dev/null))"
+	fi
+}
+
 # the benchmark loads its own modules (unpatched and patched) in turn
 suite_bench() {
 	run_counted bench sh /t/bench.sh $MNT
@@ -246,7 +268,7 @@ detectors=false
 for s in "$@"; do
 	[ "$STUCK" = 0 ] || break
 	case "$s" in
-	kernel | daemon | demo | faults | bench) "suite_$s" ;;
+	kernel | daemon | demo | faults | bench | nats) "suite_$s" ;;
 	detectors) detectors=true ;;
 	*) bad "unknown suite '$s'" ;;
 	esac
