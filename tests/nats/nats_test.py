@@ -124,7 +124,13 @@ def stream_msgs(url):
 
 def dump(url):
     """every message: (stream seq, subject, msg id, payload bytes, payload object)"""
-    r = tnats("dump", url, STREAM)
+    # a loaded host can make a JetStream request time out: said, and tried again
+    for attempt in range(3):
+        r = tnats("dump", url, STREAM)
+        if r.returncode == 0:
+            break
+        print(f"    dump: tnats exit {r.returncode}: {r.stderr.decode(errors='replace').strip()[-300:]}"
+              f"{', trying again' if attempt < 2 else ''}", flush=True)
     out = []
     for line in r.stdout.split(b"\n"):
         if not line:
@@ -248,6 +254,8 @@ def watch_nats(url, *args, count=None, timeout=120, env=None):
     try:
         return run(a, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as ex:
+        print(f"    watch_nats {' '.join(args)}: no exit in {timeout} s; its stderr: "
+              f"{(ex.stderr or b'').decode(errors='replace').strip()[-300:]}", flush=True)
         return subprocess.CompletedProcess(a, -1, ex.stdout or b"", ex.stderr or b"")
 
 

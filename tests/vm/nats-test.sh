@@ -180,6 +180,13 @@ check "mount 1 dropped records (notify_dropped_ring_full > 0)" \
 # consumer run 2, while records flow and a NATS server is killed
 scoutfs-notify-watch-nats --server $URLS --durable vm --reorder-wait 60s --json >/tmp/c2.out 2>/tmp/c2.err &
 C2=$!
+stream_msgs() {
+	tnats info $URL0 $STREAM | sed -n 's/^msgs=\([0-9]*\) .*/\1/p'
+}
+flowing() {    # flowing N: the stream holds more than N messages
+	[ "$(stream_msgs)" -gt "$1" ]
+}
+m0=$(stream_msgs)
 readers=""
 i=0
 while [ $i -lt $NR ]; do
@@ -187,7 +194,8 @@ while [ $i -lt $NR ]; do
 	readers="$readers $!"
 	i=$((i + 1))
 done
-usleep 300000
+# the kill lands while the readers' records are being stored
+check "records flow into the stream" wait_secs 60 flowing $((m0 + 200))
 kill -KILL "$NATS2"
 ok "NATS server ns2 SIGKILLed while records flow"
 for p in $readers; do
@@ -198,9 +206,14 @@ done
 fwd_count() {    # fwd_count N FIELD: from the last SIGUSR1 counts of forwarder N
 	grep 'counts:' /tmp/f"$1".log | tail -n 1 | sed -n "s/.*[:,] $2 \([0-9]*\).*/\1/p"
 }
-drained() {    # (the counts it reads may be those of the SIGUSR1 before)
+fresh_counts() {    # fresh_counts N: SIGUSR1, and wait for the counts it logs
+	n0=$(grep -c 'counts:' /tmp/f"$1".log)
 	eval "kill -USR1 \$FWD$1"
-	[ "$(fwd_count "$1" buffered)" = 0 ] && [ "$(fwd_count "$1" received)" -gt 0 ]
+	wait_secs 30 lines_ge /tmp/f"$1".log 'counts:' $((n0 + 1))
+}
+drained() {    # drained N [MIN]: nothing buffered, more than MIN (0) received
+	fresh_counts "$1" && [ "$(fwd_count "$1" buffered)" = 0 ] &&
+		[ "$(fwd_count "$1" received)" -gt "${2:-0}" ]
 }
 i=0
 while [ $i -lt $NR ]; do
@@ -222,12 +235,16 @@ kill -TERM $C2
 check "consumer run 2 stops on SIGTERM" wait_for 30 gone $C2
 i=0
 while [ $i -lt $NR ]; do
+	# its OPEN and READ: received past what it had (fresh counts each time)
+	fresh_counts $i
+	eval "RCV$i=\$(fwd_count $i received)"
 	cat /mnt/n$i/f1 >/dev/null
 	i=$((i + 1))
 done
 i=0
 while [ $i -lt $NR ]; do
-	check "forwarder $i: the last records acknowledged too" wait_secs 120 drained $i
+	check "forwarder $i: the last records acknowledged too" wait_secs 120 drained $i \
+		$(($(eval echo "\$RCV$i") + 1))
 	i=$((i + 1))
 done
 msgs=$(tnats info $URL0 $STREAM | sed -n 's/^msgs=\([0-9]*\) .*/\1/p')
@@ -299,8 +316,9 @@ while [ $i -lt $NR ]; do
 	rid=$(sed -n 's/.*rid \([0-9a-f]*\)).*/\1/p' /tmp/f$i.log | head -n 1)
 	short=$(echo "$rid" | cut -c1-6)
 	ring=$(cat /sys/fs/scoutfs/f.*.r."$short"/counters/notify_dropped_ring_full)
+	n0=$(grep -c 'stats: client' /tmp/d$i.log)
 	kill -USR1 "$(eval echo \$DMN$i)"
-	usleep 300000
+	wait_secs 30 lines_ge /tmp/d$i.log 'stats: client' $((n0 + 1))
 	dlost=$(grep 'stats: client' /tmp/d$i.log | tail -n 1 | sed -n 's/.* lost \([0-9]*\)$/\1/p')
 	echo "nats-test: node$i: $recs records, $gaps gaps losing $lost, last seq $last; ring_full $ring, daemon lost ${dlost:-?}"
 	check "node$i: every seq once and in order, each gap exact" test "$nbad" -eq 0 -a "$recs" -gt 0
