@@ -3,6 +3,8 @@
 #   make test                          every test tier that can run here
 #   make vm-test SCOUTFS_SRC=... [BASE=v1.30]
 #                                      the series on a real kernel in QEMU
+#   make systemd-test SCOUTFS_SRC=... [BASE=v1.30]
+#                                      the unit under systemd, with a scoutfs mount unit
 #   make demo SCOUTFS_SRC=... [BASE=v1.30]
 #                                      a reader attached, file activity, records printed
 #   make bench [SCOUTFS_SRC=...]       benchmark figures (build/bench.md)
@@ -15,10 +17,10 @@ BASE ?= $(shell cat base.txt)
 SCOUTFS_SRC ?=
 SUITE ?=
 
-.PHONY: test vm-test demo bench upstream-suite series-edit series-export lint help
+.PHONY: test vm-test systemd-test demo bench upstream-suite series-edit series-export lint help
 
 help:
-	@sed -n '3,13s/^# \{0,1\}//p' Makefile
+	@sed -n '3,15s/^# \{0,1\}//p' Makefile
 
 test:
 	tests/run.sh
@@ -28,6 +30,9 @@ lint:
 
 vm-test:
 	scripts/vm-test.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)" $(if $(SUITE),--suite "$(SUITE)")
+
+systemd-test:
+	scripts/systemd-test.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)"
 
 demo:
 	scripts/demo.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)"

@@ -4,6 +4,8 @@
 #   scripts/deps.sh vm      QEMU, busybox, cpio and what upstream's kmod
 #                           and utils build with (sparse, uuid, ssl, blkid)
 #   scripts/deps.sh lint    shellcheck
+#   scripts/deps.sh systemd systemctl (systemd tier: enables units in
+#                           the guest's root with --root)
 #
 # Needs root (apt-get) when something is missing; prints what it installs.
 set -euo pipefail
@@ -13,7 +15,7 @@ die() {
 	exit 1
 }
 
-[ $# -ge 1 ] || die "usage: scripts/deps.sh vm|lint..."
+[ $# -ge 1 ] || die "usage: scripts/deps.sh vm|lint|systemd..."
 
 pkgs=()
 for set in "$@"; do
@@ -22,7 +24,8 @@ for set in "$@"; do
 		uuid-dev libssl-dev libblkid-dev pkg-config libc6-dev kmod
 		binutils coreutils socat python3) ;;
 	lint) pkgs+=(shellcheck) ;;
-	*) die "unknown set '$set' (vm, lint)" ;;
+	systemd) pkgs+=(systemd) ;;
+	*) die "unknown set '$set' (vm, lint, systemd)" ;;
 	esac
 done
 

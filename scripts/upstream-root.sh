@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make (once per machine) the Debian root that upstream scoutfs's own
-# tests/run-tests.sh runs in inside the VM, and print where it is:
+# tests/run-tests.sh runs in inside the VM (and that the systemd tier
+# boots with systemd as PID 1), and print where it is:
 #
 #   scripts/upstream-root.sh        prints ROOT_CPIO=<path>
 #
@@ -27,11 +28,13 @@ esac
 
 # What upstream's harness (run-tests.sh, funcs/*.sh) and the tests of the
 # release's sequence run, plus make (run-tests.sh runs make in
-# each prebuilt tree) and the libraries the scoutfs utils link.
+# each prebuilt tree) and the libraries the scoutfs utils link; and
+# systemd with udev, which the systemd tier (scripts/systemd-test.sh)
+# boots as PID 1 (upstream-suite's guest runs its own /init instead).
 pkgs=(bash coreutils util-linux mount dmsetup kmod iproute2 procps psmisc
 	xfsprogs attr acl e2fsprogs bsdextrautils bc perl gawk sed grep
 	diffutils findutils uuid-runtime sudo strace make passwd inotify-tools
-	libuuid1 libblkid1 libssl3)
+	libuuid1 libblkid1 libssl3 systemd udev)
 suite=bookworm
 
 cache=${SCOUTFS_NOTIFY_CACHE:-/var/cache/scoutfs-notify}
