@@ -58,7 +58,9 @@ case "$timeout" in '' | *[!0-9]*) fail_run "--timeout must be a number of second
 
 # systemctl: to enable units in the guest's root (--root)
 "$top/scripts/deps.sh" vm systemd
+t=$SECONDS
 eval "$("$top/scripts/fetch-kernel.sh")"
+echo "$me: kernel $KVER ($((SECONDS - t)) s)"
 t=$SECONDS
 eval "$("$top/scripts/upstream-root.sh")" || fail_run "no Debian root (scripts/upstream-root.sh)"
 [ -f "${ROOT_CPIO:-}" ] || fail_run "no Debian root (scripts/upstream-root.sh)"
