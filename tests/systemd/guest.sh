@@ -308,6 +308,7 @@ sc() {
 	timeout 150 systemctl "$@" 2>/tmp/systemctl.err || RC=$?
 }
 
+echo "  up $(cut -d' ' -f1 /proc/uptime) s after the kernel started"
 # --------------------------------------------------------------------
 section "boot: $U enabled on the host (systemctl --root), started with its mount"
 check "$M is mounted at boot" wait_for 120 mounted "$MNT"
@@ -393,7 +394,6 @@ check "the kernel's ATTACH took seq $((last + 1)): the client's first record is 
 check "no client sees the ATTACH record (the daemon drained it before its socket existed)" \
 	not_contains "$(cat /tmp/w2.txt)" ' ATTACH '
 check "no record lost" not_contains "$(cat /tmp/w2.txt)" 'records lost'
-
 
 # --------------------------------------------------------------------
 section "busy: a plain umount by hand while the daemon runs"
