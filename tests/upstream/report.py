@@ -13,8 +13,10 @@ differs, plus every other problem.)
 
 Identical means: every pass ran to run-tests.sh's end (no timeout), the
 same tests ran in each with the same result, the notify pass's kernel
-log has no more warning lines than the base pass's, and every reader's
-daemon stayed up and its client received records.
+log has no more warning lines than the base pass's, every reader's
+daemon stayed up and its client received records, and no test failed or
+skipped for want of a tool or service the guest lacks (the same result
+in both passes then only says that the guest is short of something).
 """
 import argparse
 import re
@@ -33,6 +35,13 @@ ATTACHED = re.compile(r"^upstream: notify reader (\d+) attached to (\S+)$")
 RELAYED = re.compile(r"^upstream: notify reader (\d+): the daemon relayed (\d+) records to it, lost (\d+)$")
 # the guest's own failures: a module, a disk, an unmount that hung
 FAILED = re.compile(r"^upstream: (?:\w+: )?[^|]*\b(?:FAILED|HUNG)\b")
+# a test that failed or skipped for want of what the guest provides,
+# not because of scoutfs: t_require_commands's message, basic-nfs's skip
+# when `systemctl start nfs-server` fails, and bash's own message for a
+# command run without being required (in the fail.log lines the guest
+# prints); the guest must provide what upstream's test hosts do
+WANT = re.compile(r"command \S+ not found in path|nfs-server not available")
+NOT_FOUND = re.compile(r"^upstream: (\w+) \| .*?([^\s:]+): command not found$")
 COUNTERS = re.compile(r"^upstream: notify counters (\S+): emitted (\d+) dropped (\d+) attached (\d+)$")
 
 
@@ -41,6 +50,7 @@ def parse(path, passes):
                 "warn": None, "timeout": False} for name in passes}
     readers = {}
     counters = []
+    missing = []
     failures = []
     current = None
     done = False
@@ -87,11 +97,14 @@ def parse(path, passes):
             m = COUNTERS.match(line)
             if m:
                 counters.append((m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))))
+            m = NOT_FOUND.match(line)
+            if m and m.group(1) in p:
+                missing.append(f"{m.group(1)}: a test ran '{m.group(2)}', which the guest lacks")
             if FAILED.match(line):
                 failures.append(line[len("upstream: "):])
             if line == "upstream: guest done":
                 done = True
-    return p, readers, counters, failures, done
+    return p, readers, counters, failures + sorted(set(missing)), done
 
 
 def main():
@@ -162,6 +175,16 @@ def main():
             out.append(f"- counters of {ident} at the end: notify_emitted {em}, "
                        f"notify_dropped_ring_full {dr}, notify_reader_attached {at}")
         out.append("")
+
+    # failing (or skipping) the same way in both passes is the same
+    # result, but not when it is for want of a tool in the guest
+    wants = {}
+    for name in passes:
+        for t, (res, _, msg) in p[name]["results"].items():
+            if res != "passed" and WANT.search(msg):
+                wants.setdefault((t, res, msg), []).append(name)
+    for (t, res, msg), names in wants.items():
+        problems.append(f"{t} {res} in {' and '.join(names)} for want of what the guest provides: {msg}")
 
     compared, diff = [], []
     if len(passes) == 2:
