@@ -154,6 +154,13 @@ chmod +x "$ov/init"
 # not in the guest's memory (with RAM disks the VM ran out of memory
 # part way through the suite).
 vm_timeout=$((pass_timeout + 600))
+# The host's load while the VMs run (its 1-minute load average, once a
+# minute, for the report): a TCG guest on an overloaded host stalls, and
+# scoutfs's timeouts take a stall for a failing node.
+cut -d' ' -f1 /proc/loadavg >"$out/loadavg"
+(while sleep 60; do cut -d' ' -f1 /proc/loadavg; done) >>"$out/loadavg" &
+loadpid=$!
+trap 'kill "$loadpid" 2>/dev/null || true' EXIT
 echo "upstream-suite.sh: booting $KVER, one VM per pass ($passes); $nseq tests in $base's sequence, $(echo "$exclude" | wc -w) excluded${only:+, only /$only/} (timeout ${vm_timeout}s)"
 pids=()
 for p in $passes; do
@@ -189,6 +196,8 @@ rc=0
 for pid in "${pids[@]}"; do
 	wait "$pid" || rc=$?
 done
+kill "$loadpid" 2>/dev/null || true
+cut -d' ' -f1 /proc/loadavg >>"$out/loadavg"
 for p in $passes; do
 	cat "$out/$p/console.log"
 	rm -rf "$out/$p/disks"
@@ -197,6 +206,7 @@ done >"$out/console.log"
 echo "$excluded" | grep . >"$out/excluded" || true
 python3 "$top/tests/upstream/report.py" --console "$out/console.log" --passes "$passes" \
 	--base "$base" --excluded "$out/excluded" --nseq "$nseq" \
+	--loadavg "$out/loadavg" --cores "$(nproc)" \
 	${only:+--only "$only"} >"$out/report.md"
 cat "$out/report.md"
 grep -q '^upstream-suite: identical' "$out/report.md" && [ "$rc" -eq 0 ]

@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checks import check, finish  # noqa: E402
 import exclusions  # noqa: E402
+import report  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.join(HERE, "..", "..")
@@ -31,7 +32,7 @@ TESTS = [("alpha", "3s"), ("beta", "11s"), ("gamma", "40s")]
 
 
 def console(results=None, warn=(0, 0), readers=None, done=True, timeout=None, summary=True,
-            extra=()):
+            extra=(), harness=()):
     """a guest console log: results[pass][test] overrides 'passed'"""
     results = results or {}
     readers = readers if readers is not None else [
@@ -39,6 +40,7 @@ def console(results=None, warn=(0, 0), readers=None, done=True, timeout=None, su
     out = ["upstream: guest up, kernel 5.10.0-32-amd64, 2 cpus, 11 GiB"]
     for i, name in enumerate(("base", "notify")):
         out.append(f"upstream: {name}: scoutfs v1.30, 7 tests excluded")
+        out += harness
         res = {t: results.get(name, {}).get(t, "passed") for t, _ in TESTS}
         res = {t: r for t, r in res.items() if r is not None}
         # a result is "failed" or ("failed", "its message")
@@ -252,11 +254,38 @@ def main():
     expect_different("a test ran a command the guest lacks (bash's message in fail.log)",
                      console(extra=["upstream: notify fail.log:",
                                     "upstream: notify | +tests/beta.sh: line 12: frobnicate: command not found"]),
-                     "notify: a test ran 'frobnicate', which the guest lacks", (3, 1))
+                     "notify: 'frobnicate' was run, which the guest lacks", (3, 1))
+    expect_different("run-tests.sh's funcs ran a command the guest lacks (its own line)",
+                     console(harness=["funcs/tap.sh: line 15: git: command not found"]),
+                     "base: 'git' was run, which the guest lacks; notify: 'git' was run", (3, 2))
     rc, verdict, _, _ = run(console({"base": {"beta": ("failed", "output differs")},
                                      "notify": {"beta": ("failed", "output differs")}},
                                     extra=["upstream: base | -ino not found in dseq index"]))
     check(rc == 0, f"another failure in both passes, 'not found' in its output: identical ({verdict})")
+
+    # an overloaded host: the guest's vCPUs starved, mounts fenced, and
+    # run-tests.sh's monitor crashing the VM
+    out = expect_different("the host starved a VM (soft lockups)",
+                           console(harness=[], extra=[
+                               "[  227.309397] watchdog: BUG: soft lockup - CPU#0 stuck for 21s! [dmesg:1309]",
+                               "[  300.1] watchdog: BUG: soft lockup - CPU#1 stuck for 25s! [rm:11448]",
+                               "upstream: notify dmesg | [  227.3] watchdog: BUG: soft lockup - CPU#0 stuck for 99s!"]),
+                           "notify: a CPU of the VM made no progress for up to 25 s (2 soft lockups, "
+                           "the first 227 s after boot)", (3, 1))
+    cut = console(done=False, summary=False).split("upstream: base: run-tests.sh exited")[0]
+    cut += ("[  227.309397] watchdog: BUG: soft lockup - CPU#0 stuck for 21s! [dmesg:1309]\n"
+            "  gamma                      run-tests monitor saw fence agent error message\n"
+            "run-tests monitor syncing and triggering crash\n"
+            "[  237.538273] Kernel panic - not syncing: sysrq triggered crash\n")
+    expect_different("run-tests.sh's crash monitor crashed a VM", cut,
+                     "base: run-tests.sh's crash monitor crashed the VM (saw fence agent error message)")
+
+    with tempfile.NamedTemporaryFile("w", suffix=".load") as f:
+        f.write("2.10\n12.5\n8.00\n")
+        f.flush()
+        said = report.host_load(f.name, 2)
+    check("2 cores" in said and "3 samples" in said and "min 2.1, median 8.0, max 12.5" in said,
+          f"the host's load is summed up from its samples ({said})")
 
     # the guest's own failures, whatever the tests said
     expect_different("an unmount hung at the end of a pass",
