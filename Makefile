@@ -1,8 +1,11 @@
 # scoutfs-notify entry points.  See README.md (and docs/ for each one).
 #
 #   make test                          every test tier that can run here
-#   make vm-test SCOUTFS_SRC=... [BASE=v1.30]
+#   make vm-test SCOUTFS_SRC=... [BASE=v1.30] [DEBUG_KERNEL=1]
 #                                      the series on a real kernel in QEMU
+#                                      (DEBUG_KERNEL=1: on the lockdep/KASAN/
+#                                      kmemleak kernel, docs/debug-kernel.md;
+#                                      also for make test's matrix)
 #   make systemd-test SCOUTFS_SRC=... [BASE=v1.30]
 #                                      the unit under systemd, with a scoutfs mount unit
 #   make demo SCOUTFS_SRC=... [BASE=v1.30]
@@ -16,11 +19,12 @@ SHELL := /bin/bash
 BASE ?= $(shell cat base.txt)
 SCOUTFS_SRC ?=
 SUITE ?=
+DEBUG_KERNEL ?=
 
 .PHONY: test vm-test systemd-test demo bench upstream-suite series-edit series-export lint help
 
 help:
-	@sed -n '3,15s/^# \{0,1\}//p' Makefile
+	@sed -n '3,/^[^#]/{/^#/s/^# \{0,1\}//p}' Makefile
 
 test:
 	tests/run.sh
@@ -29,7 +33,7 @@ lint:
 	tests/lint.sh
 
 vm-test:
-	scripts/vm-test.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)" $(if $(SUITE),--suite "$(SUITE)")
+	scripts/vm-test.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)" $(if $(SUITE),--suite "$(SUITE)") $(if $(filter 1,$(DEBUG_KERNEL)),--debug-kernel)
 
 systemd-test:
 	scripts/systemd-test.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)"

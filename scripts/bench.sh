@@ -2,11 +2,26 @@
 # `make bench`: the benchmarks (figures, never pass/fail tests).
 #   1. relay throughput, natively: scoutfs-notifyd against the bare
 #      sendmmsg loop for 1, 4 and 16 clients (tests/bench/relay.sh)
-#   2. with SCOUTFS_SRC, in one VM boot: hook cost of pread and
-#      open+close for the unpatched module, the patched one with no
-#      reader, with the daemon, and with fanotify instead; ring drain
-#      under a busy reader; emit-to-client latency (tests/vm/bench.sh)
+#   2. forwarder throughput, natively: scoutfs-notifyd and
+#      scoutfs-notify-forward into a JetStream stream at 1 and 3
+#      replicas (one nats-server, a three-server loopback cluster)
+#      against a bare libnats publish loop, and emit-to-consumer latency
+#      (tests/bench/nats-bench.py; SKIPPED without libnats/nats-server)
+#   3. with SCOUTFS_SRC, in two VM boots, one with the guest's clock
+#      following the host's (wall) and one following the instructions
+#      executed (QEMU -icount, one vCPU; docs/benchmarks.md): hook cost
+#      of pread and open+close for the unpatched module, the patched one
+#      with no reader, with the daemon, and with fanotify instead; ring
+#      drain under a busy reader and a CPU hog, the daemon against the
+#      old one (patch 3 as of commit 8c5a7f2, built from this
+#      repository's history: no batched reads, 1 ms coalescing sleep);
+#      emit-to-client latency (tests/vm/bench.sh)
 # The table goes to stdout and build/bench.md (tests/bench/report.py).
+# BENCH_CLOCKS="icount" (or "wall") boots only that one.
+# BENCH_DAEMONS="NAME=FILE.c ..." also builds each FILE.c (a variant of
+# utils/notifyd/scoutfs-notifyd.c) as scoutfs-notifyd-NAME and measures
+# it beside the others in the drain and latency rounds (NAME: letters,
+# digits, _), so that a daemon change is compared in one run.
 #
 #   scripts/bench.sh [--src DIR] [--base TAG]
 set -euo pipefail
@@ -17,6 +32,12 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # shellcheck source=scripts/lib.sh
 . "$top/scripts/lib.sh"
+
+# the daemon before batched reads, for the ring drain comparison
+old_rev=8c5a7f2
+old_patch=patches/0003-scoutfs-add-scoutfs-notifyd-relay-daemon-and-notify-.patch
+icount_shift=0
+clocks=${BENCH_CLOCKS:-wall icount}
 
 src_base_args "$@"
 : "${base:?}"
@@ -35,22 +56,69 @@ gcc -std=c11 -Wall -Wextra -Werror -O2 -fPIC -shared -I"$work/src/kmod/src" \
 gcc -std=c11 -Wall -Wextra -Werror -O2 -o "$work/bin/relay-bench" "$top/tests/bench/relay-bench.c"
 unshare -m --propagation private "$top/tests/bench/relay.sh" "$work/bin" | tee "$top/build/bench-relay.log"
 
+natsmd=$top/build/bench-nats.md
+rm -f "$natsmd"
+if pkg-config --exists libnats 2>/dev/null && command -v nats-server >/dev/null &&
+	[ -f "$work/src/utils/notifyd/scoutfs-notify-forward.c" ]; then
+	echo "bench.sh: forwarder throughput and latency (native, NATS JetStream)"
+	make -s -C "$work/src/utils/notifyd" NOTIFY_NATS=1 scoutfs-notify-forward scoutfs-notify-watch-nats
+	cp "$work/src/utils/notifyd/scoutfs-notify-forward" "$work/src/utils/notifyd/scoutfs-notify-watch-nats" "$work/bin/"
+	read -ra natsflags <<<"$(pkg-config --cflags --libs libnats)"
+	gcc -std=c11 -Wall -Wextra -Werror -O2 -o "$work/bin/tnats" "$top/tests/nats/tnats.c" "${natsflags[@]}"
+	unshare -m --propagation private python3 "$top/tests/bench/nats-bench.py" "$work/bin" | tee "$natsmd"
+else
+	echo "bench.sh: SKIPPED: the NATS benchmark: libnats-dev, nats-server or patch 4 missing"
+fi
+
 vmlog=()
 if [ -n "$src" ]; then
 	echo "bench.sh: hook cost, ring drain and latency (VM, scoutfs $base)"
-	"$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --out "$top/build/vm/$base"
+	vm=$top/build/vm/$base
+	"$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --out "$vm"
 	"$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --no-series \
-		--out "$top/build/vm/$base-unpatched"
-	"$top/scripts/vm-run.sh" --out "$top/build/vm/$base" --suite bench --timeout 1800 \
-		--base-ko "$top/build/vm/$base-unpatched/scoutfs.ko" | grep -E '^(bench|FAIL)' || true
-	vmlog=("$top/build/vm/$base/console.log")
+		--out "$vm-unpatched"
+	daemons=()
+	if git -C "$top" show "$old_rev:$old_patch" >"$work/old.patch" 2>/dev/null &&
+		mkdir -p "$work/old" &&
+		git -C "$work/old" apply --include=utils/notifyd/scoutfs-notifyd.c "$work/old.patch" &&
+		gcc -std=c11 -Wall -Wextra -Werror -O2 -g -I"$vm/src/kmod/src" \
+			-o "$work/bin/scoutfs-notifyd-old" "$work/old/utils/notifyd/scoutfs-notifyd.c"; then
+		echo "bench.sh: old daemon built from $old_rev:$old_patch"
+		daemons+=(--bin "$work/bin/scoutfs-notifyd-old")
+	else
+		echo "bench.sh: SKIPPED: the old daemon (no $old_rev in this repository's history?)"
+	fi
+	for v in ${BENCH_DAEMONS:-}; do
+		name=${v%%=*}
+		case "$name" in '' | *[!A-Za-z0-9_]* | "$v") die "BENCH_DAEMONS: '$v' is not NAME=FILE.c" ;; esac
+		gcc -std=c11 -Wall -Wextra -Werror -O2 -g -I"$vm/src/kmod/src" \
+			-o "$work/bin/scoutfs-notifyd-$name" "${v#*=}" || die "cannot build '${v#*=}'"
+		daemons+=(--bin "$work/bin/scoutfs-notifyd-$name")
+	done
+	for clock in $clocks; do
+		args=()
+		case "$clock" in
+		wall) ;;
+		icount) args=(--icount "$icount_shift") ;;
+		*) die "BENCH_CLOCKS: unknown clock '$clock'" ;;
+		esac
+		"$top/scripts/vm-run.sh" --out "$vm" --suite bench --timeout 3600 \
+			--base-ko "$vm-unpatched/scoutfs.ko" "${daemons[@]}" "${args[@]}" |
+			grep -E '^(bench|FAIL|vm-run)' || true
+		cp "$vm/console.log" "$top/build/bench-$clock.log"
+		vmlog+=(--"$clock" "$top/build/bench-$clock.log")
+	done
 else
 	echo "bench.sh: SKIPPED: the VM benchmarks (hook cost, ring drain, latency): SCOUTFS_SRC is not set"
 fi
 
 {
-	echo "Made by \`make bench\` on $(date -u +%Y-%m-%d) ($(nproc) CPUs; the VM runs under TCG emulation, so compare ratios, not absolute times)."
+	echo "Made by \`make bench\` on $(date -u +%Y-%m-%d) ($(nproc) host CPUs; the VM runs under TCG emulation, so compare ratios, not absolute times)."
 	echo
 	python3 "$top/tests/bench/report.py" "$top/build/bench-relay.log" "${vmlog[@]}"
+	if [ -f "$natsmd" ]; then
+		echo
+		cat "$natsmd"
+	fi
 } >"$top/build/bench.md"
 cat "$top/build/bench.md"

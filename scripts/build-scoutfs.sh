@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make a fresh tree of upstream scoutfs at a release, apply the series
 # with apply.sh, and build the kmod (with -Werror and sparse, as
-# upstream's kmod make runs it) against Debian's 5.10 kernel and
+# upstream's kmod make runs it) against Debian's 5.10 kernel (with
+# DEBUG_KERNEL=1 the debug kernel of scripts/build-debug-kernel.sh) and
 # upstream's utils (with the daemon when the series carries it).
 #
 #   scripts/build-scoutfs.sh --src DIR --base TAG --out DIR [--no-series]
@@ -39,7 +40,8 @@ done
 src=$("$top/scripts/upstream-git.sh" "$src")
 
 "$top/scripts/deps.sh" vm
-eval "$("$top/scripts/fetch-kernel.sh")"
+kl=$(kernel_lines)
+eval "$kl"
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)

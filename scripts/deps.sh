@@ -2,10 +2,14 @@
 # Install the Debian packages a tier needs, only those that are missing.
 #
 #   scripts/deps.sh vm      QEMU, busybox, cpio and what upstream's kmod
-#                           and utils build with (sparse, uuid, ssl, blkid)
+#                           and utils build with (sparse, uuid, ssl, blkid),
+#                           libnats and nats-server (patch 4 and the nats
+#                           suite), dmsetup (several mounts of one fs)
 #   scripts/deps.sh lint    shellcheck
 #   scripts/deps.sh systemd systemctl (systemd tier: enables units in
 #                           the guest's root with --root)
+#   scripts/deps.sh kernel  what building a kernel from source needs
+#                           (scripts/build-debug-kernel.sh)
 #
 # Needs root (apt-get) when something is missing; prints what it installs.
 set -euo pipefail
@@ -15,17 +19,19 @@ die() {
 	exit 1
 }
 
-[ $# -ge 1 ] || die "usage: scripts/deps.sh vm|lint|systemd..."
+[ $# -ge 1 ] || die "usage: scripts/deps.sh vm|lint|systemd|kernel..."
 
 pkgs=()
 for set in "$@"; do
 	case "$set" in
 	vm) pkgs+=(qemu-system-x86 busybox-static cpio gzip gcc make sparse
 		uuid-dev libssl-dev libblkid-dev pkg-config libc6-dev kmod
-		binutils coreutils socat python3) ;;
+		binutils coreutils socat python3 libnats-dev nats-server dmsetup) ;;
 	lint) pkgs+=(shellcheck) ;;
 	systemd) pkgs+=(systemd) ;;
-	*) die "unknown set '$set' (vm, lint, systemd)" ;;
+	kernel) pkgs+=(gcc make flex bison bc libelf-dev libssl-dev xz-utils
+		tar kmod cpio) ;;
+	*) die "unknown set '$set' (vm, lint, systemd, kernel)" ;;
 	esac
 done
 

@@ -18,19 +18,8 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 . "$top/scripts/lib.sh"
 
-cache=${SCOUTFS_NOTIFY_CACHE:-/var/cache/scoutfs-notify}
-if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
-	cache=$top/build/cache
-	mkdir -p "$cache"
-fi
-
-apt_dir=$cache/apt
-mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
-uri=$(debian_mirror) || die "no Debian mirror found in /etc/apt sources"
-echo "deb $uri bullseye main" >"$apt_dir/sources.list"
-apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-	-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
-	-o "Dir::State::Status=/dev/null" -o "Debug::NoLocking=1")
+kernel_cache
+bullseye_apt
 
 kver=${SCOUTFS_NOTIFY_KVER:-}
 if [ -z "$kver" ]; then
@@ -38,9 +27,8 @@ if [ -z "$kver" ]; then
 	kver=$(cat "$cache/kver" 2>/dev/null || true)
 fi
 if [ -z "$kver" ] || [ ! -f "$cache/$kver/ok" ]; then
-	if [ -z "$kver" ] || ! ls "$apt_dir"/lists/*bullseye*Packages >/dev/null 2>&1; then
-		apt-get "${apt_opts[@]}" update -q >"$cache/apt-update.log" 2>&1 ||
-			die "apt-get update of bullseye failed, see $cache/apt-update.log"
+	if [ -z "$kver" ] || ! bullseye_lists; then
+		bullseye_update
 	fi
 	if [ -z "$kver" ]; then
 		kver=$(apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null |
@@ -51,7 +39,7 @@ if [ -z "$kver" ] || [ ! -f "$cache/$kver/ok" ]; then
 	dl=$cache/$kver/deb
 	rm -rf "${cache:?}/$kver"
 	mkdir -p "$dl"
-	echo "fetch-kernel.sh: downloading linux $kver from $uri bullseye" >&2
+	echo "fetch-kernel.sh: downloading linux $kver from $apt_uri bullseye" >&2
 	(cd "$dl" && apt-get "${apt_opts[@]}" download -q "linux-image-$kver" \
 		"linux-headers-$kver" "linux-headers-$abi-common" "linux-kbuild-5.10" \
 		>"$cache/apt-download.log" 2>&1) ||

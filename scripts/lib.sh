@@ -11,7 +11,23 @@
 #   boot_vm SECS MEM INITRD APPEND LOG [QEMU ARGS...]
 #                          boot $VMLINUZ (scripts/fetch-kernel.sh) in QEMU
 #                          under TCG, killed after SECS; the console goes
-#                          to stdout and LOG; QEMU's or timeout's status
+#                          to stdout and LOG; QEMU's or timeout's status;
+#                          $VM_CPUS vCPUs (default 2)
+#   kernel_lines           the KVER=, KDIR=, VMLINUZ=, MODDIR= lines of the
+#                          kernel to build against and boot: Debian's
+#                          (scripts/fetch-kernel.sh), or with
+#                          DEBUG_KERNEL=1 the debug kernel built from
+#                          its source (scripts/build-debug-kernel.sh)
+#   kernel_cache           set $cache: $SCOUTFS_NOTIFY_CACHE, default
+#                          /var/cache/scoutfs-notify (build/cache when
+#                          that isn't writable), made if missing
+#   bullseye_apt           set $apt_dir, $apt_uri and the array $apt_opts:
+#                          a private apt configuration for Debian
+#                          bullseye under $cache (needs kernel_cache);
+#                          the system's apt configuration and state are
+#                          untouched
+#   bullseye_update        apt-get update with $apt_opts (log in $cache)
+#   bullseye_lists         true when bullseye's package lists are there
 
 : "${top:?scripts/lib.sh needs top set to the repository}"
 me=$(basename "$0")
@@ -59,7 +75,7 @@ boot_vm() {
 	local rc=0 secs=$1 mem=$2 initrd=$3 append=$4 log=$5
 	shift 5
 	# -cpu max: upstream's utils are built with -msse4.2
-	timeout --foreground -k 10 "$secs" qemu-system-x86_64 -cpu max -smp 2 -m "$mem" \
+	timeout --foreground -k 10 "$secs" qemu-system-x86_64 -cpu max -smp "${VM_CPUS:-2}" -m "$mem" \
 		-nographic -no-reboot -kernel "${VMLINUZ:?boot_vm needs VMLINUZ}" \
 		-initrd "$initrd" -append "$append" "$@" \
 		</dev/null 2>&1 | sed -u 's/\r$//' | tee "$log" || rc=$?
@@ -67,4 +83,41 @@ boot_vm() {
 		echo "$me: the VM did not finish within ${secs}s"
 	fi
 	return "$rc"
+}
+
+kernel_lines() {
+	if [ "${DEBUG_KERNEL:-0}" = 1 ]; then
+		"$top/scripts/build-debug-kernel.sh" || die "the debug kernel did not build"
+	else
+		"$top/scripts/fetch-kernel.sh" || die "the kernel could not be fetched"
+	fi
+}
+
+# shellcheck disable=SC2034 # cache is the caller's
+kernel_cache() {
+	cache=${SCOUTFS_NOTIFY_CACHE:-/var/cache/scoutfs-notify}
+	if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
+		cache=$top/build/cache
+		mkdir -p "$cache"
+	fi
+}
+
+# shellcheck disable=SC2034 # apt_dir, apt_uri and apt_opts are the caller's
+bullseye_apt() {
+	apt_dir=${cache:?bullseye_apt needs kernel_cache}/apt
+	mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+	apt_uri=$(debian_mirror) || die "no Debian mirror found in /etc/apt sources"
+	echo "deb $apt_uri bullseye main" >"$apt_dir/sources.list"
+	apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+		-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
+		-o "Dir::State::Status=/dev/null" -o "Debug::NoLocking=1")
+}
+
+bullseye_update() {
+	apt-get "${apt_opts[@]}" update -q >"$cache/apt-update.log" 2>&1 ||
+		die "apt-get update of bullseye failed, see $cache/apt-update.log"
+}
+
+bullseye_lists() {
+	ls "$apt_dir"/lists/*bullseye*Packages* >/dev/null 2>&1
 }

@@ -12,7 +12,19 @@
 # tests/vm/guest.sh with the suites; its console goes to stdout and to
 # DIR/console.log.  VM_ONLY=NAME runs only that test of the test
 # programs (their -t NAME).  --base-ko adds an unpatched scoutfs.ko as
-# /modules/scoutfs-base.ko (for the benchmark).
+# /modules/scoutfs-base.ko (for the benchmark); --bin adds a further
+# program to /usr/sbin.  --icount SHIFT runs QEMU with `-icount
+# shift=SHIFT,sleep=off` and one vCPU: the guest's clocks then follow
+# the instructions executed (2^SHIFT ns each) instead of the host's
+# clock (docs/benchmarks.md).  One vCPU because QEMU 7.2 (bookworm's)
+# hangs bringing up the second vCPU of a 5.10 guest under -icount.
+#
+# With DEBUG_KERNEL=1 it boots the debug kernel
+# (scripts/build-debug-kernel.sh, docs/debug-kernel.md): brd and crc32c
+# are built in there (brd's sizes go on the command line), the VM gets
+# 8 GiB and 4-level paging (no5lvl), the console shows warnings as they
+# happen (loglevel=5), the default timeout is 1800 s, and notify.slow=2
+# on the command line makes the guest's own bounds twice as long.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,14 +34,24 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 out=""
 suite="kernel"
-timeout=${VM_TIMEOUT:-900}
+debug=false
+[ "${DEBUG_KERNEL:-0}" = 1 ] && debug=true
+if $debug; then
+	timeout=${VM_TIMEOUT:-1800}
+else
+	timeout=${VM_TIMEOUT:-900}
+fi
 base_ko=""
+extra_bins=()
+icount=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--out) out=${2:?}; shift 2 ;;
 	--suite) suite=${2:?}; shift 2 ;;
 	--timeout) timeout=${2:?}; shift 2 ;;
 	--base-ko) base_ko=${2:?}; shift 2 ;;
+	--bin) extra_bins+=("${2:?}"); shift 2 ;;
+	--icount) icount=${2:?}; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
@@ -40,9 +62,11 @@ fi
 out=$(cd "$out" && pwd)
 tree=$out/src
 case "$timeout" in '' | *[!0-9]*) die "--timeout must be a number of seconds" ;; esac
+case "$icount" in *[!0-9]*) die "--icount must be a shift (a number, e.g. 0)" ;; esac
 
 "$top/scripts/deps.sh" vm
-eval "$("$top/scripts/fetch-kernel.sh")"
+kl=$(kernel_lines)
+eval "$kl"
 
 rd=$out/initrd
 rm -rf "$rd"
@@ -68,19 +92,61 @@ add_bin "$tree/utils/src/scoutfs" /usr/sbin/scoutfs
 rm -f "$rd/usr/bin/stat" "$rd/bin/stat"
 add_bin "$(command -v stat)" /usr/bin/stat
 add_bin "$(command -v socat)" /usr/bin/socat
-for b in scoutfs-notifyd scoutfs-notify-watch; do
+for b in scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-notify-watch-nats; do
 	if [ -x "$tree/utils/notifyd/$b" ]; then
 		add_bin "$tree/utils/notifyd/$b" "/usr/sbin/$b"
 	fi
+done
+# the nats suite: a NATS cluster in the guest, the tests' libnats client
+# and device-mapper for several mounts of one filesystem (built with
+# patch 4 where libnats is installed; the suite says so when missing)
+if [ -x "$tree/utils/notifyd/scoutfs-notify-forward" ] && command -v nats-server >/dev/null &&
+	command -v dmsetup >/dev/null; then
+	add_bin "$(command -v nats-server)" /usr/sbin/nats-server
+	add_bin "$(command -v dmsetup)" /usr/sbin/dmsetup
+	read -ra natsflags <<<"$(pkg-config --cflags --libs libnats)"
+	gcc -std=c11 -O2 -Wall -Wextra -Werror -o "$out/tnats" "$top/tests/nats/tnats.c" \
+		"${natsflags[@]}" || die "cannot build tests/nats/tnats.c"
+	add_bin "$out/tnats" /t/bin/tnats
+fi
+
+for b in "${extra_bins[@]}"; do
+	[ -x "$b" ] || die "--bin $b is not an executable"
+	add_bin "$b" "/usr/sbin/$(basename "$b")"
 done
 
 cp "$out/scoutfs.ko" "$rd/modules/"
 if [ -n "$base_ko" ]; then
 	cp "$base_ko" "$rd/modules/scoutfs-base.ko"
 fi
+# the modules scoutfs needs, unless the kernel has them built in; /init
+# loads those that are there, in this order
 for m in crypto/crc32c_generic.ko lib/libcrc32c.ko drivers/block/brd.ko; do
-	cp "$MODDIR/kernel/$m" "$rd/modules/"
+	if [ -f "$MODDIR/kernel/$m" ]; then
+		cp "$MODDIR/kernel/$m" "$rd/modules/"
+	elif ! grep -qxF "kernel/$m" "$MODDIR/modules.builtin"; then
+		die "$KVER has neither $m nor it built in"
+	fi
 done
+# device-mapper, for the nats suite's several mounts of one filesystem
+m=drivers/md/dm-mod.ko
+if [ -f "$MODDIR/kernel/$m" ]; then
+	cp "$MODDIR/kernel/$m" "$rd/modules/"
+elif [[ " $suite " == *" nats "* ]] && ! grep -qxF "kernel/$m" "$MODDIR/modules.builtin"; then
+	die "$KVER has neither $m nor it built in, which the nats suite needs"
+fi
+brd_args="rd_nr=2 rd_size=17179869"
+
+# the detectors suite's planted bugs: a module built against the kernel
+case " $suite " in
+*" detectors "*)
+	rm -rf "$out/bugs"
+	cp -R "$top/tests/vm/bugs" "$out/bugs"
+	make -C "$KDIR" M="$out/bugs" CC=gcc modules >"$out/bugs.log" 2>&1 ||
+		die "cannot build tests/vm/bugs (see $out/bugs.log)"
+	cp "$out/bugs/notify_bugs.ko" "$rd/modules/"
+	;;
+esac
 
 # the guest side of the tests, and their programs
 cp -R "$top/tests/vm/." "$rd/t/"
@@ -113,24 +179,52 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /dev/shm
+mount -t debugfs debugfs /sys/kernel/debug
 ifconfig lo 127.0.0.1 up
-insmod /modules/crc32c_generic.ko
-insmod /modules/libcrc32c.ko
-insmod /modules/brd.ko rd_nr=2 rd_size=17179869
+for m in crc32c_generic libcrc32c; do
+	[ ! -f /modules/$m.ko ] || insmod /modules/$m.ko
+done
+[ ! -f /modules/brd.ko ] || insmod /modules/brd.ko @BRD_ARGS@
 suite=$(sed -n 's/.*notify\.suite=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
 echo "vm: guest up, kernel $(uname -r), suites: $suite"
 cd /t && sh /t/guest.sh $suite
 echo "vm: guest done"
 poweroff -f
 INIT
+sed -i "s/@BRD_ARGS@/$brd_args/" "$rd/init"
 chmod +x "$rd/init"
 
 (cd "$rd" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initrd.gz"
 
 suites=$(echo "$suite" | tr ' ' ,)
-echo "vm-run.sh: booting $KVER with scoutfs $(git -C "$tree" describe --tags --always) (suites: $suite; timeout ${timeout}s)"
+mem=6G
+append="console=ttyS0 panic=-1 quiet loglevel=1"
+wd=$((timeout > 120 ? timeout - 60 : timeout / 2))
+if $debug; then
+	mem=8G
+	# no5lvl: with 5-level paging (QEMU's max CPU has LA57) an
+	# interrupt during identify_cpu(), which briefly clears the LA57
+	# feature bit that KASAN's shadow bounds depend on, is a false
+	# "wild-memory-access" report at boot (docs/debug-kernel.md)
+	append="console=ttyS0 panic=-1 quiet loglevel=5 notify.slow=2 no5lvl"
+	# the blocked tasks' dump is slow on a debug kernel
+	wd=$((timeout > 600 ? timeout - 300 : timeout / 2))
+fi
+if [ ! -f "$rd/modules/brd.ko" ]; then
+	for a in $brd_args; do
+		append+=" brd.$a"
+	done
+fi
+clock=wall
+qemu_args=()
+if [ -n "$icount" ]; then
+	clock=icount$icount
+	qemu_args=(-icount "shift=$icount,sleep=off")
+	export VM_CPUS=1
+fi
+echo "vm-run.sh: booting $KVER with scoutfs $(git -C "$tree" describe --tags --always) (suites: $suite; clock: $clock; timeout ${timeout}s)"
 rc=0
-boot_vm "$timeout" 6G "$out/initrd.gz" \
-	"console=ttyS0 panic=-1 quiet loglevel=1 notify.suite=$suites notify.watchdog=$((timeout > 120 ? timeout - 60 : timeout / 2))${VM_ONLY:+ notify.only=$VM_ONLY}" \
-	"$out/console.log" || rc=$?
+boot_vm "$timeout" "$mem" "$out/initrd.gz" \
+	"$append notify.suite=$suites notify.clock=$clock notify.watchdog=$wd${VM_ONLY:+ notify.only=$VM_ONLY}" \
+	"$out/console.log" "${qemu_args[@]}" || rc=$?
 exit "$rc"

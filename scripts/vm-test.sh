@@ -5,12 +5,17 @@
 # runs the guest suites (tests/vm/guest.sh) on a real scoutfs mount.
 #
 #   scripts/vm-test.sh [--src DIR] [--base TAG] [--suite "kernel daemon"]
+#                      [--debug-kernel]
 #
 # --src defaults to $SCOUTFS_SRC, --base to base.txt, --suite to every
-# suite the series supports (daemon needs the series' patch 3).  Work
-# files go to build/vm/TAG/.  Ends with `vm: N passed, N failed`: the
-# build steps count as tests, and a guest that doesn't finish is a
-# failure.
+# suite the series supports (daemon needs the series' patch 3; faults
+# and detectors too on the debug kernel).  Work
+# files go to build/vm/TAG/.  --debug-kernel (or DEBUG_KERNEL=1) builds
+# and boots the debug kernel (lockdep, KASAN, kmemleak, UBSAN:
+# docs/debug-kernel.md) instead of Debian's; its work files go to
+# build/vm/TAG-debug/, and any report of those detectors fails the run.
+# Ends with `vm: N passed, N failed`: the build steps count as tests,
+# and a guest that doesn't finish is a failure.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +38,7 @@ while [ $# -gt 0 ]; do
 	--src) src=${2:?}; shift 2 ;;
 	--base) base=${2:?}; shift 2 ;;
 	--suite) suite=${2:?}; shift 2 ;;
+	--debug-kernel) DEBUG_KERNEL=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) fail_run "unknown argument '$1' (see --help)" ;;
 	esac
@@ -42,7 +48,12 @@ done
 "$top/apply.sh" --list | grep -qx "$base" ||
 	fail_run "no series for '$base' (supported: $("$top/apply.sh" --list | tr '\n' ' '))"
 
-out=$top/build/vm/$base
+case "${DEBUG_KERNEL:-0}" in
+0 | '') DEBUG_KERNEL=0; out=$top/build/vm/$base ;;
+1) out=$top/build/vm/$base-debug ;;
+*) fail_run "DEBUG_KERNEL must be 0 or 1, not '$DEBUG_KERNEL'" ;;
+esac
+export DEBUG_KERNEL
 mkdir -p "$top/build/vm"
 pass=0
 fail=0
@@ -63,6 +74,9 @@ if [ -z "$suite" ]; then
 	else
 		echo "vm-test.sh: SKIPPED: daemon suite: the $base series has no utils/notifyd (patch 3)"
 	fi
+	# the fault and load suite is what the detectors are for; then
+	# the detectors' planted bugs, to show each would be caught
+	[ "$DEBUG_KERNEL" = 0 ] || suite+=" faults detectors"
 fi
 
 rc=0

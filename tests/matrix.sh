@@ -4,11 +4,15 @@
 # fresh tree, build with -Werror and sparse, boot it and run the VM
 # suites (scripts/vm-test.sh), and check ABI identity across all series
 # (tests/abi-test.sh).  The base release's boot also runs the faults
-# suite and the demo's guest side (MATRIX_BASE_SUITES, default "kernel
-# daemon faults demo"), so CI covers them on one release; the others run
-# vm-test's default suites.  Prints the table docs/releases.md shows,
-# writes it to build/matrix.md, and ends with `matrix: N passed, N
-# failed` (the sum of every test counted by the runs).
+# suite, the demo's guest side and the nats suite (MATRIX_BASE_SUITES,
+# default "kernel daemon faults demo nats"), so CI covers them on one
+# release; the others run vm-test's default suites.  With DEBUG_KERNEL=1
+# (`make test DEBUG_KERNEL=1`) every release runs on the debug kernel
+# with vm-test's debug suites, the faults suite included
+# (scripts/vm-test.sh --debug-kernel, docs/debug-kernel.md).  Prints the
+# table docs/releases.md shows, writes it to build/matrix.md
+# (matrix-debug.md), and ends with `matrix: N passed, N failed` (the sum
+# of every test counted by the runs).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +24,11 @@ cd "$top"
 releases=${RELEASES:-$(./apply.sh --list | tr '\n' ' ')}
 base=$(cat base.txt)
 logs=$top/build/matrix
+table=matrix.md
+if [ "${DEBUG_KERNEL:-0}" = 1 ]; then
+	logs=$top/build/matrix-debug
+	table=matrix-debug.md
+fi
 mkdir -p "$logs"
 
 pass=0
@@ -51,11 +60,13 @@ step() {
 	fi
 }
 
-base_suites=${MATRIX_BASE_SUITES:-kernel daemon faults demo}
+base_suites=${MATRIX_BASE_SUITES:-kernel daemon faults demo nats}
 rows=()
 for r in $releases; do
 	args=(--src "$SCOUTFS_SRC" --base "$r")
-	[ "$r" != "$base" ] || args+=(--suite "$base_suites")
+	if [ "$r" = "$base" ] && [ "${DEBUG_KERNEL:-0}" != 1 ]; then
+		args+=(--suite "$base_suites")
+	fi
 	echo "matrix: $r (scripts/vm-test.sh ${args[*]:2})"
 	start=$SECONDS
 	scripts/vm-test.sh "${args[@]}" >"$logs/$r.log" 2>&1 || true
@@ -80,7 +91,7 @@ for r in $releases; do
 		abi="FAILED ($af of $((ap + af)))"
 	fi
 	l=$logs/$r.log
-	suites=$(sed -n 's/^vm-run.sh: booting .*(suites: \(.*\); timeout.*/\1/p' "$l" | tail -n 1)
+	suites=$(sed -n 's/^vm-run.sh: booting .*(suites: \([^;]*\);.*/\1/p' "$l" | tail -n 1)
 	rows+=("| $r | $(step "$l" apply) | $(step "$l" kmod) | $(step "$l" sparse) | $(step "$l" utils) | $vm (${suites:-none}) | $abi | $took s |")
 done
 
@@ -89,9 +100,10 @@ done
 	echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 	printf '%s\n' "${rows[@]}"
 	echo
-	echo "Made by \`make test SCOUTFS_SRC=...\` (tests/matrix.sh) on $(date -u +%Y-%m-%d), kernel $(cat /var/cache/scoutfs-notify/kver 2>/dev/null || echo '?')."
-} >"$logs/matrix.md"
-cp "$logs/matrix.md" "$top/build/matrix.md"
-cat "$logs/matrix.md"
+	kver=$(cat "$logs"/*.log 2>/dev/null | sed -n 's/^vm-run.sh: booting \([^ ]*\) .*/\1/p' | head -n 1)
+	echo "Made by \`make test SCOUTFS_SRC=...$([ "${DEBUG_KERNEL:-0}" != 1 ] || echo " DEBUG_KERNEL=1")\` (tests/matrix.sh) on $(date -u +%Y-%m-%d), kernel ${kver:-?}."
+} >"$logs/$table"
+cp "$logs/$table" "$top/build/$table"
+cat "$logs/$table"
 echo "matrix: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -10,11 +10,17 @@
 #           series-edit / series-export (tests/series-edit-test.sh)
 #   daemon  scoutfs-notifyd and its client, built from patch 3, under
 #           ASan/UBSan against an ioctl stand-in (tests/daemon/run.sh)
+#   nats    patch 4's scoutfs-notify-forward and scoutfs-notify-watch-nats
+#           under ASan/UBSan, over the real daemon and the stand-in, with
+#           real nats-server processes (tests/nats-tier.sh); SKIPPED when
+#           libnats-dev or nats-server can't be installed
 #   upstream-report  the verdict logic of `make upstream-suite` on
 #           made-up guest logs (tests/upstream/report_test.py)
 #   matrix  needs SCOUTFS_SRC: for every release (or $RELEASES) apply,
 #           build with -Werror and sparse, VM suites (scripts/vm-test.sh),
-#           and one ABI across every series (tests/abi-test.sh)
+#           and one ABI across every series (tests/abi-test.sh); with
+#           DEBUG_KERNEL=1 (`make test DEBUG_KERNEL=1`) on the debug
+#           kernel, faults suite included (docs/debug-kernel.md)
 #   systemd needs SCOUTFS_SRC: the base release's scoutfs-notifyd@.service
 #           under a real systemd (PID 1 of a Debian bookworm VM) with a
 #           scoutfs mount unit (scripts/systemd-test.sh)
@@ -58,6 +64,11 @@ tier() {
 	fi
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
+	# a tier that could not run says so with its reason
+	if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && grep -q '^SKIPPED: ' "$log"; then
+		summary+=("$(printf '%-15s %s' "$name" "$(grep -m 1 '^SKIPPED: ' "$log")")")
+		return
+	fi
 	summary+=("$(printf '%-15s %4d passed, %d failed  %s' "$name" "$p" "$f" "$(walltime "$took")")")
 }
 
@@ -80,6 +91,7 @@ tier apply tests/apply-test.sh
 tier series-edit tests/series-edit-test.sh
 
 tier daemon tests/daemon-tier.sh
+tier nats tests/nats-tier.sh
 tier upstream-report python3 tests/upstream/report_test.py
 
 if [ -z "${SCOUTFS_SRC:-}" ]; then

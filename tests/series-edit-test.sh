@@ -40,8 +40,11 @@ rs() {
 ed=$repo/build/edit
 base=$(cat "$repo/base.txt")
 nr=$(find "$repo/patches" -name '*.patch' | wc -l)
+# snapshot [DIR...]: checksums of every file under DIRs (patches series)
 snapshot() {
-	(cd "$repo" && find patches series -type f -print0 | sort -z | xargs -0 sha1sum)
+	local dirs=("$@")
+	[ $# -gt 0 ] || dirs=(patches series)
+	(cd "$repo" && find "${dirs[@]}" -type f -print0 | sort -z | xargs -0 sha1sum)
 }
 
 # expect NAME STATUS PATTERN -- CMD...
@@ -130,9 +133,9 @@ fi
 # reordering commits can't be carried to the other releases
 GIT_SEQUENCE_EDITOR="sed -i '1{h;d};2G'" g rebase -q -i "$base" 2>/dev/null ||
 	GIT_SEQUENCE_EDITOR=true g rebase --abort
-before=$(cd "$repo" && find series -type f -print0 | sort -z | xargs -0 sha1sum)
+before=$(snapshot series)
 expect "--export refuses reordered commits" 1 "reordered, inserted, removed" -- rs --export
-if [ "$(cd "$repo" && find series -type f -print0 | sort -z | xargs -0 sha1sum)" = "$before" ]; then
+if [ "$(snapshot series)" = "$before" ]; then
 	ok "a refused export leaves series/ alone"
 else
 	bad "a refused export leaves series/ alone" "series/ changed"

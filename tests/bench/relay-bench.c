@@ -44,8 +44,9 @@ static uint64_t now_ns(void)
 
 /*
  * Receive until the message with seq last (or M messages for the bare
- * loop) arrived, or nothing came for a second (the daemon's client may
- * lose the last ones).  Records the time of the last message.
+ * loop) arrived, or nothing came for IDLE_MS (the daemon's client may
+ * lose the last ones; a starved sender on a loaded host may pause for
+ * long).  Records the time of the last message.
  */
 static void receive(int fd, uint64_t want, uint64_t first_seq, struct result *res)
 {
@@ -63,7 +64,7 @@ static void receive(int fd, uint64_t want, uint64_t first_seq, struct result *re
 		msgs[i].msg_hdr = (struct msghdr){ .msg_iov = &iovs[i], .msg_iovlen = 1 };
 	}
 	for (;;) {
-		if (poll(&pfd, 1, 1000) <= 0)
+		if (poll(&pfd, 1, first_seq ? 2000 : 10000) <= 0)
 			break;
 		n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0) {
@@ -155,6 +156,8 @@ int main(int argc, char **argv)
 			receive(fds[i][1], m, first, &res[i]);
 			_exit(0);
 		}
+		/* a receiver that gives up closes its end: sends then fail */
+		close(fds[i][1]);
 	}
 
 	if (bare) {
@@ -177,9 +180,11 @@ int main(int argc, char **argv)
 
 				if (!k)
 					continue;
-				r = sendmmsg(fds[i][0], msgs, k, 0);
+				r = sendmmsg(fds[i][0], msgs, k, MSG_NOSIGNAL);
 				if (r > 0)
 					sent[i] += r;
+				else if (r < 0 && errno != EINTR)
+					sent[i] = m;	/* its receiver is gone */
 				left++;
 			}
 		}

@@ -36,6 +36,9 @@
  * $FAKE_SCOUTFS_NAMES holds a file named <ino>, that file's bytes as
  * they are: names no shell could type, to test what the tools print.
  *
+ * STATFS_MORE gives the fsid and the rid $FAKE_SCOUTFS_RID (hex, default
+ * 0123456789abcdef): the mount's identity for scoutfs-notify-forward.
+ *
  * $FAKE_SCOUTFS_ATTACH_ERRNO makes the attaching call fail with that
  * errno (e.g. 16 for EBUSY).  Like the kernel, a READ_NOTIFY on another
  * file while a reader is attached fails with EBUSY, and closing the
@@ -358,6 +361,17 @@ static int ino_path(struct scoutfs_ioctl_ino_path *args)
 	return 0;
 }
 
+static int statfs_more(struct scoutfs_ioctl_statfs_more *sfm)
+{
+	const char *f = getenv("FAKE_SCOUTFS_FSID");
+	const char *r = getenv("FAKE_SCOUTFS_RID");
+
+	memset(sfm, 0, sizeof(*sfm));
+	sfm->fsid = f ? strtoull(f, NULL, 16) : 0x1234abcd5678ef90ULL;
+	sfm->rid = r ? strtoull(r, NULL, 16) : 0x0123456789abcdefULL;
+	return 0;
+}
+
 int ioctl(int fd, unsigned long req, ...)
 {
 	struct stat st;
@@ -369,10 +383,13 @@ int ioctl(int fd, unsigned long req, ...)
 	va_end(ap);
 	init();
 
-	if ((req == SCOUTFS_IOC_READ_NOTIFY || req == SCOUTFS_IOC_INO_PATH) &&
+	if ((req == SCOUTFS_IOC_READ_NOTIFY || req == SCOUTFS_IOC_INO_PATH ||
+	     req == SCOUTFS_IOC_STATFS_MORE) &&
 	    fstat(fd, &st) == 0 && on_fake(&st)) {
 		if (req == SCOUTFS_IOC_READ_NOTIFY)
 			return read_notify(fd, arg);
+		if (req == SCOUTFS_IOC_STATFS_MORE)
+			return statfs_more(arg);
 		return ino_path(arg);
 	}
 	return real_ioctl(fd, req, arg);

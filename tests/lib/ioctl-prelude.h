@@ -1,6 +1,7 @@
 /*
  * The few definitions of upstream scoutfs's kmod/src/ioctl.h that
- * scoutfs-notifyd and scoutfs-notify-watch use besides the notify ABI.
+ * scoutfs-notifyd, scoutfs-notify-watch and scoutfs-notify-forward use
+ * besides the notify ABI.
  * tests/daemon-tier.sh puts them in front of the notify block that
  * patch 1 adds, to build the tools from the series on a machine
  * without an upstream tree.  With SCOUTFS_SRC set it builds against
@@ -31,3 +32,15 @@ struct scoutfs_ioctl_ino_path_result {
 
 #define SCOUTFS_IOC_INO_PATH _IOW(SCOUTFS_IOCTL_MAGIC, 2, \
 				  struct scoutfs_ioctl_ino_path)
+
+struct scoutfs_ioctl_statfs_more {
+	__u64 fsid;
+	__u64 rid;
+	__u64 committed_seq;
+	__u64 total_meta_blocks;
+	__u64 total_data_blocks;
+	__u64 reserved_meta_blocks;
+};
+
+#define SCOUTFS_IOC_STATFS_MORE _IOR(SCOUTFS_IOCTL_MAGIC, 10, \
+				     struct scoutfs_ioctl_statfs_more)

@@ -1,20 +1,47 @@
 #!/bin/sh
-# The in-VM half of `make bench` (guest.sh's bench suite): hook cost of
-# 4 KiB preads from page cache and of open+close on one scoutfs file,
-# for the unpatched module of the same release (/modules/scoutfs-base.ko)
-# and the patched one with no reader, with scoutfs-notifyd and a client
-# attached, and with no reader but fanotify watching instead; rounds
-# alternate the four so drift hits all alike.  Then ring drain under a
-# busy reader and emit-to-client latency.  Prints `bench:` lines that
-# scripts/bench.sh turns into the table.
+# The in-VM half of `make bench` (guest.sh's bench suite), run once per
+# clock: scripts/bench.sh boots the VM twice, with the guest's clock
+# following the host's (notify.clock=wall, the method of the first
+# benchmarks) and following the instructions executed (QEMU -icount,
+# notify.clock=icountN; docs/benchmarks.md says what that does and does
+# not capture).  Prints `bench:` lines that tests/bench/report.py turns
+# into the table.
+#
+# 1. Hook cost of 4 KiB preads from page cache and of open+close on one
+#    scoutfs file, for the unpatched module of the same release
+#    (/modules/scoutfs-base.ko) and the patched one with no reader,
+#    with scoutfs-notifyd and a client attached, and with no reader but
+#    fanotify watching instead; rounds alternate the four so drift hits
+#    all alike.  Under icount the rounds are more and shorter.
+# 2. Ring drain: one process reading as fast as it can and a CPU hog
+#    competing with it (and with the daemon and its client) for the
+#    vCPUs, in rounds alternating the daemon of the series and, when
+#    the VM has it, the old daemon (/usr/sbin/scoutfs-notifyd-old: no
+#    batched reads, a 1 ms coalescing sleep): records dropped and the
+#    daemon's CPU time (/proc/PID/schedstat) per record.
+# 3. Emit-to-client latency with records trickling (paced reads), for
+#    the same daemons.
 set -u
 
 MNT=$1
-ROUNDS=${BENCH_ROUNDS:-7}
-PREADS=${BENCH_PREADS:-50000}
-OPENS=${BENCH_OPENS:-5000}
+CLOCK=$(sed -n 's/.*notify\.clock=\([^ ]*\).*/\1/p' /proc/cmdline)
+case "$CLOCK" in
+icount*)
+	ROUNDS=15 PREADS=20000 OPENS=2000 DRAIN_ROUNDS=3 DRAIN_SECS=2 ;;
+*)
+	CLOCK=wall ROUNDS=7 PREADS=50000 OPENS=5000 DRAIN_ROUNDS=3 DRAIN_SECS=2 ;;
+esac
+LAT_N=2000
 # shellcheck source=tests/vm/lib.sh
 . /t/lib.sh
+
+# the series' daemon, then each variant the VM has: scoutfs-notifyd-NAME
+# (old: patch 3 as of 8c5a7f2; others: builds to compare in one run)
+DAEMONS=new
+for b in /usr/sbin/scoutfs-notifyd-*; do
+	[ -x "$b" ] && DAEMONS="$DAEMONS ${b#/usr/sbin/scoutfs-notifyd-}"
+done
+echo "bench: clock $CLOCK cpus $(grep -c ^processor /proc/cpuinfo) rounds $ROUNDS preads $PREADS opens $OPENS daemons $DAEMONS"
 
 mount_with() {
 	insmod "$1" || return 1
@@ -29,17 +56,28 @@ unmount() {
 	umount "$MNT" && rmmod scoutfs
 }
 
+# elapsed ns/op and the benchmark's own CPU ns/op
 measure() {
-	echo "bench: round $1 mode $2 pread_ns $(hookbench pread "$MNT/f" "$PREADS") open_ns $(hookbench open "$MNT/f" "$OPENS")"
+	read -r p_ns p_cpu <<EOF
+$(hookbench pread "$MNT/f" "$PREADS")
+EOF
+	read -r o_ns o_cpu <<EOF
+$(hookbench open "$MNT/f" "$OPENS")
+EOF
+	echo "bench: round $1 mode $2 pread_ns $p_ns open_ns $o_ns pread_cpu_ns $p_cpu open_cpu_ns $o_cpu"
 }
 
 client_connected() {
 	[ "$(sock_clients "$SOCK")" -ge 1 ]
 }
 
+# start_daemon [new|NAME]: the daemon (or scoutfs-notifyd-NAME) and a
+# scoutfs-notify-watch client
 start_daemon() {
+	bin=scoutfs-notifyd
+	[ "${1:-new}" = new ] || bin=scoutfs-notifyd-$1
 	rm -f /tmp/notifyd.log
-	scoutfs-notifyd "$MNT" 2>/tmp/notifyd.log &
+	"$bin" "$MNT" 2>/tmp/notifyd.log &
 	DPID=$!
 	WPID=""
 	wait_for 30 grep -q serving /tmp/notifyd.log || return 1
@@ -55,6 +93,24 @@ stop_daemon() {
 	[ -z "$WPID" ] || wait "$WPID" 2>/dev/null
 }
 
+counter() {
+	cat /sys/fs/scoutfs/*/counters/"$1"
+}
+
+# the CPU time a task has run, in ns (the first field of schedstat)
+cpu_ns() {
+	read -r ns _ </proc/"$1"/schedstat
+	echo "$ns"
+}
+
+stats_lines() {
+	grep -c 'stats: drained' /tmp/notifyd.log
+}
+
+lines_gt() {
+	[ "$(stats_lines)" -gt "$1" ]
+}
+
 r=1
 while [ $r -le "$ROUNDS" ]; do
 	if mount_with /modules/scoutfs-base.ko; then
@@ -66,7 +122,7 @@ while [ $r -le "$ROUNDS" ]; do
 	fi
 	if mount_with /modules/scoutfs.ko; then
 		measure $r no_reader
-		if start_daemon; then
+		if start_daemon new; then
 			measure $r notifyd
 		else
 			echo "bench: FAILED to start scoutfs-notifyd and a client"
@@ -89,29 +145,56 @@ while [ $r -le "$ROUNDS" ]; do
 	r=$((r + 1))
 done
 
-# ring drain: one process reading as fast as it can, the daemon and a
-# client attached
+# ring drain: a busy reader and a CPU hog, the daemons alternating
 mount_with /modules/scoutfs.ko
-start_daemon || fail=$((fail + 1))
-e0=$(cat /sys/fs/scoutfs/*/counters/notify_emitted)
-d0=$(cat /sys/fs/scoutfs/*/counters/notify_dropped_ring_full)
-t0=$(awk '{print $14 + $15}' /proc/$DPID/stat)
-reads=$(hookbench busyread "$MNT/f" 5)
-kill -USR1 $DPID
-wait_for 10 grep -q 'stats: drained' /tmp/notifyd.log
-t1=$(awk '{print $14 + $15}' /proc/$DPID/stat)
-e1=$(cat /sys/fs/scoutfs/*/counters/notify_emitted)
-d1=$(cat /sys/fs/scoutfs/*/counters/notify_dropped_ring_full)
-echo "bench: drain reads $reads emitted $((e1 - e0)) dropped $((d1 - d0)) daemon_ticks $((t1 - t0)) hz 100"
+r=1
+while [ $r -le "$DRAIN_ROUNDS" ]; do
+	for d in $DAEMONS; do
+		if ! start_daemon "$d"; then
+			echo "bench: FAILED to start the $d daemon"
+			fail=$((fail + 1))
+			stop_daemon
+			continue
+		fi
+		rm -f /tmp/hog.ready
+		hookbench hog /tmp/hog.ready $((DRAIN_SECS + 60)) &
+		HPID=$!
+		wait_for 30 test -e /tmp/hog.ready || fail=$((fail + 1))
+		s0=$(stats_lines)
+		e0=$(counter notify_emitted)
+		d0=$(counter notify_dropped_ring_full)
+		t0=$(cpu_ns "$DPID")
+		reads=$(hookbench busyread "$MNT/f" "$DRAIN_SECS")
+		kill -TERM $HPID
+		wait $HPID
+		# the daemon logs its counts once it has drained what it found
+		kill -USR1 "$DPID"
+		wait_for 30 lines_gt "$s0" || fail=$((fail + 1))
+		t1=$(cpu_ns "$DPID")
+		e1=$(counter notify_emitted)
+		d1=$(counter notify_dropped_ring_full)
+		lost=$(grep 'stats: drained' /tmp/notifyd.log | tail -n 1 | sed -n 's/.*client_lost \([0-9]*\).*/\1/p')
+		echo "bench: drain round $r daemon $d reads $reads emitted $((e1 - e0)) dropped $((d1 - d0)) client_lost ${lost:-?} daemon_ns $((t1 - t0))"
+		stop_daemon
+	done
+	r=$((r + 1))
+done
 
 # latency: paced reads, a client timing each READ's arrival
-hookbench latency "$SOCK" 2000 >/tmp/lat.out &
-LPID=$!
-wait_for 30 grep -q connected /tmp/lat.out
-hookbench paced "$MNT/f" 2000 500
-wait $LPID
-echo "bench: $(grep latency_us /tmp/lat.out)"
-stop_daemon
+for d in $DAEMONS; do
+	if ! start_daemon "$d"; then
+		fail=$((fail + 1))
+		stop_daemon
+		continue
+	fi
+	hookbench latency "$SOCK" $LAT_N >/tmp/lat.out &
+	LPID=$!
+	wait_for 30 grep -q connected /tmp/lat.out
+	hookbench paced "$MNT/f" $LAT_N 500
+	wait $LPID
+	echo "bench: latency daemon $d $(grep latency_us /tmp/lat.out)"
+	stop_daemon
+done
 unmount
 
 [ "$fail" -ne 0 ] || pass=1

@@ -15,6 +15,8 @@
  * module and checks the kernel log.  Ends with
  * "faults-test: N passed, N failed".
  */
+#include <poll.h>
+
 #include "notify-lib.h"
 #include <poll.h>
 #include <sys/socket.h>
@@ -521,6 +523,7 @@ static void t_umount_races(void)
 	for (l = 0; l < LOOPS && !bad; l++) {
 		rec_t recs[64];
 		char refcnt[32];
+		int go[2];
 		pid_t rd;
 		pid_t em;
 
@@ -533,33 +536,54 @@ static void t_umount_races(void)
 			break;
 		}
 		make_file("u", 4096, 0644);
+		/*
+		 * The reader waits in the ioctl until the parent closes
+		 * the pipe after the lazy umount, whether records come or
+		 * not: a reader that left after one quiet wait could be
+		 * gone before a parent slowed by the host got to its
+		 * umount, which then succeeded.
+		 */
+		if (pipe(go)) {
+			fail("loop %d: pipe: %s", l, strerror(errno));
+			bad++;
+			break;
+		}
 		rd = fork();
 		if (rd == 0) {
+			struct pollfd pfd = { .fd = go[0], .events = POLLIN };
 			int fd = open_root();
+			long r;
 
+			close(go[1]);
 			alarm(60);
 			drain(fd, recs, 64);
-			while (rn_call(fd, recs, 64, SCOUTFS_IOC_RN_WAIT, 300) > 0)
+			while ((r = rn_call(fd, recs, 64, SCOUTFS_IOC_RN_WAIT, 300)) > 0 ||
+			       (r == 0 && poll(&pfd, 1, 0) == 0))
 				;
 			_exit(0);
 		}
+		close(go[0]);
 		em = fork();
 		if (em == 0) {
 			char b[8];
 			int fd = open(path_of("u"), O_RDONLY);
 			int k;
 
+			close(go[1]);
 			alarm(60);
 			for (k = 0; fd >= 0 && k < 200; k++)
 				if (pread(fd, b, 8, 0) != 8)
 					break;
 			_exit(0);
 		}
-		if (!wait_sleeping(rd, 30))
+		if (!wait_sleeping(rd, 30)) {
+			fail("loop %d: the reader was not seen waiting in the ioctl (state %c)",
+			     l, proc_state(rd));
 			bad++;
-		if (umount2(mnt, 0) == 0 || errno != EBUSY) {
+		}
+		if ((ret = umount2(mnt, 0)) == 0 || errno != EBUSY) {
 			fail("loop %d: plain umount with a reader attached: %s", l,
-			     strerror(errno));
+			     ret == 0 ? "it succeeded" : strerror(errno));
 			bad++;
 		}
 		if (reap(em, 60) != 0)
@@ -568,6 +592,7 @@ static void t_umount_races(void)
 			fail("loop %d: lazy umount: %s", l, strerror(errno));
 			bad++;
 		}
+		close(go[1]);
 		if (reap(rd, 60) != 0)
 			bad++;
 		if (!wait_module_unused(60, refcnt, sizeof(refcnt))) {

@@ -3,8 +3,10 @@
 # initramfs (busybox sh) as /init's last step, with the suites named on
 # the kernel command line.  Every suite starts from a freshly made and
 # mounted scoutfs and ends with umount and a clean rmmod; the run ends
-# with a scan of the kernel log and the closing line
-# `guest: N passed, N failed`.
+# with a scan of the kernel log for reports (warnings, oopses, lockdep,
+# KASAN, UBSAN, hung tasks, printed whole) and, on a kernel with
+# kmemleak (the debug kernel), a kmemleak scan after the module is gone,
+# then the closing line `guest: N passed, N failed`.
 #
 # Suites:
 #   kernel  tests/vm/kernel-test.c on the mount (the ring and the hooks)
@@ -14,6 +16,11 @@
 #   faults  tests/vm/faults-test.c: concurrency storms, reader lifecycle
 #           races and an ioctl fuzz loop (`make vm-test SUITE=faults`)
 #   bench   tests/vm/bench.sh: hook cost and latency (`make bench`)
+#   detectors  (debug kernel) planted bugs, tests/vm/bugs/notify_bugs.c,
+#           each reported by its detector; runs after the final checks
+#   nats    tests/vm/nats-test.sh: three mounts of one filesystem, each
+#           with its daemon and scoutfs-notify-forward, a three-server
+#           NATS cluster holding the stream (needs patch 4)
 set -u
 
 MNT=/mnt
@@ -25,7 +32,15 @@ only_args() {
 	[ -z "$ONLY" ] || echo "-t $ONLY"
 }
 # a task stuck for 60 s gets a report in the kernel log (and fails the run)
-echo 60 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
+echo $((60 * SLOW)) >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
+# kmemleak (debug kernel): what boot left unreferenced is not ours, so
+# the list starts empty; the suites' leaks are listed at the end
+KMEMLEAK=/sys/kernel/debug/kmemleak
+if [ -w $KMEMLEAK ]; then
+	echo scan >$KMEMLEAK
+	echo clear >$KMEMLEAK
+	echo "guest: kmemleak on, boot's suspects cleared"
+fi
 # a guest that is still running when the host's timeout nears shows why
 # (a task stuck in the kernel can't be killed by `timeout`)
 WATCHDOG=$(sed -n 's/.*notify\.watchdog=\([0-9]*\).*/\1/p' /proc/cmdline)
@@ -45,9 +60,13 @@ mkfs_mount() {
 		bad "$1: mkfs"
 		return 1
 	fi
-	if [ ! -d /sys/module/scoutfs ] && ! insmod /modules/scoutfs.ko; then
-		bad "$1: insmod scoutfs"
-		return 1
+	if [ ! -d /sys/module/scoutfs ]; then
+		if ! insmod /modules/scoutfs.ko; then
+			bad "$1: insmod scoutfs"
+			return 1
+		fi
+		# to decode a report's addresses once the module is gone
+		[ ! -w $KMEMLEAK ] || echo "guest: scoutfs.ko .text at $(cat /sys/module/scoutfs/sections/.text)"
 	fi
 	# A mount that fails can itself never return on releases before
 	# v1.33 (upstream cebe4654: srch_destroy waits for a compaction
@@ -56,8 +75,8 @@ mkfs_mount() {
 	# so with the stacks and skip what would only wait on it too.
 	mount -t scoutfs -o metadev_path=/dev/ram0,quorum_slot_nr=0 /dev/ram1 $MNT 2>/tmp/mount.err &
 	mpid=$!
-	if ! wait_for 180 gone $mpid; then
-		bad "$1: mount did not return within 180 s (a failed mount hangs before v1.33, upstream cebe4654); skipping the remaining suites"
+	if ! wait_for $((180 * SLOW)) gone $mpid; then
+		bad "$1: mount did not return within $((180 * SLOW)) s (a failed mount hangs before v1.33, upstream cebe4654); skipping the remaining suites"
 		dmesg | grep -i scoutfs | grep -v '^\[[ 0-9.]*\]  ' | tail -n 20
 		echo w >/proc/sysrq-trigger
 		dmesg | tail -n 60
@@ -75,7 +94,7 @@ mkfs_mount() {
 # umount (if still mounted) and unload the module: both must work
 umount_rmmod() {
 	if grep -q " $MNT scoutfs " /proc/mounts; then
-		if timeout 120 umount $MNT; then
+		if timeout $((120 * SLOW)) umount $MNT; then
 			ok "$1: umount"
 		else
 			bad "$1: umount"
@@ -125,7 +144,7 @@ suite_prog() {
 	mkfs_mount "$1" || return
 	if [ -x "/t/bin/$2" ]; then
 		# shellcheck disable=SC2046
-		run_counted "$2" timeout 600 "/t/bin/$2" $(only_args) $MNT
+		run_counted "$2" timeout $((600 * SLOW)) "/t/bin/$2" $(only_args) $MNT
 	else
 		bad "$1: /t/bin/$2 is missing"
 	fi
@@ -142,7 +161,7 @@ suite_daemon() {
 		return
 	fi
 	mkfs_mount daemon || return
-	run_counted daemon-test timeout 600 sh /t/daemon-test.sh $MNT
+	run_counted daemon-test timeout $((600 * SLOW)) sh /t/daemon-test.sh $MNT
 	umount_rmmod daemon
 }
 
@@ -156,26 +175,138 @@ suite_faults() {
 	suite_prog faults faults-test
 }
 
+# the nats suite makes its own filesystem and three mounts of it
+suite_nats() {
+	if [ ! -x /usr/sbin/scoutfs-notify-forward ]; then
+		bad "nats: scoutfs-notify-forward is not in this build (patch 4, libnats)"
+		return
+	fi
+	if [ ! -d /sys/module/scoutfs ] && ! insmod /modules/scoutfs.ko; then
+		bad "nats: insmod scoutfs"
+		return
+	fi
+	run_counted nats-test timeout 900 sh /t/nats-test.sh
+	wait_for 30 module_unused
+	if rmmod scoutfs; then
+		ok "nats: rmmod scoutfs"
+	else
+		bad "nats: rmmod scoutfs (refcnt $(cat /sys/module/scoutfs/refcnt 2>/dev/null))"
+	fi
+}
+
 # the benchmark loads its own modules (unpatched and patched) in turn
 suite_bench() {
 	run_counted bench sh /t/bench.sh $MNT
 }
 
 STUCK=0
+# the header lines of reports in the kernel log: warnings, oopses,
+# lockdep (its WARNING:/BUG:/INFO: headers), KASAN, UBSAN, DEBUG_LIST
+# (a WARNING), hung tasks and stalls
+REPORT='WARNING:|BUG:|kernel BUG at|Oops|general protection fault|Kernel panic|Call Trace:|INFO: task .* blocked for more than|INFO: trying to register non-static key|UBSAN:|KASAN:|rcu: INFO:|detected stall'
+
+# kmemleak lists an object only once it is 5 s old: scan until a scan
+# starts 6 s after uptime $1, then twice more (as kmemleak's
+# documentation recommends)
+kmemleak_settle() {
+	until [ "$(cut -d. -f1 /proc/uptime)" -ge $(($1 + 6)) ]; do
+		echo scan >$KMEMLEAK
+	done
+	echo scan >$KMEMLEAK
+	echo scan >$KMEMLEAK
+}
+
+# detectors (debug kernel): the planted bugs of tests/vm/bugs/
+# notify_bugs.c, one load each, must each be reported as the checks
+# below look for them.  Runs after those checks (its reports would fail
+# them, and lockdep turns itself off after its first report: that bug
+# goes first, before KASAN's and UBSAN's reports turn it off too).
+suite_detectors() {
+	if [ ! -w $KMEMLEAK ] || [ ! -f /modules/notify_bugs.ko ]; then
+		bad "detectors: needs the debug kernel's kmemleak and notify_bugs.ko"
+		return
+	fi
+	# the planted reports stay off the console (the log has them)
+	echo 1 >/proc/sys/kernel/printk
+	for b in lockdep atomic uaf ubsan list hung; do
+		case $b in
+		lockdep) want='WARNING: possible circular locking dependency detected' ;;
+		atomic) want='BUG: sleeping function called from invalid context' ;;
+		uaf) want='BUG: KASAN: use-after-free in bug_uaf' ;;
+		ubsan) want='UBSAN: shift-out-of-bounds' ;;
+		list) want='list_del corruption' ;;
+		hung) want='INFO: task insmod:[0-9]+ blocked for more than 10 seconds' ;;
+		esac
+		dmesg -c >/dev/null
+		[ $b != hung ] || echo 10 >/proc/sys/kernel/hung_task_timeout_secs
+		insmod /modules/notify_bugs.ko bug=$b && rmmod notify_bugs
+		[ $b != hung ] || echo $((60 * SLOW)) >/proc/sys/kernel/hung_task_timeout_secs
+		dmesg >/tmp/det.txt
+		if grep -qE "$want" /tmp/det.txt && grep -qE "$REPORT" /tmp/det.txt; then
+			ok "detectors: $b reported ($want)"
+		else
+			tail -n 40 /tmp/det.txt
+			bad "detectors: $b not reported (no '$want' and a report header)"
+		fi
+	done
+	echo clear >$KMEMLEAK
+	t=$(cut -d. -f1 /proc/uptime)
+	insmod /modules/notify_bugs.ko bug=leak && rmmod notify_bugs
+	kmemleak_settle "$t"
+	if grep -q 'notify_bugs leak' $KMEMLEAK; then
+		ok "detectors: leak listed by kmemleak"
+	else
+		cat $KMEMLEAK
+		bad "detectors: leak not listed by kmemleak"
+	fi
+	echo clear >$KMEMLEAK
+	dmesg -c >/dev/null
+	echo 5 >/proc/sys/kernel/printk
+}
+
+detectors=false
 for s in "$@"; do
 	[ "$STUCK" = 0 ] || break
 	case "$s" in
-	kernel | daemon | demo | faults | bench) "suite_$s" ;;
+	kernel | daemon | demo | faults | bench | nats) "suite_$s" ;;
+	detectors) detectors=true ;;
 	*) bad "unknown suite '$s'" ;;
 	esac
 done
 
-# no warning, oops, lockdep report or hung task in the kernel log
-dmesg >/tmp/dmesg.txt
-if grep -E 'WARNING:|BUG:|Oops|general protection|Call Trace:|circular locking|lock held|INFO: task .* blocked|UBSAN:|KASAN:|kmemleak' /tmp/dmesg.txt >/tmp/bad.txt; then
-	cat /tmp/bad.txt
-	bad "kernel log has warnings ($(wc -l </tmp/bad.txt) lines)"
-else
-	ok "kernel log: no warning, oops, lockdep report or hung task ($(wc -l </tmp/dmesg.txt) lines)"
+# kmemleak: what the suites left unreferenced, with the module unloaded
+if [ -w $KMEMLEAK ]; then
+	kmemleak_settle "$(cut -d. -f1 /proc/uptime)"
+	cat $KMEMLEAK >/tmp/kmemleak.txt
+	n=$(grep -c '^unreferenced object' /tmp/kmemleak.txt)
+	if [ "$n" -eq 0 ]; then
+		ok "kmemleak: no leak"
+	else
+		echo "guest: kmemleak report:"
+		cat /tmp/kmemleak.txt
+		bad "kmemleak: $n unreferenced objects"
+	fi
 fi
+
+# lockdep turns itself off after a report (or when it runs out of room)
+if [ -r /proc/lockdep_stats ]; then
+	if grep -qE 'debug_locks: +1$' /proc/lockdep_stats; then
+		ok "lockdep: still on at the end"
+	else
+		grep -E 'debug_locks|max' /proc/lockdep_stats
+		bad "lockdep: turned off during the run"
+	fi
+fi
+
+# no report in the kernel log; each is printed with what follows it
+dmesg >/tmp/dmesg.txt
+if grep -E "$REPORT" /tmp/dmesg.txt >/tmp/bad.txt; then
+	echo "guest: kernel log reports (each with up to 150 lines after it):"
+	awk -v re="$REPORT" '$0 ~ re { n = 150 } n > 0 { print; n-- }' /tmp/dmesg.txt | head -n 3000
+	bad "kernel log has reports ($(wc -l </tmp/bad.txt) header lines)"
+else
+	ok "kernel log: no warning, oops, lockdep, KASAN, UBSAN report or hung task ($(wc -l </tmp/dmesg.txt) lines)"
+fi
+
+! $detectors || suite_detectors
 echo "guest: $pass passed, $fail failed"

@@ -2,11 +2,16 @@
  * The in-VM half of `make bench` (tests/vm/bench.sh drives it).
  *
  *	hookbench pread FILE ITERS	4 KiB preads from page cache: ns/op
- *	hookbench open FILE ITERS	open+close: ns/op
+ *					elapsed, and ns/op of this process's
+ *					own CPU time
+ *	hookbench open FILE ITERS	open+close: the same
  *	hookbench fanotify MNT READY	drain FAN_OPEN|FAN_ACCESS events of a
  *					filesystem mark until SIGTERM; creates
  *					READY once the mark is in place
  *	hookbench busyread FILE SECS	preads as fast as possible for SECS
+ *	hookbench hog READY SECS	spin on the CPU (no system calls) for
+ *					SECS or until SIGTERM; creates READY
+ *					once spinning
  *	hookbench paced FILE N USEC	N preads, USEC apart
  *	hookbench latency SOCK N	receive N READ records from the
  *					daemon's socket: emit-to-receipt
@@ -46,6 +51,15 @@ static uint64_t now(clockid_t clk)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+/* ns per operation: elapsed, and this process's CPU time */
+static void report(uint64_t t0, uint64_t c0, uint64_t n)
+{
+	uint64_t c1 = now(CLOCK_PROCESS_CPUTIME_ID);
+	uint64_t t1 = now(CLOCK_MONOTONIC);
+
+	printf("%.1f %.1f\n", (double)(t1 - t0) / n, (double)(c1 - c0) / n);
+}
+
 static int open_or_die(const char *path, int flags)
 {
 	int fd = open(path, flags);
@@ -69,6 +83,7 @@ int main(int argc, char **argv)
 {
 	static char buf[4096];
 	uint64_t t0;
+	uint64_t c0;
 	uint64_t i;
 	uint64_t n;
 	int fd;
@@ -85,17 +100,19 @@ int main(int argc, char **argv)
 			if (pread(fd, buf, 4096, (i % 16) * 4096) != 4096)
 				return 1;
 		t0 = now(CLOCK_MONOTONIC);
+		c0 = now(CLOCK_PROCESS_CPUTIME_ID);
 		for (i = 0; i < n; i++)
 			if (pread(fd, buf, 4096, (i % 16) * 4096) != 4096)
 				return 1;
-		printf("%.1f\n", (double)(now(CLOCK_MONOTONIC) - t0) / n);
+		report(t0, c0, n);
 		return 0;
 	}
 	if (!strcmp(argv[1], "open")) {
 		t0 = now(CLOCK_MONOTONIC);
+		c0 = now(CLOCK_PROCESS_CPUTIME_ID);
 		for (i = 0; i < n; i++)
 			close(open_or_die(argv[2], O_RDONLY));
-		printf("%.1f\n", (double)(now(CLOCK_MONOTONIC) - t0) / n);
+		report(t0, c0, n);
 		return 0;
 	}
 	if (!strcmp(argv[1], "fanotify")) {
@@ -135,6 +152,18 @@ int main(int argc, char **argv)
 			if (pread(fd, buf, 4096, (i % 16) * 4096) != 4096)
 				return 1;
 		printf("%llu\n", (unsigned long long)i);
+		return 0;
+	}
+	if (!strcmp(argv[1], "hog")) {
+		struct sigaction sa = { .sa_handler = on_term };
+		uint64_t end = now(CLOCK_MONOTONIC) + n * 1000000000ULL;
+		volatile uint64_t spins = 0;
+
+		sigaction(SIGTERM, &sa, NULL);
+		close(open_or_die(argv[2], O_CREAT | O_WRONLY));
+		while (!stop && now(CLOCK_MONOTONIC) < end)
+			for (i = 0; i < 100000; i++)
+				spins++;
 		return 0;
 	}
 	if (!strcmp(argv[1], "paced") && argc == 5) {

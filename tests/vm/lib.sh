@@ -5,6 +5,12 @@
 pass=0
 fail=0
 
+# notify.slow=N on the kernel command line (the debug kernel, which runs
+# several times slower): every bound below and in guest.sh is N times
+# longer
+SLOW=$(sed -n 's/.*notify\.slow=\([0-9]*\).*/\1/p' /proc/cmdline 2>/dev/null)
+SLOW=${SLOW:-1}
+
 ok() {
 	echo "PASS: $1"
 	pass=$((pass + 1))
@@ -33,9 +39,9 @@ gone() {
 }
 
 # wait_for SECS CMD...: run CMD every 50 ms until it succeeds; fails
-# when SECS run out
+# when SECS (times SLOW) run out
 wait_for() {
-	n=$(($1 * 20))
+	n=$(($1 * 20 * SLOW))
 	shift
 	while ! "$@" 2>/dev/null; do
 		n=$((n - 1))

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The nats tier (tests/nats-tier.sh runs it): build scoutfs-notifyd,
+# scoutfs-notify-forward and scoutfs-notify-watch-nats from SRC_DIR
+# (utils/notifyd/ and kmod/src/ioctl.h from the series) under ASan and
+# UBSan, with tests/nats/tnats.c (the tests' own libnats client) and
+# the ioctl stand-in tests/daemon/fake-scoutfs.c, and run
+# tests/nats/nats_test.py in a private mount namespace.  Each test
+# starts its own nats-server processes (JetStream, loopback ports, a
+# temporary store) and stops them.
+#
+#   tests/nats/run.sh SRC_DIR
+#
+# Ends with `nats: N passed, N failed`.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+src=${1:?usage: tests/nats/run.sh SRC_DIR}
+src=$(cd "$src" && pwd)
+
+fail_setup() {
+	echo "nats tier: $*"
+	echo "nats: 0 passed, 1 failed"
+	exit 1
+}
+
+command -v python3 >/dev/null || fail_setup "python3 is needed to drive the tests"
+command -v nats-server >/dev/null || fail_setup "nats-server is not installed"
+[ "$(id -u)" -eq 0 ] || fail_setup "needs root (tmpfs mounts in a private mount namespace)"
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+san=("-fsanitize=address,undefined" -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1)
+make -s -C "$src/utils/notifyd" clean
+make -s -C "$src/utils/notifyd" NOTIFY_NATS=1 EXTRA_CFLAGS="${san[*]}" \
+	scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-notify-watch-nats ||
+	fail_setup "cannot build the tools"
+for b in scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-notify-watch-nats; do
+	cp "$src/utils/notifyd/$b" "$out/"
+done
+read -ra natsflags <<<"$(pkg-config --cflags --libs libnats)"
+gcc -std=c11 -Wall -Wextra -Werror "${san[@]}" -o "$out/tnats" "$here/tnats.c" \
+	"${natsflags[@]}" || fail_setup "cannot build tnats"
+gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -I"$src/kmod/src" \
+	-o "$out/fake-scoutfs.so" "$here/../daemon/fake-scoutfs.c" -ldl ||
+	fail_setup "cannot build the ioctl stand-in"
+
+# what each binary itself links (NEEDED), sanitizer runtimes aside: the
+# NATS tools libc and libnats only, the core tools libc only
+needed() {
+	readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -vE '^(libasan|libubsan)\.' | sort | tr '\n' ' '
+}
+for b in scoutfs-notify-forward scoutfs-notify-watch-nats; do
+	[[ $(needed "$out/$b") =~ ^libc\.so\.6\ libnats\.so\.[0-9.]+\ $ ]] ||
+		fail_setup "$b must link libc and libnats only, links: $(needed "$out/$b")"
+done
+for b in scoutfs-notifyd scoutfs-notify-watch; do
+	[ "$(needed "$out/$b")" = "libc.so.6 " ] ||
+		fail_setup "$b must link libc only, links: $(needed "$out/$b")"
+done
+echo "nats tier: scoutfs-notify-forward and scoutfs-notify-watch-nats link libc and libnats only; scoutfs-notifyd and scoutfs-notify-watch libc only"
+
+leaks=1
+cat >"$out/leak.c" <<'C'
+#include <stdlib.h>
+int main(void) { return malloc(1) == NULL; }
+C
+gcc "${san[@]}" -o "$out/leak" "$out/leak.c"
+if ! ASAN_OPTIONS=detect_leaks=1 "$out/leak" 2>/dev/null; then
+	echo "nats tier: LeakSanitizer does not work here, running without leak checks"
+	leaks=0
+fi
+
+export BIN_DIR=$out
+export FAKE_SO=$out/fake-scoutfs.so
+export ASAN_LIB
+ASAN_LIB=$(gcc -print-file-name=libasan.so)
+export FORWARD_UNIT=$src/utils/notifyd/scoutfs-notify-forward@.service
+export DAEMON_UNIT=$src/utils/notifyd/scoutfs-notifyd@.service
+export ASAN_OPTIONS="detect_leaks=$leaks:abort_on_error=0:exitcode=99"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=98"
+unshare -m --propagation private python3 "$here/nats_test.py" "$out/work"

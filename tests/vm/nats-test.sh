@@ -1,0 +1,348 @@
+#!/bin/sh
+# The nats suite, in the VM (`make vm-test SUITE=nats`): one scoutfs
+# filesystem mounted three times (three quorum members, each mount on
+# its own device-mapper devices, as upstream's run-tests.sh does) stands
+# for three nodes; each mount has its own scoutfs-notifyd (--run-dir)
+# and scoutfs-notify-forward (node0..node2); a three-server NATS cluster
+# on the guest's loopback holds the stream with three replicas.  File
+# activity on every mount, a ring overflow on one (its daemon stopped),
+# one NATS server SIGKILLed while records flow, and a durable consumer
+# stopped and started twice.  Checks: the stream holds every record of
+# every mount once and each mount's seqs in order, its gaps equal the
+# kernel's notify_dropped_ring_full (plus the ATTACH record every
+# forwarder misses), and the consumer's three runs print every message
+# once, in order.  Run by guest.sh with the module loaded and the ram
+# disks there; ends with `nats-test: N passed, N failed`.
+set -u
+
+# shellcheck source=tests/vm/lib.sh
+. /t/lib.sh
+check() {
+	name=$1
+	shift
+	if "$@"; then ok "$name"; else bad "$name"; fi
+}
+
+URLS=nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224
+URL0=nats://127.0.0.1:4222
+STREAM=SCOUTFS_NOTIFY
+NR=3
+
+for b in nats-server scoutfs-notify-forward scoutfs-notify-watch-nats tnats dmsetup; do
+	if ! command -v $b >/dev/null; then
+		bad "$b is not in this build (patch 4, libnats-dev, nats-server, dmsetup on the host)"
+		echo "nats-test: $pass passed, $fail failed"
+		exit 1
+	fi
+done
+
+# wait_secs SECS CMD...: run CMD every half second until it succeeds, for
+# at most SECS of wall time (wait_for counts 50 ms steps, which commands
+# that take long themselves under emulation stretch far beyond SECS)
+wait_secs() {
+	end=$(($(date +%s) + $1))
+	shift
+	while ! "$@" 2>/dev/null; do
+		[ "$(date +%s)" -lt "$end" ] || return 1
+		usleep 500000
+	done
+	return 0
+}
+lines_ge() {
+	[ -f "$1" ] && [ "$(grep -c "$2" "$1")" -ge "$3" ]
+}
+count_ge() {
+	[ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]
+}
+gone() {
+	! kill -0 "$1" 2>/dev/null
+}
+all_mounted() {
+	[ "$(grep -c ' /mnt/n[0-9] scoutfs ' /proc/mounts)" -eq $NR ]
+}
+nats_ready() {
+	tnats ready "$1" - >/dev/null 2>&1
+}
+
+# ---- one filesystem, three mounts
+if ! scoutfs mkfs -A -f -Q 0,127.0.0.1,53000 -Q 1,127.0.0.1,53001 -Q 2,127.0.0.1,53002 \
+	/dev/ram0 /dev/ram1 >/tmp/mkfs.log 2>&1; then
+	cat /tmp/mkfs.log
+	bad "mkfs with 3 quorum slots"
+fi
+insmod /modules/dm-mod.ko 2>/dev/null
+msz=$(blockdev --getsz /dev/ram0)
+dsz=$(blockdev --getsz /dev/ram1)
+i=0
+while [ $i -lt $NR ]; do
+	# no udev in the guest: dmsetup makes the /dev/mapper nodes itself
+	dmsetup create --noudevsync nm$i --table "0 $msz linear /dev/ram0 0"
+	dmsetup create --noudevsync nd$i --table "0 $dsz linear /dev/ram1 0"
+	dmsetup mknodes nm$i
+	dmsetup mknodes nd$i
+	mkdir -p /mnt/n$i
+	# concurrently: the quorum needs a majority up to elect a leader
+	timeout 180 mount -t scoutfs -o metadev_path=/dev/mapper/nm$i,quorum_slot_nr=$i \
+		/dev/mapper/nd$i /mnt/n$i &
+	i=$((i + 1))
+done
+check "three mounts of one filesystem" wait_for 200 all_mounted
+FSID=$(stat -f -c %i /mnt/n0)
+check "one fsid ($FSID)" test "$(stat -f -c %i /mnt/n1)" = "$FSID" -a "$(stat -f -c %i /mnt/n2)" = "$FSID"
+
+# ---- a three-server NATS cluster on loopback
+i=1
+while [ $i -le 3 ]; do
+	mkdir -p /tmp/nats$i
+	cat >/tmp/nats$i.conf <<EOF
+server_name: ns$i
+listen: "127.0.0.1:$((4221 + i))"
+jetstream { store_dir: "/tmp/nats$i" }
+cluster {
+  name: scoutfs
+  listen: "127.0.0.1:$((6221 + i))"
+  routes: ["nats-route://127.0.0.1:6222", "nats-route://127.0.0.1:6223", "nats-route://127.0.0.1:6224"]
+}
+EOF
+	nats-server -c /tmp/nats$i.conf >/tmp/nats$i.log 2>&1 &
+	eval "NATS$i=\$!"
+	i=$((i + 1))
+done
+check "the NATS cluster answers JetStream requests" wait_for 180 nats_ready $URL0
+
+# ---- a daemon and a forwarder per mount; the first creates the stream (R3)
+fwd_up_or_gone() {    # fwd_up_or_gone N PID
+	lines_ge "/tmp/f$1.log" forwarding "$2" || gone "$3"
+}
+start_forwarder() {
+	# a cluster still settling can refuse the stream for a moment (exit
+	# 1); --max-bytes: JetStream reserves it on each server, and the
+	# guest's /tmp (a tmpfs of half its memory) can't hold the default 10G
+	tries=0
+	while [ $tries -lt 5 ]; do
+		n0=$(grep -c forwarding "/tmp/f$1.log" 2>/dev/null)
+		scoutfs-notify-forward --server $URLS --node "node$1" --replicas 3 --max-bytes 512M \
+			--run-dir "/run/n$1" "/mnt/n$1" 2>>"/tmp/f$1.log" &
+		pid=$!
+		eval "FWD$1=\$pid"
+		wait_for 120 fwd_up_or_gone "$1" $((n0 + 1)) "$pid"
+		if ! gone "$pid" && lines_ge "/tmp/f$1.log" forwarding $((n0 + 1)); then
+			return 0
+		fi
+		kill "$pid" 2>/dev/null
+		wait "$pid"
+		echo "nats-test: forwarder $1 did not start (try $tries, exit $?):"
+		tail -n 5 "/tmp/f$1.log"
+		tries=$((tries + 1))
+	done
+	return 1
+}
+i=0
+while [ $i -lt $NR ]; do
+	scoutfs-notifyd --run-dir /run/n$i /mnt/n$i 2>/tmp/d$i.log &
+	eval "DMN$i=\$!"
+	check "daemon $i serves" wait_for 30 lines_ge /tmp/d$i.log serving 1
+	check "forwarder $i forwards" start_forwarder $i
+	i=$((i + 1))
+done
+check "the stream has 3 replicas" sh -c "tnats info $URL0 $STREAM | grep -q 'replicas=3'"
+
+# a durable consumer, run 1 of 3 (--reorder-wait: under emulation a
+# failover takes far longer than the default 10 s to heal)
+scoutfs-notify-watch-nats --server $URLS --durable vm --reorder-wait 60s --all --json >/tmp/c1.out 2>/tmp/c1.err &
+C1=$!
+
+# ---- activity on every mount: opens and reads
+dd if=/dev/zero of=/tmp/big bs=64k count=16 2>/dev/null
+i=0
+while [ $i -lt $NR ]; do
+	cp /tmp/big /mnt/n$i/big
+	k=0
+	while [ $k -lt 20 ]; do
+		echo "node $i file $k" >/mnt/n$i/f$k
+		cat /mnt/n$i/f$k >/dev/null
+		k=$((k + 1))
+	done
+	dd if=/mnt/n$i/big of=/dev/null bs=4k 2>/dev/null
+	i=$((i + 1))
+done
+check "the consumer prints records" wait_for 120 count_ge /tmp/c1.out 100
+kill -TERM $C1
+check "consumer run 1 stops on SIGTERM" wait_for 30 gone $C1
+
+# ---- the ring overflows on mount 1: its daemon stopped, 3000 reads
+kill -STOP "$DMN1"
+dd if=/mnt/n1/big of=/dev/null bs=1 count=3000 2>/dev/null
+kill -CONT "$DMN1"
+check "mount 1 dropped records (notify_dropped_ring_full > 0)" \
+	test "$(cat /sys/fs/scoutfs/*/counters/notify_dropped_ring_full | awk '{s += $1} END {print s}')" -gt 0
+
+# consumer run 2, while records flow and a NATS server is killed
+scoutfs-notify-watch-nats --server $URLS --durable vm --reorder-wait 60s --json >/tmp/c2.out 2>/tmp/c2.err &
+C2=$!
+readers=""
+i=0
+while [ $i -lt $NR ]; do
+	dd if=/mnt/n$i/big of=/dev/null bs=64 count=2000 2>/dev/null &
+	readers="$readers $!"
+	i=$((i + 1))
+done
+usleep 300000
+kill -KILL "$NATS2"
+ok "NATS server ns2 SIGKILLed while records flow"
+for p in $readers; do
+	wait "$p"
+done
+
+# ---- every forwarder has everything acknowledged
+fwd_count() {    # fwd_count N FIELD: from the last SIGUSR1 counts of forwarder N
+	grep 'counts:' /tmp/f"$1".log | tail -n 1 | sed -n "s/.*[:,] $2 \([0-9]*\).*/\1/p"
+}
+drained() {    # (the counts it reads may be those of the SIGUSR1 before)
+	eval "kill -USR1 \$FWD$1"
+	[ "$(fwd_count "$1" buffered)" = 0 ] && [ "$(fwd_count "$1" received)" -gt 0 ]
+}
+i=0
+while [ $i -lt $NR ]; do
+	if ! wait_secs 180 drained $i; then
+		bad "forwarder $i: everything acknowledged by the stream"
+		tail -n 12 /tmp/f$i.log
+	else
+		ok "forwarder $i: everything acknowledged by the stream"
+	fi
+	i=$((i + 1))
+done
+# run 2 catches up with the stream (so it holds nothing back for its
+# order when it stops), then stops; a little more activity for run 3
+caught_up() {
+	[ "$(cat /tmp/c1.out /tmp/c2.out | wc -l)" -ge "$(tnats info $URL0 $STREAM | sed -n 's/^msgs=\([0-9]*\) .*/\1/p')" ]
+}
+check "consumer run 2 prints everything stored so far" wait_secs 180 caught_up
+kill -TERM $C2
+check "consumer run 2 stops on SIGTERM" wait_for 30 gone $C2
+i=0
+while [ $i -lt $NR ]; do
+	cat /mnt/n$i/f1 >/dev/null
+	i=$((i + 1))
+done
+i=0
+while [ $i -lt $NR ]; do
+	check "forwarder $i: the last records acknowledged too" wait_secs 120 drained $i
+	i=$((i + 1))
+done
+msgs=$(tnats info $URL0 $STREAM | sed -n 's/^msgs=\([0-9]*\) .*/\1/p')
+tnats dump $URL0 $STREAM >/tmp/dump.txt 2>/tmp/dump.err
+N=$(wc -l </tmp/dump.txt)
+check "the stream can be read after losing a server ($N of ${msgs:-?} messages)" test "$N" -gt 0 -a "$N" = "${msgs:-x}"
+stored=0
+i=0
+while [ $i -lt $NR ]; do
+	stored=$((stored + $(fwd_count $i stored) + $(fwd_count $i "gap messages")))
+	i=$((i + 1))
+done
+check "nothing stored twice: the forwarders' acknowledged messages ($stored) are the stream's ($N)" \
+	test "$stored" -eq "$N"
+check "every Nats-Msg-Id once" test "$(awk '{print $3}' /tmp/dump.txt | sort | uniq -d | wc -l)" -eq 0
+
+# ---- the durable consumer: run 3 takes the rest; the three print the stream
+got=$(cat /tmp/c1.out /tmp/c2.out | wc -l)
+rc=0
+: >/tmp/c3.out
+if [ $((N - got)) -gt 0 ]; then
+	timeout 300 scoutfs-notify-watch-nats --server $URLS --durable vm --reorder-wait 60s --json --count $((N - got)) \
+		>/tmp/c3.out 2>/tmp/c3.err
+	rc=$?
+fi
+check "consumer run 3 prints the remaining $((N - got)) (exit $rc)" test "$rc" -eq 0
+cut -d' ' -f4- /tmp/dump.txt | sort >/tmp/payloads.txt
+cat /tmp/c1.out /tmp/c2.out /tmp/c3.out >/tmp/consumed.txt
+sort /tmp/consumed.txt >/tmp/consumed.sorted
+if cmp -s /tmp/payloads.txt /tmp/consumed.sorted; then
+	ok "three runs of one durable consumer: every message once ($(wc -l </tmp/consumed.txt) of $N)"
+else
+	bad "three runs of one durable consumer: every message once ($(wc -l </tmp/consumed.txt) of $N)"
+	diff /tmp/payloads.txt /tmp/consumed.sorted | head -n 6 | cut -c1-200
+fi
+sed 's/.*"node": "\([^"]*\)".*/\1/' /tmp/dump.txt | sort | uniq -c >/tmp/pernode.txt
+echo "nats-test: messages per node: $(tr -s ' \n' ' ' </tmp/pernode.txt)"
+check "one consumer saw all three nodes" test "$(grep -c '"node": "node0"' /tmp/consumed.txt)" -gt 0 -a \
+	"$(grep -c '"node": "node1"' /tmp/consumed.txt)" -gt 0 -a "$(grep -c '"node": "node2"' /tmp/consumed.txt)" -gt 0
+
+
+# per node, in what the consumer printed: records in seq order, every
+# seq a record or in a gap, and the gaps = the ring's drops + what the
+# daemon dropped for the forwarder + the ATTACH record relayed before
+# the forwarder connected.  (The stream itself may hold a window of a
+# node's records after later ones: a NATS server failing while they
+# were in flight moved the stream's leader; the consumer puts them
+# back in order.)
+i=0
+while [ $i -lt $NR ]; do
+	awk -v node="node$i" '
+	function num(k,   m) { if (match($0, "\"" k "\": [0-9]+")) { m = substr($0, RSTART, RLENGTH); sub(/.*: /, "", m); return m + 0 } return -1 }
+	index($0, "\"node\": \"" node "\"") {
+		if (index($0, "\"op\": \"GAP\"")) {
+			a = num("after_seq"); s = num("seq")
+			if (a != last || num("lost") != s - a - 1) bad++
+			lost += num("lost"); last = s - 1; gaps++
+		} else {
+			s = num("seq")
+			if (s != last + 1) bad++
+			last = s; recs++
+		}
+	}
+	END { printf "%d %d %d %d %d\n", recs, gaps, lost, last, bad }' /tmp/consumed.txt >/tmp/node$i.txt
+	read -r recs gaps lost last nbad </tmp/node$i.txt
+	rid=$(sed -n 's/.*rid \([0-9a-f]*\)).*/\1/p' /tmp/f$i.log | head -n 1)
+	short=$(echo "$rid" | cut -c1-6)
+	ring=$(cat /sys/fs/scoutfs/f.*.r."$short"/counters/notify_dropped_ring_full)
+	kill -USR1 "$(eval echo \$DMN$i)"
+	usleep 300000
+	dlost=$(grep 'stats: client' /tmp/d$i.log | tail -n 1 | sed -n 's/.* lost \([0-9]*\)$/\1/p')
+	echo "nats-test: node$i: $recs records, $gaps gaps losing $lost, last seq $last; ring_full $ring, daemon lost ${dlost:-?}"
+	check "node$i: every seq once and in order, each gap exact" test "$nbad" -eq 0 -a "$recs" -gt 0
+	check "node$i: gaps ($lost) = ring drops ($ring) + daemon drops (${dlost:-?}) + the ATTACH (1)" \
+		test "$lost" -eq $((ring + ${dlost:-0} + 1))
+	i=$((i + 1))
+done
+
+# ---- teardown: forwarders, daemons, NATS, mounts, devices
+i=0
+while [ $i -lt $NR ]; do
+	F=$(eval echo "\$FWD$i")
+	kill -TERM "$F"
+	wait "$F"
+	rc=$?
+	check "forwarder $i: SIGTERM, exit $rc" test "$rc" -eq 0
+	D=$(eval echo "\$DMN$i")
+	kill -TERM "$D"
+	wait "$D"
+	i=$((i + 1))
+done
+kill -TERM "$NATS1" "$NATS3" 2>/dev/null
+# concurrently, as upstream's t_umount_all: a quorum member unmounting
+# alone after the others may wait for a majority that is gone
+umounts=""
+i=0
+while [ $i -lt $NR ]; do
+	timeout 180 umount /mnt/n$i &
+	umounts="$umounts $!"
+	i=$((i + 1))
+done
+for p in $umounts; do
+	wait "$p" || bad "umount (pid $p)"
+done
+check "all three unmounted" test "$(grep -c ' /mnt/n[0-9] scoutfs ' /proc/mounts)" -eq 0
+i=0
+while [ $i -lt $NR ]; do
+	dmsetup remove --noudevsync nm$i
+	dmsetup remove --noudevsync nd$i
+	i=$((i + 1))
+done
+if [ "$fail" -ne 0 ]; then
+	for f in /tmp/f0.log /tmp/f1.log /tmp/f2.log /tmp/c1.err /tmp/c2.err /tmp/c3.err /tmp/dump.err; do
+		echo "--- $f"
+		tail -n 15 "$f"
+	done
+fi
+echo "nats-test: $pass passed, $fail failed"
