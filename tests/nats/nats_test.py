@@ -888,6 +888,60 @@ def t_reorder():
     n.close()
 
 
+NOACK = AUTH.replace('"$JS.API.STREAM.INFO.SCOUTFS_NOTIFY",\n                           "$JS.ACK.SCOUTFS_NOTIFY.>"] }',
+                     '"$JS.API.STREAM.INFO.SCOUTFS_NOTIFY"] }').replace(
+    "{ user: reader, password: readerpw,", "{ user: noack, password: noackpw,")
+
+
+def t_redelivery():
+    """what JetStream delivers again (a held message, a lost ack) is printed once"""
+    n = Nats()
+    check(tnats("mkstream", n.url, STREAM, "1").returncode == 0, "stream made")
+
+    def put(url, seq, env=None):
+        return run([TNATS, "put", url, f"scoutfs.notify.{FSID}.n8.read", f"{FSID}.{RID}.{seq}"],
+                   input=record_json(FSID, "n8", RID, seq), env=env).returncode == 0
+
+    # record 3 waits for 2 (--reorder-wait 4s) longer than the ack wait (1s):
+    # the consumer tells the server it is in hand, and prints it once
+    check(put(n.url, 1) and put(n.url, 3), "records 1 and 3 stored, 2 missing")
+    r = watch_nats(n.url, "--all", "--durable", "held", "--json", "--ack-wait", "1s",
+                   "--reorder-wait", "4s", count=3)
+    got = [(o["op"], o["seq"]) for o in map(json.loads, r.stdout.split(b"\n")[:-1])]
+    check(r.returncode == 0 and got == [("READ", 1), ("GAP", 3), ("READ", 3)],
+          f"held past the ack wait: 1, the gap, 3, each once ({got})")
+    check(put(n.url, 4), "record 4 stored")
+    r = watch_nats(n.url, "--durable", "held", "--json", count=1, timeout=30)
+    got = [o.get("seq") for o in map(json.loads, r.stdout.split(b"\n")[:-1])]
+    check(r.returncode == 0 and got == [4], f"the next run starts with record 4, nothing again ({got})")
+    n.close()
+
+    # every ack lost (a user that may not acknowledge): all comes again
+    # an ack wait later; the consumer says so and prints nothing twice
+    # (--reorder-wait 0: printed at once, not held for earlier ones first)
+    n = Nats(NOACK)
+    check("$JS.ACK" not in NOACK.split("noack")[1], "the noack user may not acknowledge")
+    aenv = dict(os.environ, TNATS_USER="admin", TNATS_PASSWORD="adminpw")
+    check(tnats("mkstream", n.url, STREAM, "1", env=aenv).returncode == 0, "stream made")
+    check(all(put(n.url, q, aenv) for q in range(1, 6)), "records 1-5 stored")
+    err = os.path.join(WORK, "noack.err")
+    out = os.path.join(WORK, "noack.out")
+    p = subprocess.Popen([WATCH_NATS, "--server", n.url, "--user", "noack", "--all", "--durable",
+                          "lossy", "--json", "--ack-wait", "1s", "--reorder-wait", "0"],
+                         stdout=open(out, "wb"), stderr=open(err, "wb"),
+                         env=dict(os.environ, NATS_PASSWORD="noackpw"))
+    check(wait_for(lambda: b"delivered again" in open(err, "rb").read(), 60),
+          "the consumer sees records delivered again and says so")
+    rc = stop(p)
+    lines = open(out, "rb").read().split(b"\n")[:-1]
+    got = [json.loads(x)["seq"] for x in lines]
+    check(rc == 0 and got == [1, 2, 3, 4, 5], f"each record printed once ({got}, exit {rc}, {os.path.getsize(out)} bytes)")
+    e = open(err, "rb").read().decode()
+    check("records may be printed again" in e and "not printed again" in e,
+          f"stderr says acks failed and what was not printed again ({e.strip()[-900:]})")
+    n.close()
+
+
 def t_systemd_unit():
     unit = os.environ.get("FORWARD_UNIT", "")
     dunit = os.environ.get("DAEMON_UNIT", "")
@@ -928,7 +982,7 @@ def t_systemd_unit():
 
 TESTS = [t_once_in_order, t_dedup_and_restart, t_gaps_exact, t_outage_within_buffer,
          t_outage_beyond_buffer, t_bad_config, t_readonly_user, t_durable, t_start_and_filters,
-         t_hostile_names, t_bad_messages, t_batch, t_reorder, t_systemd_unit]
+         t_hostile_names, t_bad_messages, t_batch, t_reorder, t_redelivery, t_systemd_unit]
 
 
 def main():

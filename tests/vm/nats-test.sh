@@ -263,6 +263,9 @@ else
 	bad "three runs of one durable consumer: every message once ($(wc -l </tmp/consumed.txt) of $N)"
 	diff /tmp/payloads.txt /tmp/consumed.sorted | head -n 6 | cut -c1-200
 fi
+# what the consumer said of messages JetStream delivered again
+grep -h "delivered again\|may not have reached\|may be printed again" /tmp/c1.err /tmp/c2.err /tmp/c3.err |
+	sed 's/^/nats-test: consumer: /'
 sed 's/.*"node": "\([^"]*\)".*/\1/' /tmp/dump.txt | sort | uniq -c >/tmp/pernode.txt
 echo "nats-test: messages per node: $(tr -s ' \n' ' ' </tmp/pernode.txt)"
 check "one consumer saw all three nodes" test "$(grep -c '"node": "node0"' /tmp/consumed.txt)" -gt 0 -a \
