@@ -6,6 +6,8 @@
 #                                      (DEBUG_KERNEL=1: on the lockdep/KASAN/
 #                                      kmemleak kernel, docs/debug-kernel.md;
 #                                      also for make test's matrix)
+#   make systemd-test SCOUTFS_SRC=... [BASE=v1.30]
+#                                      the unit under systemd, with a scoutfs mount unit
 #   make demo SCOUTFS_SRC=... [BASE=v1.30]
 #                                      a reader attached, file activity, records printed
 #   make bench [SCOUTFS_SRC=...]       benchmark figures (build/bench.md)
@@ -19,7 +21,7 @@ SCOUTFS_SRC ?=
 SUITE ?=
 DEBUG_KERNEL ?=
 
-.PHONY: test vm-test demo bench upstream-suite series-edit series-export lint help
+.PHONY: test vm-test systemd-test demo bench upstream-suite series-edit series-export lint help
 
 help:
 	@sed -n '3,/^[^#]/{/^#/s/^# \{0,1\}//p}' Makefile
@@ -32,6 +34,9 @@ lint:
 
 vm-test:
 	scripts/vm-test.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)" $(if $(SUITE),--suite "$(SUITE)") $(if $(filter 1,$(DEBUG_KERNEL)),--debug-kernel)
+
+systemd-test:
+	scripts/systemd-test.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)"
 
 demo:
 	scripts/demo.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)"

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Make (once per machine) the Debian root that upstream scoutfs's own
-# tests/run-tests.sh runs in inside the VM, and print where it is:
+# tests/run-tests.sh runs in inside the VM (and that the systemd tier
+# boots with systemd as PID 1), and print where it is:
 #
 #   scripts/upstream-root.sh        prints ROOT_CPIO=<path>
 #
 # The root is Debian bookworm (the host's release, so binaries built
 # here run there) made by debootstrap from the mirror apt already uses,
 # with the commands upstream's tests and harness call (bash, util-linux,
-# dmsetup, xfs_io, attr/acl tools, perl, ...).  It is packed as an
+# dmsetup, xfs_io, attr/acl tools, perl, ...; nfs-kernel-server, which
+# brings nfs-common and rpcbind, for basic-nfs's exportfs, mount.nfs,
+# rpc.nfsd, rpc.mountd and rpc.statd).  It is packed as an
 # uncompressed cpio archive that scripts/upstream-suite.sh boots as the
 # initramfs, with the scoutfs trees appended as a second archive.  It
 # is cached under /var/cache/scoutfs-notify (SCOUTFS_NOTIFY_CACHE), keyed
@@ -27,11 +30,18 @@ esac
 
 # What upstream's harness (run-tests.sh, funcs/*.sh) and the tests of the
 # release's sequence run, plus make (run-tests.sh runs make in
-# each prebuilt tree) and the libraries the scoutfs utils link.
+# each prebuilt tree) and the libraries the scoutfs utils link.  Every
+# command the tests of v1.28..v1.33 name in t_require_commands is here,
+# built with the trees (createmany, handle_cat, scoutfs, ...), or in
+# the guest's compat dir (systemctl, tests/upstream/guest.sh).  And
+# systemd with udev, which the systemd tier (scripts/systemd-test.sh)
+# boots as PID 1 (upstream-suite's guest runs its own /init instead, and
+# its compat systemctl comes first in run-tests.sh's PATH).
 pkgs=(bash coreutils util-linux mount dmsetup kmod iproute2 procps psmisc
 	xfsprogs attr acl e2fsprogs bsdextrautils bc perl gawk sed grep
 	diffutils findutils uuid-runtime sudo strace make passwd inotify-tools
-	libuuid1 libblkid1 libssl3)
+	nfs-kernel-server
+	libuuid1 libblkid1 libssl3 systemd udev)
 suite=bookworm
 
 cache=${SCOUTFS_NOTIFY_CACHE:-/var/cache/scoutfs-notify}

@@ -21,6 +21,9 @@
 #           and one ABI across every series (tests/abi-test.sh); with
 #           DEBUG_KERNEL=1 (`make test DEBUG_KERNEL=1`) on the debug
 #           kernel, faults suite included (docs/debug-kernel.md)
+#   systemd needs SCOUTFS_SRC: the base release's scoutfs-notifyd@.service
+#           under a real systemd (PID 1 of a Debian bookworm VM) with a
+#           scoutfs mount unit (scripts/systemd-test.sh)
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -95,6 +98,12 @@ if [ -z "${SCOUTFS_SRC:-}" ]; then
 	skip matrix "SCOUTFS_SRC is not set (point it at a scoutfs git dir with tags to apply, build, boot and ABI-check every series)"
 else
 	tier matrix tests/matrix.sh
+fi
+
+if [ -z "${SCOUTFS_SRC:-}" ]; then
+	skip systemd "SCOUTFS_SRC is not set (point it at a scoutfs git dir with tags to boot the base release's unit under systemd)"
+else
+	tier systemd scripts/systemd-test.sh --base "$(cat base.txt)"
 fi
 
 echo "=== summary"
