@@ -22,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import check, finish  # noqa: E402
+from sdroot import exposure, sdroot, verify  # noqa: E402
 
 REC = struct.Struct("=QQQQQIIIIII")  # seq ino time_ns offset len op pid uid gid flags _pad
 assert REC.size == 64
@@ -726,24 +727,13 @@ def t_systemd_unit():
     if not os.path.exists(unit) or not shutil.which("systemd-analyze"):
         print("SKIPPED: t_systemd_unit: systemd-analyze or the unit file is missing", flush=True)
         return
-    root = os.path.join(WORK, "sdroot")
-    etc = os.path.join(root, "etc/systemd/system")
-    os.makedirs(etc)
-    os.makedirs(os.path.join(root, "usr/sbin"))
-    os.makedirs(os.path.join(root, "mnt/scoutfs"))
-    shutil.copytree("/lib/systemd/system", os.path.join(root, "lib/systemd/system"), symlinks=True)
-    shutil.copy(NOTIFYD, os.path.join(root, "usr/sbin/scoutfs-notifyd"))
-    shutil.copy(unit, etc)
-    with open(os.path.join(etc, "mnt-scoutfs.mount"), "w") as f:
-        f.write("[Unit]\nDescription=scoutfs\n[Mount]\nWhat=/dev/sdb\nWhere=/mnt/scoutfs\nType=scoutfs\n")
+    root = sdroot(WORK, {"usr/sbin/scoutfs-notifyd": NOTIFYD}, [unit])
     inst = "/etc/systemd/system/scoutfs-notifyd@mnt-scoutfs.service"
-    r = run(["systemd-analyze", "verify", "--man=no", f"--root={root}", inst])
-    check(r.returncode == 0 and not r.stderr.strip(),
-          f"systemd-analyze verify of scoutfs-notifyd@mnt-scoutfs.service: {r.stderr.strip() or 'clean'}")
-    r = run(["systemd-analyze", "security", "--offline=true", f"--root={root}", inst])
-    score = [x for x in r.stdout.splitlines() if "Overall exposure level" in x]
-    check(r.returncode == 0 and score and float(score[0].split(": ")[1].split()[0]) <= 2.0,
-          f"systemd-analyze security: {score[0].split(': ', 1)[1] if score else r.stderr.strip()} (at most 2.0)")
+    rc, said = verify(root, inst)
+    check(rc == 0 and not said,
+          f"systemd-analyze verify of scoutfs-notifyd@mnt-scoutfs.service: {said or 'clean'}")
+    level, words = exposure(root, inst)
+    check(level is not None and level <= 2.0, f"systemd-analyze security: {words} (at most 2.0)")
     with open(unit) as f:
         text = f.read()
     check("BindsTo=%i.mount" in text and "ExecStart=/usr/sbin/scoutfs-notifyd %f" in text and

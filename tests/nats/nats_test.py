@@ -26,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import check, finish  # noqa: E402
+from sdroot import exposure, sdroot, verify  # noqa: E402
 
 BIN = os.environ["BIN_DIR"]
 NOTIFYD = os.path.join(BIN, "scoutfs-notifyd")
@@ -956,28 +957,15 @@ def t_systemd_unit():
     if not os.path.exists(unit) or not shutil.which("systemd-analyze"):
         print("SKIPPED: t_systemd_unit: systemd-analyze or the unit file is missing", flush=True)
         return
-    root = os.path.join(WORK, "sdroot")
-    etc = os.path.join(root, "etc/systemd/system")
-    os.makedirs(etc)
-    os.makedirs(os.path.join(root, "usr/sbin"))
-    os.makedirs(os.path.join(root, "mnt/scoutfs"))
-    shutil.copytree("/lib/systemd/system", os.path.join(root, "lib/systemd/system"), symlinks=True)
-    shutil.copy(NOTIFYD, os.path.join(root, "usr/sbin/scoutfs-notifyd"))
-    shutil.copy(FORWARD, os.path.join(root, "usr/sbin/scoutfs-notify-forward"))
-    shutil.copy(unit, etc)
-    shutil.copy(dunit, etc)
-    with open(os.path.join(etc, "mnt-scoutfs.mount"), "w") as fh:
-        fh.write("[Unit]\nDescription=scoutfs\n[Mount]\nWhat=/dev/sdb\nWhere=/mnt/scoutfs\nType=scoutfs\n")
+    root = sdroot(WORK, {"usr/sbin/scoutfs-notifyd": NOTIFYD, "usr/sbin/scoutfs-notify-forward": FORWARD},
+                  [unit, dunit])
     inst = "/etc/systemd/system/scoutfs-notify-forward@mnt-scoutfs.service"
-    r = run(["systemd-analyze", "verify", "--man=no", f"--root={root}", inst])
-    check(r.returncode == 0 and not r.stderr.strip(),
-          f"systemd-analyze verify of scoutfs-notify-forward@mnt-scoutfs.service: "
-          f"{r.stderr.decode().strip() or 'clean'}")
-    r = run(["systemd-analyze", "security", "--offline=true", f"--root={root}", inst])
-    score = [x for x in r.stdout.decode().splitlines() if "Overall exposure level" in x]
-    check(r.returncode == 0 and score and float(score[0].split(": ")[1].split()[0]) <= 3.0,
-          f"systemd-analyze security: {score[0].split(': ', 1)[1] if score else r.stderr.decode()} "
-          "(at most 3.0; it needs the network)")
+    rc, said = verify(root, inst)
+    check(rc == 0 and not said,
+          f"systemd-analyze verify of scoutfs-notify-forward@mnt-scoutfs.service: {said or 'clean'}")
+    level, words = exposure(root, inst)
+    check(level is not None and level <= 3.0,
+          f"systemd-analyze security: {words} (at most 3.0; it needs the network)")
     text = open(unit).read()
     check("BindsTo=scoutfs-notifyd@%i.service" in text and
           "After=scoutfs-notifyd@%i.service" in text and
