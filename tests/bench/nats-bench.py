@@ -178,7 +178,7 @@ def forward_round(urls, replicas, stream, extra=()):
     # the stream's own clock: from its first message stored to its last
     span = (i["last_ns"] - i["first_ns"]) / 1e9 if i else 0
     return {"rate": (i["msgs"] - 1) / span * stored / i["msgs"] if ok and span > 0 else 0,
-            "stored": stored, "lost": c.get("lost", 0) - 1,
+            "stored": stored, "lost": c.get("lost", 0),
             "bytes": i["bytes"] / max(i["msgs"], 1) if i else 0, "msgs": i["msgs"] if i else 0,
             "payload": len(payload)}
 
@@ -290,8 +290,8 @@ def main():
               f"{r['lost']} | {r['bytes']:.0f} ({r['payload']:.0f} of JSON) |")
     print()
     print("Records lost: what the daemon dropped for the forwarder when it fell behind (each loss "
-          "published as a gap message), summed over the rounds; the daemon's ATTACH record, relayed "
-          "before the forwarder connected, is not counted.")
+          "published as a gap message), summed over the rounds.  The daemon's ATTACH record, the first "
+          "message of the forwarder's connection, is stored as a record, not lost.")
     print()
     print("#### Emit to consumer latency, native (one server)")
     print()

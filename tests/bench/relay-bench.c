@@ -78,6 +78,11 @@ static void receive(int fd, uint64_t want, uint64_t first_seq, struct result *re
 			for (i = 0; i < n; i++) {
 				uint64_t seq = bufs[i][0];
 
+				/* the daemon's ATTACH, every client's first message */
+				if (seq < first_seq) {
+					res->received--;
+					continue;
+				}
 				if (seq > prev + 1)
 					res->lost += seq - prev - 1;
 				prev = seq;

@@ -125,11 +125,15 @@ def log_of(p):
 
 
 class Client:
-    """A raw SEQPACKET client that records the seqs it receives."""
+    """A raw SEQPACKET client that records the seqs it receives: attach
+    is the seq of the ATTACH record the daemon sends every client first
+    (None if the first message was not one), seqs the records after it."""
 
     def __init__(self, path, read=True):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.s.connect(path)
+        self.attach = None
+        self.greeted = False
         self.seqs = []
         self.bad = []
         self.eof = False
@@ -153,7 +157,13 @@ class Client:
             if len(m) != 64:
                 self.bad.append(len(m))
                 continue
-            self.seqs.append(REC.unpack(m)[0])
+            r = REC.unpack(m)
+            if not self.greeted:
+                self.greeted = True
+                if r[5] == OP_ATTACH:
+                    self.attach = r[0]
+                    continue
+            self.seqs.append(r[0])
 
     def gaps(self):
         return sum(b - a - 1 for a, b in zip(self.seqs, self.seqs[1:]))
@@ -269,6 +279,8 @@ def t_start_modes_order_and_fanout():
     e.stream(100, lambda: [len(c.seqs) for c in cs])
     counts = [len(c.seqs) for c in cs]
     check(counts == [100000] * 3, f"3 clients each got every one of 100000 records: {counts}")
+    check([c.attach for c in cs] == [1] * 3,
+          f"every client's first message is the daemon's ATTACH (seq 1): {[c.attach for c in cs]}")
     check(all(c.contiguous() for c in cs) and all(c.seqs[0] == 2 for c in cs),
           "in seq order, no gaps, from the first record after the ATTACH")
     check(all(c.seqs == cs[0].seqs for c in cs), "every client saw the same records")
@@ -311,6 +323,7 @@ def t_stalled_client():
           f"the stalled client lost records: relayed {relayed} + lost {lost} = 40000")
     stalled.start()
     check(wait_for(lambda: len(stalled.seqs) >= relayed), f"it then reads the {relayed} it was sent")
+    check(stalled.attach == 1, f"after the ATTACH it was sent first: {stalled.attach}")
     # a loss shows at the next record that arrives: send one
     e.send("emit 1")
     check(wait_for(lambda: len(stalled.seqs) >= relayed + 1), "and the next one")
@@ -349,8 +362,10 @@ def t_ring_gaps_and_watch():
         ok = True
     except ValueError:
         objs, ok = [], False
-    check(ok and len(objs) == 11, f"--json: 11 valid JSON lines: {len(lines)}")
-    recs = [o for o in objs if "seq" in o and "lost" not in o]
+    check(ok and len(objs) == 12, f"--json: 12 valid JSON lines (the ATTACH, 10 records, a gap): {len(lines)}")
+    check(objs[:1] and objs[0]["op"] == "ATTACH" and objs[0]["seq"] == 1,
+          f"--json: the first line is the daemon's ATTACH, seq 1: {objs[:1]}")
+    recs = [o for o in objs[1:] if "seq" in o and "lost" not in o]
     lost = [o for o in objs if "lost" in o]
     check(len(lost) == 1 and lost[0] == {"schema": 1, "op": "GAP", "lost": 7, "after_seq": 6, "seq": 14},
           f"--json: the gap is one line: {lost}")
@@ -365,7 +380,10 @@ def t_ring_gaps_and_watch():
           f"--json: the seqs in order: {[o['seq'] for o in recs]}")
     with open(out_h.name) as f:
         text = f.read()
-    check("7 records lost (seq 7 to 13)" in text, "text: the gap line")
+    check(" seq=1 ATTACH" in text.splitlines()[0] if text else False,
+          f"text: the first line is the daemon's ATTACH, seq 1: {text.splitlines()[:1]}")
+    check("7 records lost (seq 7 to 13)" in text and text.count(" lost ") == 1,
+          "text: the gap line, the only one")
     check(text.count(" READ ") == 9 and "ino=" in text and "offset=" in text and "path=" in text,
           "text: one line per record with ino, offset, path")
     check(" seq=18 op=9 " in text, "text: the unknown op is printed as op=9")
@@ -525,8 +543,10 @@ def t_c_clients():
         except subprocess.TimeoutExpired:
             c.p.kill()
     sums = [c.summary() for c in fast]
-    want = {"received": 30000, "first": 2, "last": 30001, "gaps": 0, "disorder": 0, "bad": 0, "eof": 0}
-    check(sums == [want] * 3, f"each got records 2..30001, in order, no gaps, 64 bytes: {sums}")
+    want = {"attach": 1, "received": 30000, "first": 2, "last": 30001, "gaps": 0, "disorder": 0,
+            "bad": 0, "eof": 0}
+    check(sums == [want] * 3, f"each got the ATTACH (seq 1), then records 2..30001, in order, no gaps, "
+          f"64 bytes: {sums}")
     log = stats_of(e, d)
     line = [x for x in log.splitlines() if "stats: client 1 " in x][-1]
     lost = int(line.split("lost ")[1].split()[0])
@@ -539,7 +559,8 @@ def t_c_clients():
         slow.p.kill()
     s = slow.summary()
     seen = s.get("gaps", 0) + s.get("first", 0) - 2 + 30001 - s.get("last", 0) if s else -1
-    check(rc == 0 and s.get("eof") == 1 and s.get("disorder") == 0 and s.get("bad") == 0 and
+    check(rc == 0 and s.get("attach") == 1 and s.get("eof") == 1 and s.get("disorder") == 0 and
+          s.get("bad") == 0 and
           s.get("received", 0) + lost == 30000 and seen == lost,
           f"it reads what was queued, then EOF; its gaps ({seen}) equal the daemon's lost count ({lost}): {s}")
     check(sanitizer_clean(log_of(d) + slow.text() + "".join(c.text() for c in fast)),
@@ -558,8 +579,9 @@ def t_watch_protocol():
     w = subprocess.Popen([WATCH, "--socket", path], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=e.env)
     conn, _ = srv.accept()
-    for m in (rec_bytes(1), b"x" * 10, rec_bytes(2), b"y" * 100, b"", rec_bytes(5),
-              rec_bytes(6, op=77)):
+    # the ATTACH first, then records from 4 on: relayed before it connected, no gap
+    for m in (rec_bytes(1, op=OP_ATTACH), rec_bytes(4), b"x" * 10, rec_bytes(5), b"y" * 100, b"",
+              rec_bytes(8), rec_bytes(9, op=77)):
         conn.send(m)
     conn.close()
     srv.close()
@@ -575,8 +597,10 @@ def t_watch_protocol():
           "ignoring a 0 byte message" in err,
           "messages of the wrong size are reported and skipped")
     seqs = [x.split("seq=")[1].split()[0] for x in lines if "seq=" in x and "lost" not in x]
-    check(seqs == ["1", "2", "5", "6"], f"the records around them are printed: {seqs}")
-    check("2 records lost (seq 3 to 4)" in out, "the gap is reported")
+    check(seqs == ["1", "4", "5", "8", "9"] and " seq=1 ATTACH " in lines[0],
+          f"the ATTACH and the records around them are printed: {seqs}")
+    check("2 records lost (seq 6 to 7)" in out and out.count(" lost ") == 1,
+          "the gap is reported, and none between the ATTACH and the first record")
     check(" op=77 " in out, "an unknown op does not stop the client")
     check(sanitizer_clean(err), "no sanitizer reports")
     e.close()
@@ -813,8 +837,10 @@ def t_hostile_names():
     want = [os.fsencode(e.mnt) + b"/dir/" + n for n in HOSTILE for _ in (0, 1)]
 
     lines = open(outs["text"].name, "rb").read().split(b"\n")
+    check(b" seq=1 ATTACH " in lines[0], f"text: the first line is the daemon's ATTACH: {lines[0]!r}")
+    lines = lines[1:]
     check(lines[-1] == b"" and len(lines) - 1 == count,
-          f"text: exactly one line per record ({len(lines) - 1} lines for {count} records)")
+          f"text: after it exactly one line per record ({len(lines) - 1} lines for {count} records)")
     got = [codecs.escape_decode(text_fields(x).get("path", b""))[0] for x in lines[:-1]]
     check(got == want, "text: every path decodes back to its exact bytes")
     fields = [text_fields(x) for x in lines[:-1]]
@@ -834,12 +860,15 @@ def t_hostile_names():
     objs = []
     try:
         objs = [strict_json(x) for x in lines[:-1]]
-        ok = True
+        ok = objs[0]["op"] == "ATTACH" and objs[0]["seq"] == 1
+        if not ok:
+            print(f"  the first line is not the ATTACH: {objs[0]}")
+        objs = objs[1:]
     except (ValueError, UnicodeError) as ex:
         ok = False
         print(f"  strict parse failed: {ex}")
     check(ok and len(objs) == count and lines[-1] == b"",
-          f"json: {count} lines, each strict UTF-8 JSON ({len(lines) - 1} lines)")
+          f"json: the ATTACH then {count} lines, each strict UTF-8 JSON ({len(lines) - 1} lines)")
     got = [base64.b64decode(o["path_b64"]) if "path_b64" in o else o.get("path", "").encode()
            for o in objs]
     check(got == want, "json: every path gives back its exact bytes (path, or path_b64)")
@@ -878,6 +907,23 @@ def t_forced_unmount():
           f"the client got every record left in the ring, then EOF: {c.seqs}")
     check(e.events() == ["attach", "detach"], f"the reader's file was closed: {e.events()}")
     check(not os.path.exists(e.sock), "socket removed")
+    check(sanitizer_clean(log_of(d)), "no sanitizer reports")
+    e.close()
+
+
+def t_attach_behind_leftovers():
+    """records a dead reader left come before the daemon's ATTACH: it
+    drains up to it, so the ATTACH is still every client's first message"""
+    e = Env()
+    d = e.daemon(env=dict(e.env, FAKE_SCOUTFS_LEFT="700"))
+    check(e.started(d), "daemon starts on a ring with 700 records left in it")
+    c = e.client()
+    check(wait_for(lambda: "clients 1" in stats_of(e, d), 10), "a client connected")
+    e.send("emit 5")
+    check(wait_for(lambda: len(c.seqs) >= 5), "the client gets records")
+    check(c.attach == 701 and c.seqs == [702, 703, 704, 705, 706],
+          f"its first message is the ATTACH (seq 701), then the new records: {c.attach} {c.seqs}")
+    stop(d)
     check(sanitizer_clean(log_of(d)), "no sanitizer reports")
     e.close()
 
@@ -922,7 +968,7 @@ def t_batched_reads():
 TESTS = [t_flood, t_systemd_unit, t_bad_args, t_refusals, t_start_modes_order_and_fanout, t_stalled_client,
          t_ring_gaps_and_watch, t_churn, t_bad_clients, t_stale_and_second, t_mount_gone,
          t_c_clients, t_watch_protocol, t_watch_daemon_stops, t_sd_notify, t_fsid_format,
-         t_hostile_names, t_forced_unmount, t_batched_reads]
+         t_hostile_names, t_forced_unmount, t_attach_behind_leftovers, t_batched_reads]
 
 
 def main():

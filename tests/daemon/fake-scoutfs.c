@@ -45,6 +45,9 @@
  * reader's file detaches it.  Attach and detach are appended as lines
  * "attach" and "detach" to the file $FAKE_SCOUTFS_EVENTS, if set, so a
  * test can tell that the reader's file was closed.
+ *
+ * $FAKE_SCOUTFS_LEFT=N puts N records in the ring ahead of the ATTACH,
+ * as a reader that died without draining them leaves them.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -300,6 +303,9 @@ static int read_notify(int fd, struct scoutfs_ioctl_read_notify *rn)
 		reader_fd = fd;
 		event("attach");
 		bind_ctl();
+		e = getenv("FAKE_SCOUTFS_LEFT");
+		for (int i = 0; e && i < atoi(e); i++)
+			store();	/* a dead reader's leftovers */
 		store();	/* the ATTACH record */
 		ring[(head - 1) % RING_NR].op = SCOUTFS_NOTIFY_OP_ATTACH;
 		ring[(head - 1) % RING_NR].ino = 0;

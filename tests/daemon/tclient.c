@@ -8,9 +8,11 @@
  * Receives N records (N = 0: until the daemon closes the connection),
  * prints "progress R" after every 1000 and ends with one line
  *
- *	summary received=R first=S last=S gaps=G disorder=D bad=B eof=E
+ *	summary attach=A received=R first=S last=S gaps=G disorder=D bad=B eof=E
  *
- * gaps is the sum of the seq gaps between consecutive records, disorder
+ * A is the seq of the ATTACH record the daemon sends every client
+ * first (0 if the first message was not one); it is not one of the N
+ * records, and the gaps start at the first record after it.  gaps is the sum of the seq gaps between consecutive records, disorder
  * the number of records whose seq didn't increase, bad the number of
  * messages that weren't 64 bytes.  Exit 0 unless it can't connect.
  */
@@ -33,7 +35,9 @@ int main(int argc, char **argv)
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
 	unsigned char buf[REC_BYTES + 1];
-	uint64_t received = 0, first = 0, last = 0, gaps = 0;
+	uint64_t received = 0, first = 0, last = 0, gaps = 0, attach = 0;
+	uint32_t op;
+	int greeted = 0;
 	uint64_t disorder = 0, bad = 0, want, seq;
 	int eof = 0, i, fd;
 	ssize_t n;
@@ -71,6 +75,15 @@ int main(int argc, char **argv)
 			continue;
 		}
 		memcpy(&seq, buf, sizeof(seq));
+		memcpy(&op, buf + 40, sizeof(op));
+		/* the first message: the daemon's ATTACH (op 3) */
+		if (!greeted) {
+			greeted = 1;
+			if (op == 3) {
+				attach = seq;
+				continue;
+			}
+		}
 		if (received == 0)
 			first = seq;
 		else if (seq <= last)
@@ -83,9 +96,9 @@ int main(int argc, char **argv)
 			fflush(stdout);
 		}
 	}
-	printf("summary received=%" PRIu64 " first=%" PRIu64 " last=%" PRIu64
+	printf("summary attach=%" PRIu64 " received=%" PRIu64 " first=%" PRIu64 " last=%" PRIu64
 	       " gaps=%" PRIu64 " disorder=%" PRIu64 " bad=%" PRIu64 " eof=%d\n",
-	       received, first, last, gaps, disorder, bad, eof);
+	       attach, received, first, last, gaps, disorder, bad, eof);
 	close(fd);
 	return 0;
 }

@@ -289,24 +289,23 @@ def t_once_in_order():
           "the forwarder starts and creates the stream")
     check(e.emit_paced(f, 20), "20000 records reach the forwarder")
     check(wait_for(lambda: stream_msgs(n.url) == 20001, 120),
-          f"the stream holds 20000 records and one gap ({stream_msgs(n.url)} messages)")
+          f"the stream holds the ATTACH and 20000 records ({stream_msgs(n.url)} messages)")
     msgs = dump(n.url)
     recs = records(msgs)
-    check([m[4]["seq"] for m in recs] == list(range(2, 20002)),
-          "every record once, in seq order")
+    check([m[4]["seq"] for m in recs] == list(range(1, 20002)),
+          "every record once, in seq order, from the ATTACH (seq 1) on")
     check(len({m[2] for m in msgs}) == len(msgs) and
           all(m[2] == f"{FSID}.{RID}.{m[4]['seq']}" for m in recs),
           "Nats-Msg-Id is fsid.rid.seq, unique")
-    check(all(m[1] == f"scoutfs.notify.{FSID}.n1.read" for m in recs),
+    check(all(m[1] == f"scoutfs.notify.{FSID}.n1.read" for m in recs[1:]),
           "subjects are scoutfs.notify.<fsid>.<node>.read")
-    g = gaps(msgs)
-    check(len(g) == 1 and g[0][4]["after_seq"] == 0 and g[0][4]["seq"] == 2 and
-          g[0][4]["lost"] == 1 and g[0][1] == f"scoutfs.notify.{FSID}.n1.gap" and
-          g[0][2] == f"{FSID}.{RID}.2.gap" and msgs[0] == g[0],
-          "the ATTACH record relayed before the forwarder connected is a gap of 1, first")
+    check(msgs[0][4]["op"] == "ATTACH" and msgs[0][4]["seq"] == 1 and
+          msgs[0][1] == f"scoutfs.notify.{FSID}.n1.attach" and msgs[0][2] == f"{FSID}.{RID}.1" and
+          gaps(msgs) == [],
+          "the daemon's ATTACH, its connection's first message, is stored first, on .attach; no gap")
     check(all(m[4]["fsid"] == FSID and m[4]["node"] == "n1" and m[4]["rid"] == RID and
               m[4]["schema"] == 1 for m in msgs), "every payload has schema 1, fsid, node and rid")
-    check(all(m[4]["path"] == f"{e.mnt}/dir/file-{m[4]['ino']}" for m in recs),
+    check(all(m[4]["path"] == f"{e.mnt}/dir/file-{m[4]['ino']}" for m in recs[1:]),
           "paths resolved through the mount")
 
     r = watch_nats(n.url, "--all", "--json", count=20001)
@@ -315,27 +314,27 @@ def t_once_in_order():
           f"watch-nats --json prints every payload as it is stored (exit {r.returncode})")
     r = watch_nats(n.url, "--all", count=20001)
     tl = r.stdout.split(b"\n")[:-1]
-    check(r.returncode == 0 and len(tl) == 20001 and
-          tl[0] == f"fsid={FSID} node=n1 1 records lost (seq 1 to 1)".encode(),
-          "watch-nats text: one line each, the gap as a gap line")
+    check(r.returncode == 0 and len(tl) == 20001 and b" seq=1 ATTACH " in tl[0] and
+          not any(b" records lost " in x for x in tl),
+          "watch-nats text: one line each, the ATTACH first, no gap line")
     for w in (watch_t, watch_j):
         w.wait(60)
     local_t = open(watch_t.logf.name, "rb").read().split(b"\n")[:-1]
     local_j = open(watch_j.logf.name, "rb").read().split(b"\n")[:-1]
     prefix = f"fsid={FSID} node=n1 ".encode()
-    check(len(local_t) == 20000 and [x[len(prefix):] for x in tl[1:]] == local_t and
+    check(len(local_t) == 20001 and [x[len(prefix):] for x in tl] == local_t and
           all(x.startswith(prefix) for x in tl),
-          "text lines are scoutfs-notify-watch's lines after fsid= and node=")
-    nj = [json.loads(x) for x in out[1:-1]]
+          "text lines (the ATTACH too) are scoutfs-notify-watch's lines after fsid= and node=")
+    nj = [json.loads(x) for x in out[:-1]]
     for o in nj:
         for k in ("fsid", "node", "rid"):
             del o[k]
-    check(len(local_j) == 20000 and nj == [json.loads(x) for x in local_j] and
+    check(len(local_j) == 20001 and nj == [json.loads(x) for x in local_j] and
           all(list(a) == list(json.loads(b)) for a, b in zip(nj[:50], local_j[:50])),
           "JSON objects are scoutfs-notify-watch --json's, with fsid, node and rid")
     c = e.counts(f)
-    check(c.get("received") == 20000 and c.get("stored") == 20000 and c.get("gap_messages") == 1
-          and c.get("lost") == 1 and c.get("buffer_dropped") == 0,
+    check(c.get("received") == 20001 and c.get("stored") == 20001 and c.get("gap_messages") == 0
+          and c.get("lost") == 0 and c.get("buffer_dropped") == 0 and c.get("already_stored") == 0,
           f"SIGUSR1 counts: {c}")
     rc = stop(f)
     log = e.log(f)
@@ -363,6 +362,9 @@ def t_dedup_and_restart():
           "a new forwarder reads where the stream stands for this mount")
     check(e.emit_paced(f, 1, 50), "50 more records")
     check(wait_for(lambda: stream_msgs(n.url) == 551), "551 messages: 50 more, no gap")
+    c = e.counts(f)
+    check(c.get("received") == 51 and c.get("stored") == 50 and c.get("already_stored") == 0,
+          f"the ATTACH it got again is skipped, not counted as already stored: {c}")
     check(stop(f) == 0, "SIGTERM: exit 0")
 
     # records relayed while no forwarder runs: one exact gap
@@ -373,11 +375,11 @@ def t_dedup_and_restart():
     check(wait_for(lambda: stream_msgs(n.url) == 752), "752 messages")
     msgs = dump(n.url)
     g = gaps(msgs)
-    check(len(g) == 2 and g[1][4]["after_seq"] == 551 and g[1][4]["seq"] == 852 and
-          g[1][4]["lost"] == 300,
+    check(len(g) == 1 and g[0][4]["after_seq"] == 551 and g[0][4]["seq"] == 852 and
+          g[0][4]["lost"] == 300,
           f"the 300 records relayed while it was down are one gap (seq 552 to 851): "
-          f"{[x[4] for x in g[1:]]}")
-    check([m[4]["seq"] for m in records(msgs)] == list(range(2, 552)) + list(range(852, 1052)) and
+          f"{[x[4] for x in g]}")
+    check([m[4]["seq"] for m in records(msgs)] == list(range(1, 552)) + list(range(852, 1052)) and
           len({m[2] for m in msgs}) == len(msgs), "no record twice, none missing")
     check(stop(f) == 0, "SIGTERM: exit 0")
 
@@ -385,13 +387,15 @@ def t_dedup_and_restart():
     env = dict(e.env, FAKE_SCOUTFS_RID="00000000000000aa")
     f = e.forward(n.url, env=env)
     check(e.emit_paced(f, 1, 10), "10 records of a remount")
-    check(wait_for(lambda: stream_msgs(n.url) == 763), "763 messages")
+    check(wait_for(lambda: stream_msgs(n.url) == 764), "764 messages")
     msgs = dump(n.url)
-    last = msgs[-11:]
-    check(last[0][4]["op"] == "GAP" and last[0][4]["after_seq"] == 0 and
-          last[0][4]["rid"] == "00000000000000aa" and
+    last = msgs[-12:]
+    check(last[0][4]["op"] == "ATTACH" and last[0][4]["seq"] == 1 and
+          last[1][4]["op"] == "GAP" and last[1][4]["after_seq"] == 1 and
+          last[1][4]["seq"] == 1052 and
+          all(m[4]["rid"] == "00000000000000aa" for m in last) and
           all(m[2].startswith(f"{FSID}.00000000000000aa.") for m in last),
-          "a new rid starts from seq 0: its gap and ids are its own")
+          "a new rid starts from seq 0: its ATTACH, gap and ids are its own")
     check(stop(f) == 0 and sanitizer_clean(e.log(f)), "SIGTERM: exit 0, no sanitizer report")
     e.close()
     n.close()
@@ -405,19 +409,22 @@ def t_gaps_exact():
     # (command, records the forwarder then has): each waits for the last,
     # so the ring is empty when the next comes; emit 1500 into a ring of
     # 1024 drops the newest 476, as the kernel does
-    steps = [("drop 7", 100), ("emit 10", 110), ("drop 100", 110), ("emit 10", 120),
-             ("op 9", 121), ("emit 1500", 1145), ("open 4242", 1146)]
+    # (received counts the ATTACH its connection starts with)
+    steps = [("drop 7", 101), ("emit 10", 111), ("drop 100", 111), ("emit 10", 121),
+             ("op 9", 122), ("emit 1500", 1146), ("open 4242", 1147)]
     for cmd, want in steps:
         e.send(cmd)
         check(wait_for(lambda: e.counts(f).get("received") == want), f"{cmd}: {want} received")
-    # 1 + 100 records, gaps 1 + 3, records 10 + 10 + 1 + 1024 + 1
+    # the ATTACH + 100 records, gaps 1 + 1 + 1 and records 10 + 10 + 1 + 1024 + 1
     want = 1 + 100 + 1 + 10 + 1 + 10 + 1 + 1024 + 1 + 1
     check(wait_for(lambda: stream_msgs(n.url) == want, 120),
           f"{want} messages ({stream_msgs(n.url)})")
     msgs = dump(n.url)
     g = [(m[4]["after_seq"], m[4]["seq"], m[4]["lost"]) for m in gaps(msgs)]
-    check(g == [(0, 2, 1), (101, 109, 7), (118, 219, 100), (1253, 1730, 476)],
+    check(g == [(101, 109, 7), (118, 219, 100), (1253, 1730, 476)],
           f"gap messages are the injected losses exactly: {g}")
+    check(msgs[0][4]["op"] == "ATTACH" and msgs[0][4]["seq"] == 1,
+          f"the first message is the daemon's ATTACH, seq 1, not a gap: {msgs[0][4]}")
     o9 = [m for m in msgs if m[1].endswith(".op9")]
     check(len(o9) == 1 and o9[0][4]["op"] == 9, "an unknown op is published on .op9 with its number")
     op = [m for m in msgs if m[1].endswith(".open")]
@@ -443,7 +450,7 @@ def t_outage_within_buffer():
     e = Env()
     f = e.forward(n.url, "n1", "--buffer", "10000")
     check(e.emit_paced(f, 3), "3000 records before the outage")
-    check(wait_for(lambda: stream_msgs(n.url) == 3001), "3001 messages stored")
+    check(wait_for(lambda: stream_msgs(n.url) == 3001), "3001 messages stored (the ATTACH and 3000)")
     n.stop(signal.SIGKILL)
     check(wait_for(lambda: e.counts(f).get("NATS_disconnects", 0) >= 1, 30),
           "the forwarder sees NATS go away")
@@ -456,8 +463,8 @@ def t_outage_within_buffer():
     check(wait_for(lambda: stream_msgs(n.url) == 7001, 120),
           f"after NATS is back the stream has all 7001 ({stream_msgs(n.url)})")
     msgs = dump(n.url)
-    check([m[4]["seq"] for m in records(msgs)] == list(range(2, 7002)) and len(gaps(msgs)) == 1,
-          "nothing lost, nothing twice, no gap beyond the first")
+    check([m[4]["seq"] for m in records(msgs)] == list(range(1, 7002)) and len(gaps(msgs)) == 0,
+          "nothing lost, nothing twice, no gap")
     check(wait_for(lambda: e.counts(f).get("buffered") == 0), "the buffer drained")
     check(stop(f) == 0 and sanitizer_clean(e.log(f)), "SIGTERM: exit 0, no sanitizer report")
     e.close()
@@ -486,9 +493,9 @@ def t_outage_beyond_buffer():
           f"{want} messages ({stream_msgs(n.url)})")
     msgs = dump(n.url)
     g = [(m[4]["after_seq"], m[4]["seq"], m[4]["lost"]) for m in gaps(msgs)]
-    check(g == [(0, 2, 1), (2101, 5102, 3000)], f"one exact gap of 3000: {g}")
+    check(g == [(2101, 5102, 3000)], f"one exact gap of 3000: {g}")
     c = e.counts(f)
-    check(c.get("lost") == 3001 and c.get("gap_messages") == 2, "the counts agree")
+    check(c.get("lost") == 3000 and c.get("gap_messages") == 1, f"the counts agree: {c}")
 
     # SIGTERM with NATS down: bounded by --drain-timeout, says what is left
     n.stop()
@@ -693,8 +700,8 @@ def t_start_and_filters():
     mo = [m[3] for m in msgs if m[4]["op"] in ("OPEN", "GAP")]
     r = watch_nats(n.url, "--all", "--op", "open", "--json", count=len(mo))
     out = r.stdout.split(b"\n")[:-1]
-    check(r.returncode == 0 and by_fsid(out) == by_fsid(mo) and len(mo) == 7,
-          "--op open: opens, and the gaps")
+    check(r.returncode == 0 and by_fsid(out) == by_fsid(mo) and len(mo) == 5,
+          "--op open: the opens (and gaps: none, each forwarder's first message is an ATTACH)")
     # the default is new records only: its first is newer than the stream was at start
     out = os.path.join(a.dir, "new.out")
     p = subprocess.Popen([WATCH_NATS, "--server", n.url, "--json", "--count", "3"],
@@ -749,8 +756,9 @@ def t_hostile_names():
     want = [os.fsencode(e.mnt) + b"/dir/" + nm for nm in HOSTILE for _ in (0, 1)]
     msgs = dump(n.url)
     objs = [m[4] for m in records(msgs)]
+    check(objs[0]["op"] == "ATTACH" and objs[0]["seq"] == 1, f"the ATTACH first: {objs[0]}")
     got = [base64.b64decode(o["path_b64"]) if "path_b64" in o else o["path"].encode()
-           for o in objs]
+           for o in objs[1:]]
     check(got == want, "stored payloads: strict UTF-8 JSON, every path's exact bytes")
     r = watch_nats(n.url, "--all", "--json", count=count + 1)
     lines = r.stdout.split(b"\n")
@@ -778,7 +786,8 @@ def t_hostile_names():
     wt.wait(60)
     local = open(wt.logf.name, "rb").read().split(b"\n")[:-1]
     prefix = len(f"fsid={FSID} node=n1 ")
-    check([x[prefix:] for x in tl] == local, "text: the same lines as scoutfs-notify-watch")
+    check([x[prefix:] for x in lines[:-1]] == local,
+          "text: the same lines as scoutfs-notify-watch, its ATTACH first")
     check(stop(f) == 0 and sanitizer_clean(e.log(f)), "SIGTERM: exit 0, no sanitizer report")
     e.close()
     n.close()
@@ -817,8 +826,8 @@ def t_batch():
     check(wait_for(lambda: e.counts(f).get("NATS_disconnects", 0) >= 1, 30), "NATS gone")
     check(e.emit_paced(f, 1), "1000 records while NATS is down")
     n.start()
-    check(wait_for(lambda: e.counts(f).get("buffered") == 0 and e.counts(f).get("stored") == 3000, 120),
-          f"all 3000 acknowledged after NATS is back: {e.counts(f)}")
+    check(wait_for(lambda: e.counts(f).get("buffered") == 0 and e.counts(f).get("stored") == 3001, 120),
+          f"the ATTACH and all 3000 acknowledged after NATS is back: {e.counts(f)}")
     msgs = dump(n.url)
     lines = [x for m in msgs for x in m[3].split(b"\n")]
     objs = [strict_json(x) for x in lines]
@@ -826,10 +835,10 @@ def t_batch():
     check(all(m[1] == f"scoutfs.notify.{FSID}.n1.batch" for m in msgs) and
           all(1 <= len(m[3].split(b"\n")) <= 101 for m in msgs) and len(msgs) < 100,
           f"{len(msgs)} messages on .batch, each of JSON lines")
-    check([o["seq"] for o in recs] == list(range(2, 1002)) + list(range(1009, 3009)),
-          "every record once, in order, across a NATS outage")
-    check([(o["after_seq"], o["seq"]) for o in objs if o["op"] == "GAP"] == [(0, 2), (1001, 1009)],
-          "the gaps exact")
+    check([o["seq"] for o in recs] == list(range(1, 1002)) + list(range(1009, 3009)) and
+          recs[0]["op"] == "ATTACH", "the ATTACH and every record once, in order, across a NATS outage")
+    check([(o["after_seq"], o["seq"]) for o in objs if o["op"] == "GAP"] == [(1001, 1009)],
+          "the gap exact")
     check(all(re.fullmatch(rf"{FSID}\.{RID}\.\d+-\d+\.batch", m[2]) for m in msgs) and
           len({m[2] for m in msgs}) == len(msgs), "ids fsid.rid.first-last.batch, unique")
     r = watch_nats(n.url, "--all", "--json", count=len(lines))
@@ -843,9 +852,9 @@ def t_batch():
         for k in ("fsid", "node", "rid"):
             del o[k]
     check(mine == local, "the same records as scoutfs-notify-watch --json")
-    r = watch_nats(n.url, "--all", "--op", "open", count=2)
-    check(r.returncode == 0 and r.stdout.count(b"\n") == 2 and b"records lost" in r.stdout,
-          "--op filters the records inside batched messages (only the gaps are left)")
+    r = watch_nats(n.url, "--all", "--op", "open", count=1)
+    check(r.returncode == 0 and r.stdout.count(b"\n") == 1 and b"7 records lost" in r.stdout,
+          "--op filters the records inside batched messages (only the gap is left)")
     check(stop(f) == 0, "SIGTERM: exit 0")
     f = e.forward(n.url, "n1", "--batch", "100")
     check("holds this mount's records up to seq 3008" in e.log(f),

@@ -98,6 +98,10 @@ for c in 2 3; do
 	check "client $c saw exactly what client 1 saw" cmp -s /tmp/c1.norm /tmp/c$c.norm
 done
 check "no client saw a gap" test "$(cat /tmp/c1.json /tmp/c2.json /tmp/c3.json | grep -c '"lost"')" = 0
+for c in 1 2 3; do
+	check "client $c's first line is the daemon's ATTACH, seq 1: $(head -n 1 /tmp/c$c.json | cut -c 1-60)" \
+		grep -q '^{"schema": 1, "seq": 1, "op": "ATTACH"' /tmp/c$c.json
+done
 opens=$(grep '"op": *"OPEN"' /tmp/c1.json | grep -c "\"ino\": *${INO}[,}]")
 check "two OPENs of f1 (ino $INO): $opens" test "$opens" = 2
 check "READ f1 0+4096" grep -q "\"ino\": *$INO,.*\"offset\": *0, *\"len\": *4096" /tmp/c1.json
@@ -151,9 +155,11 @@ socat -u UNIX-CONNECT:/run/scoutfs/"$(stat -f -c %i "$MNT")"/notify.sock,type=5 
 SPID=$!
 check "socat connected" wait_for 30 clients_ge 1
 cat "$MNT/f0" >/dev/null
-check "socat got 2 records (128 bytes)" wait_for 30 bytes_ge /tmp/smoke.bin 128
+check "socat got the ATTACH and 2 records (192 bytes)" wait_for 30 bytes_ge /tmp/smoke.bin 192
 kill "$SPID" 2>/dev/null
 check "socat output is whole 64-byte records" test $(($(wc -c </tmp/smoke.bin) % 64)) = 0
+check "the first is the daemon's ATTACH (op 3)" \
+	test "$(od -A n -t u4 -j 40 -N 4 /tmp/smoke.bin | tr -d ' ')" = 3
 
 # --- SIGSTOP for longer than the ring takes to fill: the kernel drops
 # records, the client sees exactly that gap, the daemon carries on
@@ -206,6 +212,9 @@ total=$(($(counter notify_emitted) + $(counter notify_dropped_ring_full)))
 # the restart's ATTACH, then OPEN and READ of f0
 check "seq continues: last seq $seq = $before + 3 = records generated ($total)" \
 	test "$seq" = $((before + 3)) -a "$seq" = "$total"
+# the client's first line: the new daemon's ATTACH, marking the time unobserved
+check "the client's first line is the restarted daemon's ATTACH, seq $((before + 1)): $(head -n 1 /tmp/r.json | cut -c 1-60)" \
+	grep -q "^{\"schema\": 1, \"seq\": $((before + 1)), \"op\": \"ATTACH\"" /tmp/r.json
 kill "$RPID"
 
 # --- SIGTERM: clean exit, socket removed, reader detached

@@ -62,6 +62,12 @@ expect_line() {
 		bad "record: $1"
 	fi
 }
+# every client's first line: the daemon's ATTACH, when the observation began
+if head -n 1 /tmp/watch.txt | grep -q " seq=1 ATTACH "; then
+	ok "the client's first line is the daemon's ATTACH, seq 1"
+else
+	bad "the client's first line is the daemon's ATTACH, seq 1: $(head -n 1 /tmp/watch.txt)"
+fi
 expect_line "cat opens notes.txt" "OPEN .* uid=0 .*flags=0100000 path=$MNT/projects/notes.txt\$"
 expect_line "cat reads its 15 bytes" "READ .* offset=0 len=15 path=$MNT/projects/notes.txt\$"
 expect_line "dd reads 64 KiB at 128 KiB" "READ .* offset=131072 len=65536 path=$MNT/projects/data.bin\$"
@@ -77,13 +83,14 @@ socat -u UNIX-CONNECT:/run/scoutfs/"$(stat -f -c %i "$MNT")"/notify.sock,type=5 
 SPID=$!
 wait_for 30 connected
 cat "$MNT/projects/notes.txt" >/dev/null
-raw_ge_128() {
-	[ "$(wc -c </tmp/raw.bin)" -ge 128 ]
+# the ATTACH, then the OPEN and READ of the cat
+raw_ge_192() {
+	[ "$(wc -c </tmp/raw.bin)" -ge 192 ]
 }
-if wait_for 30 raw_ge_128; then
-	ok "the socat smoke test gets raw 64-byte records"
+if wait_for 30 raw_ge_192 && [ "$(od -A n -t u4 -j 40 -N 4 /tmp/raw.bin | tr -d ' ')" = 3 ]; then
+	ok "the socat smoke test gets raw 64-byte records, the ATTACH (op 3) first"
 else
-	bad "the socat smoke test gets raw 64-byte records ($(wc -c </tmp/raw.bin) bytes)"
+	bad "the socat smoke test gets raw 64-byte records, the ATTACH (op 3) first ($(wc -c </tmp/raw.bin) bytes)"
 fi
 kill "$SPID"
 od -A d -t x8 /tmp/raw.bin

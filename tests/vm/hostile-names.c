@@ -6,13 +6,18 @@
  *
  *   hostile-names create DIR     (as the user) create and read each name
  *   hostile-names count          the records that makes (OPEN, OPEN, READ)
- *   hostile-names text DIR FILE  FILE (text output) has one line per
+ *   hostile-names text DIR FILE  FILE (text output) has the daemon's
+ *                                ATTACH line, then one line per
  *                                record and each path= decodes (\\ and
  *                                \xHH) to DIR/<name>, exactly
- *   hostile-names json DIR FILE  FILE (--json output): each line is one
+ *   hostile-names json DIR FILE  FILE (--json output): the ATTACH, then
+ *                                each line is one
  *                                strict RFC 8259 JSON object in valid
  *                                UTF-8, and path (or path_b64) gives
  *                                back DIR/<name>, exactly
+ *
+ * (Every client's first line is the ATTACH record the daemon sends it
+ * first: when the observation began.  It has no path.)
  *
  * The JSON parser here is written for the check, independent of the
  * encoder it checks: it rejects anything RFC 8259 does (bad UTF-8,
@@ -138,6 +143,11 @@ static int check_text(const char *dir, const char *file)
 		if (!end)
 			end = buf + len;
 		*end = 0;
+		if (line == buf) {
+			result(strstr(line, " ATTACH ") && !strstr(line, " path="),
+			       "text: line 0 is the daemon's ATTACH");
+			continue;
+		}
 		/* the path is the field " path=", up to the next space */
 		p = strstr(line, " path=");
 		clean = true;
@@ -501,6 +511,12 @@ static int check_json(const char *dir, const char *file)
 		ok = j.p < j.end && *j.p == '{' && value(&j) == 0;
 		ws(&j);
 		ok = ok && j.p == j.end;
+		if (line == buf) {
+			result(ok && memmem(line, end - line, "\"op\": \"ATTACH\"", 14) &&
+			       !j.has_path && !j.has_b64,
+			       "json: line 0 is the daemon's ATTACH, strict JSON");
+			continue;
+		}
 		result(ok, "json: line %zu is one strict RFC 8259 object in valid UTF-8", r + 1);
 		if (j.has_b64) {
 			gl = unbase64(j.b64, j.b64_len, raw);
