@@ -7,7 +7,9 @@
 # The root is Debian bookworm (the host's release, so binaries built
 # here run there) made by debootstrap from the mirror apt already uses,
 # with the commands upstream's tests and harness call (bash, util-linux,
-# dmsetup, xfs_io, attr/acl tools, perl, ...).  It is packed as an
+# dmsetup, xfs_io, attr/acl tools, perl, ...; nfs-kernel-server, which
+# brings nfs-common and rpcbind, for basic-nfs's exportfs, mount.nfs,
+# rpc.nfsd, rpc.mountd and rpc.statd).  It is packed as an
 # uncompressed cpio archive that scripts/upstream-suite.sh boots as the
 # initramfs, with the scoutfs trees appended as a second archive.  It
 # is cached under /var/cache/scoutfs-notify (SCOUTFS_NOTIFY_CACHE), keyed
@@ -27,10 +29,14 @@ esac
 
 # What upstream's harness (run-tests.sh, funcs/*.sh) and the tests of the
 # release's sequence run, plus make (run-tests.sh runs make in
-# each prebuilt tree) and the libraries the scoutfs utils link.
+# each prebuilt tree) and the libraries the scoutfs utils link.  Every
+# command the tests of v1.28..v1.33 name in t_require_commands is here,
+# built with the trees (createmany, handle_cat, scoutfs, ...), or in
+# the guest's compat dir (systemctl, tests/upstream/guest.sh).
 pkgs=(bash coreutils util-linux mount dmsetup kmod iproute2 procps psmisc
 	xfsprogs attr acl e2fsprogs bsdextrautils bc perl gawk sed grep
 	diffutils findutils uuid-runtime sudo strace make passwd inotify-tools
+	nfs-kernel-server
 	libuuid1 libblkid1 libssl3)
 suite=bookworm
 

@@ -14,14 +14,17 @@
 # run-tests.sh runs with 5 mounts (3 quorum members: upstream's golden
 # output is for 5 mounts) on four 64 GiB virtio disks and its results
 # on a fifth (sparse files under DIR, removed afterwards), excluding the
-# tests in tests/upstream/excluded.txt (each with its reason).  --only runs just
+# tests in tests/upstream/excluded.txt (each with its reason) that the
+# release's sequence has (tests/upstream/exclusions.py).  --only runs just
 # the tests matching one of the |-separated run-tests.sh -I regexes (for
 # debugging; a run with it is not a comparison).  --timeout bounds each
-# pass (default 3000 s); each VM gets its pass plus 10 minutes.
+# pass (default 4500 s: a v1.33 pass took 37 minutes with the host at a
+# load of 7 on 2 cores); each VM gets its pass plus 10 minutes.
 #
-# Writes DIR/report.md (default build/upstream/report.md): per pass,
-# tests run, passed, failed, skipped and kernel-log warnings, what the
-# readers received, and every test whose result differs; then the verdict,
+# Writes DIR/report.md (default build/upstream/report.md): the host's
+# load while the VMs ran; per pass, tests run, passed, failed, skipped
+# and kernel-log warnings, what the readers received, and every test
+# whose result differs; then the verdict,
 # `upstream-suite: identical results ...` or `upstream-suite: DIFFERENT
 # ...`, and the closing `upstream-suite: N passed, M failed` (N tests
 # with the same result in both passes; M differing tests plus other
@@ -39,7 +42,7 @@ base=$(cat "$top/base.txt")
 out=$top/build/upstream
 passes="base notify"
 only=""
-pass_timeout=3000
+pass_timeout=4500
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--src) [ $# -ge 2 ] || die "--src needs a directory"; src=$2; shift 2 ;;
@@ -64,6 +67,12 @@ done
 git -C "$src" rev-parse -q --verify "$base^{commit}" >/dev/null 2>&1 ||
 	die "'$src' has no $base: it must be an upstream scoutfs git dir with release tags"
 
+# The exclusions for this release: the names in excluded.txt that its
+# sequence has (a name no supported release has is an error).
+excluded=$(python3 "$top/tests/upstream/exclusions.py" --excluded "$top/tests/upstream/excluded.txt" \
+	--git "$src" --base "$base" --releases "$("$top/apply.sh" --list | tr '\n' ' ')") ||
+	die "tests/upstream/excluded.txt does not fit the supported releases (see above)"
+
 "$top/scripts/deps.sh" vm
 eval "$("$top/scripts/fetch-kernel.sh")"
 eval "$("$top/scripts/upstream-root.sh")"
@@ -82,15 +91,9 @@ for p in $passes; do
 		die "$p: building upstream's test programs failed, see $out/$p/tests-build.log"
 done
 
-# The exclusions, checked against this release's sequence.
 seq_file=$out/$(echo "$passes" | awk '{print $1}')/src/tests/sequence
-exclude=""
-while read -r t _; do
-	case "$t" in '' | '#'*) continue ;; esac
-	grep -qx "$t" "$seq_file" || die "tests/upstream/excluded.txt names '$t', which is not in $base's sequence"
-	exclude="$exclude $t"
-done <"$top/tests/upstream/excluded.txt"
 nseq=$(grep -cv '^#' "$seq_file")
+exclude=$(echo "$excluded" | tr '\n' ' ')
 
 ov=$out/overlay
 rm -rf "$ov"
@@ -115,12 +118,27 @@ cat >"$ov/opt/prebuilt-ksrc/Makefile" <<'MK'
 all modules:
 	@test -f $(M)/scoutfs.ko && echo "prebuilt $(M)/scoutfs.ko"
 MK
-for m in drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko \
-	drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko drivers/block/loop.ko \
-	drivers/md/dm-mod.ko lib/libcrc32c.ko crypto/crc32c_generic.ko \
-	fs/ext4/ext4.ko fs/jbd2/jbd2.ko fs/mbcache.ko lib/crc16.ko; do
-	mkdir -p "$(dirname "$ov/lib/modules/$KVER/kernel/$m")"
-	cp "$MODDIR/kernel/$m" "$ov/lib/modules/$KVER/kernel/$m"
+# The modules the guest loads, each with what it depends on (the kernel
+# package has no modules.dep to read that from): the disks, loop and
+# device-mapper, scoutfs's libcrc32c and crc32c, the results' ext4, and
+# for basic-nfs (v1.32 on) the NFS server and the NFSv3 client.
+declare -A kmod_path
+while read -r f; do
+	n=$(basename "$f" .ko)
+	kmod_path[${n//-/_}]=$f
+done < <(cd "$MODDIR/kernel" && find . -name '*.ko')
+add_kmod() {
+	local f=${kmod_path[${1//-/_}]:-} d
+	[ -n "$f" ] || die "no module '$1' in $MODDIR/kernel"
+	[ ! -e "$ov/lib/modules/$KVER/kernel/$f" ] || return 0
+	mkdir -p "$(dirname "$ov/lib/modules/$KVER/kernel/$f")"
+	cp "$MODDIR/kernel/$f" "$ov/lib/modules/$KVER/kernel/$f"
+	for d in $(modinfo -F depends "$MODDIR/kernel/$f" | tr ',' ' '); do
+		add_kmod "$d"
+	done
+}
+for m in virtio_pci virtio_blk loop dm-mod libcrc32c crc32c_generic ext4 nfsd nfsv3; do
+	add_kmod "$m"
 done
 cp "$MODDIR"/modules.{order,builtin,builtin.modinfo} "$ov/lib/modules/$KVER/"
 depmod -b "$ov" "$KVER"
@@ -138,6 +156,13 @@ chmod +x "$ov/init"
 # not in the guest's memory (with RAM disks the VM ran out of memory
 # part way through the suite).
 vm_timeout=$((pass_timeout + 600))
+# The host's load while the VMs run (its 1-minute load average, once a
+# minute, for the report): a TCG guest on an overloaded host stalls, and
+# scoutfs's timeouts take a stall for a failing node.
+cut -d' ' -f1 /proc/loadavg >"$out/loadavg"
+(while sleep 60; do cut -d' ' -f1 /proc/loadavg; done) >>"$out/loadavg" &
+loadpid=$!
+trap 'kill "$loadpid" 2>/dev/null || true' EXIT
 echo "upstream-suite.sh: booting $KVER, one VM per pass ($passes); $nseq tests in $base's sequence, $(echo "$exclude" | wc -w) excluded${only:+, only /$only/} (timeout ${vm_timeout}s)"
 pids=()
 for p in $passes; do
@@ -173,13 +198,17 @@ rc=0
 for pid in "${pids[@]}"; do
 	wait "$pid" || rc=$?
 done
+kill "$loadpid" 2>/dev/null || true
+cut -d' ' -f1 /proc/loadavg >>"$out/loadavg"
 for p in $passes; do
 	cat "$out/$p/console.log"
 	rm -rf "$out/$p/disks"
 done >"$out/console.log"
 
+echo "$excluded" | grep . >"$out/excluded" || true
 python3 "$top/tests/upstream/report.py" --console "$out/console.log" --passes "$passes" \
-	--base "$base" --excluded "$top/tests/upstream/excluded.txt" --nseq "$nseq" \
+	--base "$base" --excluded "$out/excluded" --nseq "$nseq" \
+	--loadavg "$out/loadavg" --cores "$(nproc)" \
 	${only:+--only "$only"} >"$out/report.md"
 cat "$out/report.md"
 grep -q '^upstream-suite: identical' "$out/report.md" && [ "$rc" -eq 0 ]

@@ -318,6 +318,86 @@ STAT
 	chmod +x /opt/compat/stat
 }
 
+# basic-nfs (v1.32 on) exports a test mount over NFS after `systemctl
+# start nfs-server`, and stops it with `systemctl stop nfs-server`.  No
+# systemd here (this script is init), so this systemctl does for that
+# unit what systemd does on upstream's test hosts, after Debian's
+# nfs-server.service and the units it requires and wants: the nfsd
+# filesystem on /proc/fs/nfsd, rpcbind, rpc.statd and rpc.mountd, then
+# `exportfs -r` and `rpc.nfsd`; on stop `rpc.nfsd 0`, `exportfs -au`,
+# `exportfs -f`, and rpc.mountd (which BindsTo= the server) ends.  Any
+# other request fails with a message.  The daemons keep no descriptor of
+# the test's: run-tests.sh gives each test its own stdout on fd 6, a pipe
+# to result_lines here, which must close when run-tests.sh ends.
+install_compat_systemctl() {
+	cat >/opt/compat/systemctl <<'CTL'
+#!/bin/bash
+set -uo pipefail
+log=/run/compat-systemctl.log
+echo "$EPOCHREALTIME systemctl $*" >>"$log"
+daemon() {
+	(
+		for f in "/proc/$BASHPID/fd/"*; do
+			f=${f##*/}
+			[ "$f" -gt 2 ] && [ "$f" -ne 255 ] && eval "exec $f>&-"
+		done
+		exec "$@"
+	) </dev/null >>"$log" 2>&1
+}
+running() {
+	[ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+case "${1:-} ${2%.service}" in
+"start nfs-server")
+	modprobe nfsd || exit 1
+	mountpoint -q /proc/fs/nfsd || mount -t nfsd nfsd /proc/fs/nfsd || exit 1
+	rpcinfo -p 127.0.0.1 >/dev/null 2>&1 || daemon rpcbind -w || exit 1
+	running /run/rpc.statd.pid || daemon rpc.statd --no-notify || exit 1
+	pidof rpc.mountd >/dev/null || daemon rpc.mountd || exit 1
+	exportfs -r
+	rpc.nfsd || exit 1
+	;;
+"stop nfs-server")
+	rpc.nfsd 0
+	rc=$?
+	exportfs -au
+	exportfs -f
+	for p in $(pidof rpc.mountd); do
+		kill "$p" && timeout 30 tail --pid="$p" -s 0.05 -f /dev/null
+	done
+	exit $rc
+	;;
+*)
+	echo "systemctl: no systemd in the upstream-suite guest; only 'start' and 'stop' of nfs-server are provided" >&2
+	exit 1
+	;;
+esac
+CTL
+	chmod +x /opt/compat/systemctl
+}
+
+# Upstream's harness puts `git describe --tags` of the tree in its TAP
+# header (funcs/tap.sh, every release); the trees here have no .git, so
+# this git answers that one command from the describe file
+# scripts/upstream-suite.sh wrote beside each tree, and refuses any
+# other (the tests that need real git, xfstests.sh and
+# format-version-forward-back.sh, are excluded).
+install_compat_git() {
+	cat >/opt/compat/git <<'GIT'
+#!/bin/bash
+if [ "$*" = "describe --tags" ]; then
+	d=$PWD
+	while [ "$d" != / ] && [ ! -f "$d/describe" ]; do
+		d=$(dirname "$d")
+	done
+	[ -f "$d/describe" ] && head -n 1 "$d/describe" && exit 0
+fi
+echo "git: the upstream-suite guest has no git; only 'git describe --tags' of a test tree is answered" >&2
+exit 1
+GIT
+	chmod +x /opt/compat/git
+}
+
 # run-tests.sh's lines pass through; after each test's result line
 # ("  name<pad>  passed: Ns" or "  name<pad>  [ failed|skipped...: msg ]")
 # comes its parseable copy, as it scrolls by, so a pass that is cut
@@ -331,6 +411,8 @@ result_lines() {
 declare -a spid
 install_umount_wrapper
 install_compat_stat
+install_compat_systemctl
+install_compat_git
 for pass in $PASSES; do
 	tree=/scoutfs/$pass
 	res=/results/$pass
@@ -368,6 +450,9 @@ for pass in $PASSES; do
 					tail -n 6 "$f" | sed "s#^#upstream: $pass | $t/$(basename "$f"): #"
 				done
 			done
+		# and what the guest's systemctl did (basic-nfs's NFS server)
+		[ -s /run/compat-systemctl.log ] &&
+			tail -n 20 /run/compat-systemctl.log | sed "s#^#upstream: $pass | systemctl: #"
 		# and every reader's events (start, exit, stop, umount called /
 		# starts / exited, with times)
 		for f in /run/notify.*.events; do

@@ -13,8 +13,10 @@ differs, plus every other problem.)
 
 Identical means: every pass ran to run-tests.sh's end (no timeout), the
 same tests ran in each with the same result, the notify pass's kernel
-log has no more warning lines than the base pass's, and every reader's
-daemon stayed up and its client received records.
+log has no more warning lines than the base pass's, every reader's
+daemon stayed up and its client received records, and no test failed or
+skipped for want of a tool or service the guest lacks (the same result
+in both passes then only says that the guest is short of something).
 """
 import argparse
 import re
@@ -33,6 +35,25 @@ ATTACHED = re.compile(r"^upstream: notify reader (\d+) attached to (\S+)$")
 RELAYED = re.compile(r"^upstream: notify reader (\d+): the daemon relayed (\d+) records to it, lost (\d+)$")
 # the guest's own failures: a module, a disk, an unmount that hung
 FAILED = re.compile(r"^upstream: (?:\w+: )?[^|]*\b(?:FAILED|HUNG)\b")
+# a test that failed or skipped for want of what the guest provides,
+# not because of scoutfs: t_require_commands's message, basic-nfs's skip
+# when `systemctl start nfs-server` fails; and bash's own message for a
+# command that was run without being required, by run-tests.sh and its
+# funcs (their lines pass through to the console) or by a test (in the
+# fail.log lines the guest prints): the guest must provide what
+# upstream's test hosts do
+WANT = re.compile(r"command \S+ not found in path|nfs-server not available")
+NOT_FOUND = re.compile(r"^(?:upstream: (\w+) \| )?.*?([^\s:]+): command not found$")
+# the guest's vCPUs not run by the host for 20 s or more (an overloaded
+# host under TCG): scoutfs's heartbeats and timeouts then fire as on a
+# failing node, mounts are fenced, and what follows says nothing about
+# the series.  The kernel prints it to the console at any log level.
+STALL = re.compile(r"^\[\s*([\d.]+)\] watchdog: BUG: soft lockup - CPU#\d+ stuck for (\d+)s!")
+# run-tests.sh's crash monitor: it crashes the VM on a fence error, an
+# overlapping extent or scoutfs-fenced gone
+# (its line can follow a test's name, which run-tests.sh printed first)
+MONITOR = re.compile(r"run-tests monitor (saw .*|didn't see .*)$")
+CRASH = "run-tests monitor syncing and triggering crash"
 COUNTERS = re.compile(r"^upstream: notify counters (\S+): emitted (\d+) dropped (\d+) attached (\d+)$")
 
 
@@ -41,7 +62,10 @@ def parse(path, passes):
                 "warn": None, "timeout": False} for name in passes}
     readers = {}
     counters = []
+    missing = []
     failures = []
+    stalls = {}
+    monitor = None
     current = None
     done = False
     with open(path, errors="replace") as f:
@@ -87,11 +111,43 @@ def parse(path, passes):
             m = COUNTERS.match(line)
             if m:
                 counters.append((m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))))
+            m = NOT_FOUND.match(line)
+            if m and (m.group(1) or current) in p:
+                missing.append(f"{m.group(1) or current}: '{m.group(2)}' was run, which the guest lacks")
+            m = STALL.match(line)
+            if m and current:
+                stalls.setdefault(current, []).append((float(m.group(1)), int(m.group(2))))
+            m = MONITOR.search(line)
+            if m:
+                monitor = m.group(1)
+            if line == CRASH and current:
+                failures.append(f"{current}: run-tests.sh's crash monitor crashed the VM ({monitor})")
             if FAILED.match(line):
                 failures.append(line[len("upstream: "):])
             if line == "upstream: guest done":
                 done = True
-    return p, readers, counters, failures, done
+    for name, s in stalls.items():
+        failures.append(f"{name}: a CPU of the VM made no progress for up to {max(x[1] for x in s)} s "
+                        f"({len(s)} soft lockups, the first {s[0][0]:.0f} s after boot): under TCG the mark "
+                        f"of an overloaded host, which scoutfs's timeouts take for a failing node; "
+                        f"rerun on a quieter host")
+    return p, readers, counters, failures + sorted(set(missing)), done
+
+
+def host_load(path, cores):
+    """a sentence on the host's load while the VMs ran, from its samples"""
+    if not path:
+        return ""
+    try:
+        with open(path) as f:
+            s = sorted(float(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return " Host load: not recorded."
+    if not s:
+        return " Host load: not recorded."
+    return (f" Host load while the VMs ran ({cores or '?'} cores; 1-minute load average, "
+            f"{len(s)} samples a minute apart): min {s[0]:.1f}, median {s[len(s) // 2]:.1f}, "
+            f"max {s[-1]:.1f}.")
 
 
 def main():
@@ -102,6 +158,8 @@ def main():
     ap.add_argument("--excluded", required=True)
     ap.add_argument("--nseq", type=int, required=True)
     ap.add_argument("--only")
+    ap.add_argument("--loadavg", help="the host's 1-minute load average, one sample a line")
+    ap.add_argument("--cores", type=int)
     a = ap.parse_args()
     passes = a.passes.split()
     p, readers, counters, failures, done = parse(a.console, passes)
@@ -118,7 +176,8 @@ def main():
                f"64 GiB virtio disks, fresh mkfs, results on a fifth (ext4). "
                f"{a.nseq} tests in {a.base}'s sequence, {nexcl} excluded in both passes "
                f"(`tests/upstream/excluded.txt` gives each reason)"
-               + (f", only tests matching `{a.only}`" if a.only else "") + ".\n")
+               + (f", only tests matching `{a.only}`" if a.only else "") + "."
+               + host_load(a.loadavg, a.cores) + "\n")
     out.append("| pass | module | tests run | passed | failed | skipped | kernel warnings | time |")
     out.append("|---|---|---|---|---|---|---|---|")
     what = {"base": f"{a.base} unpatched, nothing attached",
@@ -162,6 +221,16 @@ def main():
             out.append(f"- counters of {ident} at the end: notify_emitted {em}, "
                        f"notify_dropped_ring_full {dr}, notify_reader_attached {at}")
         out.append("")
+
+    # failing (or skipping) the same way in both passes is the same
+    # result, but not when it is for want of a tool in the guest
+    wants = {}
+    for name in passes:
+        for t, (res, _, msg) in p[name]["results"].items():
+            if res != "passed" and WANT.search(msg):
+                wants.setdefault((t, res, msg), []).append(name)
+    for (t, res, msg), names in wants.items():
+        problems.append(f"{t} {res} in {' and '.join(names)} for want of what the guest provides: {msg}")
 
     compared, diff = [], []
     if len(passes) == 2:
