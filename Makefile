@@ -12,7 +12,10 @@
 #                                      a reader attached, file activity, records printed
 #   make bench [SCOUTFS_SRC=...]       benchmark figures (build/bench.md)
 #   make upstream-suite SCOUTFS_SRC=... [BASE=v1.30] [UPSTREAM_TIMEOUT=secs]
+#                       [PASSES=notify] [DEBUG_KERNEL=1]
 #                                      upstream's run-tests.sh, unpatched vs patched + daemon
+#                                      (PASSES=notify: that pass alone; DEBUG_KERNEL=1: on
+#                                      the debug kernel, its detectors checked)
 #   make series-edit SCOUTFS_SRC=...   build/edit: the base release with the series as commits
 #   make series-export SCOUTFS_SRC=... patches/ from build/edit, then every series/
 SHELL := /bin/bash
@@ -20,6 +23,7 @@ BASE ?= $(shell cat base.txt)
 SCOUTFS_SRC ?=
 SUITE ?=
 DEBUG_KERNEL ?=
+PASSES ?=
 
 .PHONY: test vm-test systemd-test demo bench upstream-suite series-edit series-export lint help
 
@@ -45,7 +49,7 @@ bench:
 	scripts/bench.sh $(if $(SCOUTFS_SRC),--src "$(SCOUTFS_SRC)") --base "$(BASE)"
 
 upstream-suite:
-	scripts/upstream-suite.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)" $(if $(UPSTREAM_TIMEOUT),--timeout "$(UPSTREAM_TIMEOUT)")
+	scripts/upstream-suite.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)" $(if $(UPSTREAM_TIMEOUT),--timeout "$(UPSTREAM_TIMEOUT)") $(if $(PASSES),--passes "$(PASSES)") $(if $(filter 1,$(DEBUG_KERNEL)),--debug-kernel)
 
 series-edit:
 	scripts/rebase-series.sh --src "$(SCOUTFS_SRC)" --edit $(if $(FORCE),--force)

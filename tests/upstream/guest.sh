@@ -41,12 +41,15 @@ mount -t tmpfs tmpfs /dev/shm
 mount -t debugfs debugfs /sys/kernel/debug
 ip link set lo up
 hostname upstream-suite
-echo 60 >/proc/sys/kernel/hung_task_timeout_secs
 
 conf=/etc/upstream-suite.conf
 # shellcheck source=/dev/null
 . "$conf"
 : "${PASSES:?}" "${EXCLUDE:?}" "${PASS_TIMEOUT:?}" "${NR_MOUNTS:?}" "${QUORUM:?}"
+DEBUG_KERNEL=${DEBUG_KERNEL:-0}
+# a task stuck for 60 s is reported in the kernel log (twice that on
+# the debug kernel, as tests/vm/guest.sh's notify.slow=2)
+echo $((DEBUG_KERNEL == 1 ? 120 : 60)) >/proc/sys/kernel/hung_task_timeout_secs
 
 finish() {
 	echo "upstream: guest done"
@@ -83,6 +86,73 @@ modprobe loop || { echo "upstream: loop FAILED"; finish; }
 echo "upstream: guest up, kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ {print int($2 / 1048576)}' /proc/meminfo) GiB"
 
 warn_re='WARNING|BUG|Oops|Call Trace|blocked for more than|general protection|KASAN|UBSAN'
+
+# The debug kernel's detectors (DEBUG_KERNEL=1, docs/debug-kernel.md),
+# checked after each pass with scoutfs unmounted and unloaded, as
+# tests/vm/guest.sh checks them after its suites: kmemleak's list
+# (cleared as the pass starts: what boot left is not ours), lockdep
+# still on (it turns itself off after its first report), and no report
+# in the kernel log of the pass and of the boot before it, each printed
+# whole.  A finding is a `detectors: ... FAILED` line (the report counts
+# it), the lists and reports `upstream: <pass> report | ` lines.
+KMEMLEAK=/sys/kernel/debug/kmemleak
+# tests/vm/guest.sh's REPORT: the header lines of reports
+REPORT='WARNING:|BUG:|kernel BUG at|Oops|general protection fault|Kernel panic|Call Trace:|INFO: task .* blocked for more than|INFO: trying to register non-static key|UBSAN:|KASAN:|rcu: INFO:|detected stall'
+
+debug_start() {
+	dmesg >"/tmp/dmesg.before.$1"
+	if [ -w $KMEMLEAK ]; then
+		echo scan >$KMEMLEAK
+		echo clear >$KMEMLEAK
+	fi
+}
+
+# kmemleak lists an object only once it is 5 s old: scan until a scan
+# starts 6 s after now, then twice more (as tests/vm/guest.sh does)
+kmemleak_settle() {
+	local t
+	t=$(cut -d. -f1 /proc/uptime)
+	until [ "$(cut -d. -f1 /proc/uptime)" -ge $((t + 6)) ]; do
+		echo scan >$KMEMLEAK
+	done
+	echo scan >$KMEMLEAK
+	echo scan >$KMEMLEAK
+}
+
+debug_check() {
+	local pass=$1 n
+	if [ ! -w $KMEMLEAK ]; then
+		echo "upstream: $pass detectors: kmemleak: not on this kernel FAILED"
+	else
+		kmemleak_settle
+		cat $KMEMLEAK >"/tmp/kmemleak.$pass"
+		n=$(grep -c '^unreferenced object' "/tmp/kmemleak.$pass")
+		if [ "$n" -eq 0 ]; then
+			echo "upstream: $pass detectors: kmemleak: no leak"
+		else
+			head -n 3000 "/tmp/kmemleak.$pass" | sed "s/^/upstream: $pass report | /"
+			echo "upstream: $pass detectors: kmemleak: $n unreferenced objects FAILED"
+		fi
+	fi
+	if grep -qE 'debug_locks: +1$' /proc/lockdep_stats 2>/dev/null; then
+		echo "upstream: $pass detectors: lockdep: still on at the end"
+	else
+		grep -E 'debug_locks|max' /proc/lockdep_stats 2>&1 | sed "s/^/upstream: $pass report | /"
+		echo "upstream: $pass detectors: lockdep: off at the end (a report turned it off, or no lockdep) FAILED"
+	fi
+	{
+		cat "/tmp/dmesg.before.$pass"
+		dmesg
+	} >"/tmp/dmesg.$pass"
+	n=$(grep -cE "$REPORT" "/tmp/dmesg.$pass")
+	if [ "$n" -eq 0 ]; then
+		echo "upstream: $pass detectors: kernel log: no warning, oops, lockdep, KASAN, UBSAN report or hung task ($(wc -l <"/tmp/dmesg.$pass") lines)"
+	else
+		awk -v re="$REPORT" '$0 ~ re { n = 150 } n > 0 { print; n-- }' "/tmp/dmesg.$pass" |
+			head -n 3000 | sed "s/^/upstream: $pass report | /"
+		echo "upstream: $pass detectors: kernel log: $n report header lines FAILED"
+	fi
+}
 
 # The notify pass's readers: one supervisor per mount for the whole
 # pass.  It attaches a scoutfs-notifyd (each with its own run dir:
@@ -258,6 +328,11 @@ teardown() {
 		echo "upstream: $pass counters $(basename "$(dirname "$d")"): emitted $(cat "$d/notify_emitted") dropped $(cat "$d/notify_dropped_ring_full") attached $(cat "$d/notify_reader_attached")"
 	done
 	[ "$pass" = notify ] && stop_readers
+	# to place the addresses of a report made after the module is gone
+	# (kmemleak's): run-tests.sh loads it again as it starts
+	if [ "$DEBUG_KERNEL" = 1 ] && [ -r /sys/module/scoutfs/sections/.text ]; then
+		echo "upstream: $pass: module .text at $(cat /sys/module/scoutfs/sections/.text) before its rmmod"
+	fi
 	# Bounded: an unmount that has not returned after 5 minutes is
 	# reported with the kernel's list of blocked tasks and stacks, and
 	# the guest powers off (a task stuck in the kernel can't be killed).
@@ -416,6 +491,7 @@ install_compat_git
 for pass in $PASSES; do
 	tree=/scoutfs/$pass
 	res=/results/$pass
+	[ "$DEBUG_KERNEL" = 0 ] || debug_start "$pass"
 	dmesg -C
 	insmod "$tree/kmod/src/scoutfs.ko" || { echo "upstream: $pass: insmod FAILED"; continue; }
 	echo "upstream: $pass: scoutfs $(cat "$tree/describe"), $(echo "$EXCLUDE" | wc -w) tests excluded"
@@ -463,5 +539,6 @@ for pass in $PASSES; do
 	nw=$(dmesg | grep -cE "$warn_re")
 	echo "upstream: $pass kernel log: $nw warning lines"
 	dmesg | grep -E -A12 "$warn_re" | head -n 40 | sed "s/^/upstream: $pass dmesg | /"
+	[ "$DEBUG_KERNEL" = 0 ] || debug_check "$pass"
 done
 finish

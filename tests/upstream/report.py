@@ -11,6 +11,16 @@ report, one verdict line and the closing count:
 (N: tests with the same result in both passes; M: tests whose result
 differs, plus every other problem.)
 
+With one pass (`--passes notify`) there is nothing to compare: the
+verdict is `upstream-suite: one pass only (notify), not a comparison:
+...`, never `identical`, and the closing count is that pass's passed
+tests and its failed tests plus every other problem (a kernel warning
+is one, with no base pass to hold it against).
+
+On the debug kernel (`--debug-kernel`) every pass must also have the
+guest's three detector checks (kmemleak, lockdep, kernel log); what they
+found is a problem.
+
 Identical means: every pass ran to run-tests.sh's end (no timeout), the
 same tests ran in each with the same result, the notify pass's kernel
 log has no more warning lines than the base pass's, every reader's
@@ -54,12 +64,15 @@ STALL = re.compile(r"^\[\s*([\d.]+)\] watchdog: BUG: soft lockup - CPU#\d+ stuck
 # (its line can follow a test's name, which run-tests.sh printed first)
 MONITOR = re.compile(r"run-tests monitor (saw .*|didn't see .*)$")
 CRASH = "run-tests monitor syncing and triggering crash"
+# the debug kernel's detector checks after a pass (a finding also ends
+# in FAILED, which FAILED above counts)
+DETECTOR = re.compile(r"^upstream: (\w+) detectors: (kmemleak|lockdep|kernel log): (.*)$")
 COUNTERS = re.compile(r"^upstream: notify counters (\S+): emitted (\d+) dropped (\d+) attached (\d+)$")
 
 
 def parse(path, passes):
     p = {name: {"results": {}, "exit": None, "secs": None, "summary": None,
-                "warn": None, "timeout": False} for name in passes}
+                "warn": None, "timeout": False, "detectors": {}} for name in passes}
     readers = {}
     counters = []
     missing = []
@@ -91,6 +104,9 @@ def parse(path, passes):
             m = WARN.match(line)
             if m and m.group(1) in p:
                 p[m.group(1)]["warn"] = int(m.group(2))
+            m = DETECTOR.match(line)
+            if m and m.group(1) in p:
+                p[m.group(1)]["detectors"][m.group(2)] = m.group(3)
             m = ATTACHED.match(line)
             if m:
                 readers.setdefault(int(m.group(1)), {})["mnt"] = m.group(2)
@@ -160,6 +176,9 @@ def main():
     ap.add_argument("--only")
     ap.add_argument("--loadavg", help="the host's 1-minute load average, one sample a line")
     ap.add_argument("--cores", type=int)
+    ap.add_argument("--kernel", default="Debian 5.10.0-32", help="what the VMs booted")
+    ap.add_argument("--debug-kernel", action="store_true",
+                    help="the debug kernel: every pass must have its detector checks")
     a = ap.parse_args()
     passes = a.passes.split()
     p, readers, counters, failures, done = parse(a.console, passes)
@@ -170,11 +189,17 @@ def main():
         problems.append("the guest did not finish")
     problems += failures
     out = []
-    out.append(f"## Upstream scoutfs suite on {a.base}: unpatched vs series + scoutfs-notifyd\n")
-    out.append(f"Upstream's `tests/run-tests.sh` in QEMU (TCG, Debian 5.10.0-32), one VM per pass "
-               f"side by side (2 vCPUs and 8 GiB each), 5 mounts (3 quorum members) on four "
+    single = len(passes) == 1
+    if single:
+        out.append(f"## Upstream scoutfs suite on {a.base}: the {passes[0]} pass only, not a comparison\n")
+    else:
+        out.append(f"## Upstream scoutfs suite on {a.base}: unpatched vs series + scoutfs-notifyd\n")
+    out.append(f"Upstream's `tests/run-tests.sh` in QEMU (TCG, {a.kernel}), "
+               + ("one VM (2 vCPUs, 8 GiB)" if single else
+                  "one VM per pass side by side (2 vCPUs and 8 GiB each)") + f", 5 mounts (3 quorum members) on four "
                f"64 GiB virtio disks, fresh mkfs, results on a fifth (ext4). "
-               f"{a.nseq} tests in {a.base}'s sequence, {nexcl} excluded in both passes "
+               f"{a.nseq} tests in {a.base}'s sequence, {nexcl} excluded "
+               f"{'' if single else 'in both passes '}"
                f"(`tests/upstream/excluded.txt` gives each reason)"
                + (f", only tests matching `{a.only}`" if a.only else "") + "."
                + host_load(a.loadavg, a.cores) + "\n")
@@ -200,7 +225,20 @@ def main():
                 problems.append(f"{name}: parsed results {n} disagree with run-tests.sh's summary {d['summary']}")
         if d["warn"] is None:
             problems.append(f"{name}: no kernel-log check")
+        elif single and d["warn"]:
+            problems.append(f"{name} has {d['warn']} kernel warning lines (no other pass to compare with)")
     out.append("")
+
+    if a.debug_kernel:
+        out.append("Detectors of the debug kernel after each pass, scoutfs unmounted and unloaded:\n")
+        for name in passes:
+            det = p[name]["detectors"]
+            for k in ("kmemleak", "lockdep", "kernel log"):
+                out.append(f"- {name}, {k}: {det.get(k, 'NOT CHECKED')}")
+            missing = [k for k in ("kmemleak", "lockdep", "kernel log") if k not in det]
+            if missing:
+                problems.append(f"{name}: no detector check of {', '.join(missing)}")
+        out.append("")
 
     if "notify" in passes:
         out.append("Readers in the notify pass:\n")
@@ -248,21 +286,21 @@ def main():
                            f"{passes[1]} {' '.join(n.get(t, ('not run',)))}")
             out.append("")
             problems.append(f"{len(diff)} tests differ")
-        out.append("| test | " + " | ".join(passes) + " |")
-        out.append("|---|" + "---|" * len(passes))
-        for t in sorted(set(b) | set(n), key=lambda t: list(b).index(t) if t in b else 1e9):
-            cells = []
-            for r in (b.get(t), n.get(t)):
-                if r is None:
-                    cells.append("not run")
-                elif r[0] == "passed":
-                    cells.append(f"passed {r[1]}")
-                else:
-                    cells.append(f"{r[0]}: {r[2]}")
-            out.append(f"| {t} | " + " | ".join(cells) + " |")
-        out.append("")
-    else:
-        problems.append("one pass only: not a comparison")
+    results = [p[x]["results"] for x in passes]
+    first = list(results[0])
+    out.append("| test | " + " | ".join(passes) + " |")
+    out.append("|---|" + "---|" * len(passes))
+    for t in sorted(set().union(*results), key=lambda t: first.index(t) if t in first else 1e9):
+        cells = []
+        for r in (x.get(t) for x in results):
+            if r is None:
+                cells.append("not run")
+            elif r[0] == "passed":
+                cells.append(f"passed {r[1]}")
+            else:
+                cells.append(f"{r[0]}: {r[2]}")
+        out.append(f"| {t} | " + " | ".join(cells) + " |")
+    out.append("")
     if a.only:
         problems.append("--only: not the full subset")
 
@@ -273,6 +311,20 @@ def main():
         f"{sum(1 for r in p[x]['results'].values() if r[0] == 'failed')} failed, "
         f"{sum(1 for r in p[x]['results'].values() if r[0] == 'skipped')} skipped, "
         f"{p[x]['warn']} kernel warnings" for x in passes)
+    if single:
+        # one pass: its tests, and every other problem
+        res = p[passes[0]]["results"].values()
+        npass = sum(1 for r in res if r[0] == "passed")
+        nfail = sum(1 for r in res if r[0] == "failed")
+        if nfail:
+            problems.insert(0, f"{nfail} tests failed")
+        head = f"upstream-suite: one pass only ({passes[0]}), not a comparison"
+        if problems:
+            print(f"{head}: FAILED ({counts}; {'; '.join(problems)})")
+        else:
+            print(f"{head}: no test failed, no problem ({counts})")
+        print(f"upstream-suite: {npass} passed, {nfail + len(problems) - (1 if nfail else 0)} failed")
+        return 1 if problems else 0
     # the closing line: one check per test run in either pass (same
     # result in both), one failure per other problem
     same = len(compared) - len(diff)

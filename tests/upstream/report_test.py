@@ -7,7 +7,8 @@ passes give `identical` and exit 0; every way two passes can differ (a
 result, a test missing, a timeout, more kernel warnings, a reader's
 daemon dying or receiving nothing, the guest not finishing, an --only
 run) gives `DIFFERENT`, a non-zero exit and a closing count with the
-failures in it.  Ends with `upstream-report: N passed, N failed`.
+failures in it.  A notify pass alone is never called identical; on the
+debug kernel the detectors' findings, or their checks missing, fail.  Ends with `upstream-report: N passed, N failed`.
 """
 import os
 import re
@@ -31,14 +32,19 @@ EXCLUSIONS = os.path.join(HERE, "exclusions.py")
 TESTS = [("alpha", "3s"), ("beta", "11s"), ("gamma", "40s")]
 
 
+CLEAN = ["kmemleak: no leak", "lockdep: still on at the end",
+         "kernel log: no warning, oops, lockdep, KASAN, UBSAN report or hung task (900 lines)"]
+
+
 def console(results=None, warn=(0, 0), readers=None, done=True, timeout=None, summary=True,
-            extra=(), harness=()):
-    """a guest console log: results[pass][test] overrides 'passed'"""
+            extra=(), harness=(), passes=("base", "notify"), detectors=None):
+    """a guest console log: results[pass][test] overrides 'passed';
+    detectors: the debug kernel's check lines after each pass"""
     results = results or {}
     readers = readers if readers is not None else [
         {"up": True, "attaches": 3, "lines": 120, "gaps": 0}] * 2
     out = ["upstream: guest up, kernel 5.10.0-32-amd64, 2 cpus, 11 GiB"]
-    for i, name in enumerate(("base", "notify")):
+    for i, name in enumerate(passes):
         out.append(f"upstream: {name}: scoutfs v1.30, 7 tests excluded")
         out += harness
         res = {t: results.get(name, {}).get(t, "passed") for t, _ in TESTS}
@@ -77,35 +83,42 @@ def console(results=None, warn=(0, 0), readers=None, done=True, timeout=None, su
                 out.append(f"upstream: notify reader {n}: the daemon relayed {r['lines']} records "
                            f"to it, lost 0")
         out.append(f"upstream: {name} kernel log: {warn[i]} warning lines")
+        for d in (detectors or []):
+            out.append(f"upstream: {name} detectors: {d}")
     out += extra
     if done:
         out.append("upstream: guest done")
     return "\n".join(out) + "\n"
 
 
-def run(text, only=None):
+def run(text, only=None, passes="base notify", debug=False):
     with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
         f.write(text)
         path = f.name
     try:
-        args = [sys.executable, REPORT, "--console", path, "--passes", "base notify",
+        args = [sys.executable, REPORT, "--console", path, "--passes", passes,
                 "--base", "v1.30", "--excluded", EXCLUDED, "--nseq", "65"]
         if only:
             args += ["--only", only]
+        if debug:
+            args += ["--debug-kernel", "--kernel", "the debug kernel 5.10.223-notify-debug"]
         p = subprocess.run(args, capture_output=True, text=True, timeout=60)
     finally:
         os.unlink(path)
     lines = p.stdout.strip().splitlines()
     verdict = next((l for l in lines if l.startswith("upstream-suite: identical")
-                    or l.startswith("upstream-suite: DIFFERENT")), "")
+                    or l.startswith("upstream-suite: DIFFERENT")
+                    or l.startswith("upstream-suite: one pass only")), "")
     m = re.match(r"^upstream-suite: (\d+) passed, (\d+) failed$", lines[-1] if lines else "")
     counts = (int(m.group(1)), int(m.group(2))) if m else None
     return p.returncode, verdict, counts, p.stdout
 
 
-def expect_different(name, text, why, counts=None, only=None):
-    rc, verdict, got, out = run(text, only)
-    check(rc != 0 and verdict.startswith("upstream-suite: DIFFERENT") and why in verdict,
+def expect_different(name, text, why, counts=None, only=None, passes="base notify", debug=False):
+    rc, verdict, got, out = run(text, only, passes, debug)
+    bad = "upstream-suite: DIFFERENT" if " " in passes else "upstream-suite: one pass only"
+    check(rc != 0 and verdict.startswith(bad) and why in verdict
+          and ("FAILED" in verdict or " " in passes),
           f"{name}: DIFFERENT, naming '{why}' (exit {rc}: {verdict})")
     check(got is not None and got[1] >= 1 and (counts is None or got == counts),
           f"{name}: the closing line counts the failure {got}"
@@ -313,6 +326,47 @@ def main():
     rc, verdict, counts, _ = run(raw_only)
     check(rc != 0 and counts == (0, 2) and "disagree with run-tests.sh's summary" in verdict,
           f"run-tests.sh's lines alone give no results ({counts}: {verdict})")
+
+    # the notify pass alone: no comparison, never "identical"
+    one = dict(passes=("notify",), warn=(0,))
+    rc, verdict, counts, out = run(console(**one), passes="notify")
+    check(rc == 0 and verdict.startswith("upstream-suite: one pass only (notify), not a comparison: "
+                                         "no test failed") and counts == (3, 0),
+          f"the notify pass alone, every test passed: one pass, exit 0, 3 passed ({counts}: {verdict})")
+    check("the notify pass only, not a comparison" in out and "| beta | passed 11s |" in out
+          and "| base |" not in out, "its report says so and lists its tests")
+    expect_different("the notify pass alone with a failed test",
+                     console({"notify": {"beta": "failed"}}, **one), "1 tests failed", (2, 1),
+                     passes="notify")
+    expect_different("the notify pass alone with kernel warnings",
+                     console(passes=("notify",), warn=(2,)),
+                     "notify has 2 kernel warning lines (no other pass to compare with)", (3, 1),
+                     passes="notify")
+    expect_different("the notify pass alone, a reader's daemon exited early",
+                     console(readers=[{"up": False, "attaches": 2, "lines": 5, "gaps": 0}], **one),
+                     "reader 0's daemon did not stay up", (3, 1), passes="notify")
+
+    # the debug kernel: the detectors' checks after each pass
+    rc, verdict, counts, out = run(console(**one, detectors=CLEAN), passes="notify", debug=True)
+    check(rc == 0 and counts == (3, 0) and "- notify, kmemleak: no leak" in out
+          and "- notify, lockdep: still on at the end" in out and "the debug kernel 5.10.223" in out,
+          f"debug kernel, detectors clean: exit 0, each check listed ({counts}: {verdict})")
+    rc, verdict, _, _ = run(console(detectors=CLEAN), debug=True)
+    check(rc == 0 and verdict.startswith("upstream-suite: identical"),
+          f"debug kernel, both passes, detectors clean: identical ({verdict})")
+    found = CLEAN[:2] + ["kernel log: 2 report header lines FAILED"]
+    out = expect_different("a detector report on the debug kernel",
+                           console(**one, detectors=found,
+                                   extra=["upstream: notify report | BUG: KASAN: use-after-free in x"]),
+                           "notify detectors: kernel log: 2 report header lines FAILED", (3, 1),
+                           passes="notify", debug=True)
+    check("- notify, kernel log: 2 report header lines FAILED" in out, "the finding is listed")
+    expect_different("a leak on the debug kernel",
+                     console(detectors=["kmemleak: 3 unreferenced objects FAILED"] + CLEAN[1:]),
+                     "notify detectors: kmemleak: 3 unreferenced objects FAILED", debug=True)
+    expect_different("the detectors not checked on the debug kernel", console(**one),
+                     "notify: no detector check of kmemleak, lockdep, kernel log", (3, 1),
+                     passes="notify", debug=True)
 
     return finish("upstream-report")
 
