@@ -25,6 +25,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from testlib import free_port, poll  # noqa: E402
+
 BIN = sys.argv[1]
 ROUNDS = int(os.environ.get("BENCH_NATS_ROUNDS", "3"))
 RECORDS = int(os.environ.get("BENCH_NATS_RECORDS", "100000"))
@@ -33,21 +36,8 @@ FSID = "5ca1ab1e0123abcd"
 WORK = tempfile.mkdtemp(prefix="nats-bench")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def wait_for(pred, secs=120.0, step=0.05):
-    end = time.monotonic() + secs
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())
+    return poll(pred, secs, step)
 
 
 class Cluster:

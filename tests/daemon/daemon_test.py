@@ -23,6 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import check, finish  # noqa: E402
 from sdroot import exposure, sdroot, verify  # noqa: E402
+from testlib import HOSTILE_NAMES, poll, sanitizer_clean, strict_json, text_fields  # noqa: E402
 
 REC = struct.Struct("=QQQQQIIIIII")  # seq ino time_ns offset len op pid uid gid flags _pad
 assert REC.size == 64
@@ -39,12 +40,7 @@ FSID = "5ca1ab1e0123abcd"
 
 
 def wait_for(pred, secs=30.0):
-    end = time.monotonic() + secs
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return bool(pred())
+    return poll(pred, secs, 0.01)
 
 
 class Env:
@@ -173,11 +169,6 @@ class Client:
 
     def close(self):
         self.s.close()
-
-
-def sanitizer_clean(text):
-    return "AddressSanitizer" not in text and "runtime error:" not in text and \
-        "LeakSanitizer" not in text
 
 
 def stop(p, sig=signal.SIGTERM):
@@ -770,42 +761,8 @@ def t_systemd_unit():
           "enabled, the mount unit wants it; mounts below /tmp stay visible")
 
 
-# Names users can give files: each must come out of scoutfs-notify-watch
-# as one line (text) or one strict UTF-8 JSON object, and give back its
-# exact bytes.
-HOSTILE = [
-    b"innocent\n2026-01-01T00:00:00.000000000Z seq=424242 READ   pid=1 uid=0 gid=0 ino=1 "
-    b"offset=0 len=4096 path=\xe2\x88\x95mnt\xe2\x88\x95secret\xe2\x88\x95payroll.db",
-    b"tab\there\ttoo",
-    b"quote\"d 'single' and \\backslash\\x41",
-    b"bad\xff\xfe utf8 \xc0\xaf overlong \xed\xa0\x80 surrogate",
-    b"\xe2\x88\x95etc\xe2\x88\x95shadow",
-    b"cr\rlf\r\nnul-free \x1b[31mred\x1b[0m \x7f del",
-    b"bidi \xe2\x80\xaeevil\xe2\x80\xac line\xe2\x80\xa8sep \xc2\x85 nel",
-    b"caf\xc3\xa9 \xf0\x9f\x93\x81 ok",
-    b"path=fake uid=0 len=1",
-]
-
-
-def text_fields(line):
-    """key=value fields of a text line, split the only way the format
-    allows: on single spaces, the key up to the first '='"""
-    out = {}
-    for tok in line.split(b" "):
-        if b"=" in tok:
-            k, v = tok.split(b"=", 1)
-            out.setdefault(k.decode(), v)
-    return out
-
-
-def strict_json(raw):
-    """parse one line as RFC 8259 JSON: strict UTF-8, no lone surrogates"""
-    text = raw.decode("utf-8", "strict")
-    o = json.loads(text)
-    for k, v in o.items():
-        if isinstance(v, str):
-            v.encode("utf-8", "strict")  # a lone \ud800 escape fails here
-    return o
+# names built to forge records or break JSON, and one aimed at the text fields
+HOSTILE = HOSTILE_NAMES + [b"path=fake uid=0 len=1"]
 
 
 def t_hostile_names():

@@ -27,6 +27,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import check, finish  # noqa: E402
 from sdroot import exposure, sdroot, verify  # noqa: E402
+from testlib import HOSTILE_NAMES, free_port, poll, sanitizer_clean, strict_json, text_fields  # noqa: E402
 
 BIN = os.environ["BIN_DIR"]
 NOTIFYD = os.path.join(BIN, "scoutfs-notifyd")
@@ -39,32 +40,14 @@ WORK = sys.argv[1]
 FSID = "5ca1ab1e0123abcd"
 RID = "0123456789abcdef"    # the stand-in's default
 STREAM = "SCOUTFS_NOTIFY"
-SAN = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 def wait_for(pred, secs=60.0):
-    end = time.monotonic() + secs
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return bool(pred())
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return poll(pred, secs, 0.02)
 
 
 def run(args, env=None, timeout=120, input=None):
     return subprocess.run(args, capture_output=True, env=env, timeout=timeout, input=input)
-
-
-def sanitizer_clean(text):
-    return not any(s in text for s in SAN)
 
 
 SERVERS = []    # every nats-server started, stopped at the end whatever happened
@@ -141,15 +124,6 @@ def dump(url):
         obj = strict_json(payload.split(b"\n")[-1])
         out.append((int(seq), subj.decode(), mid.decode(), payload, obj))
     return out
-
-
-def strict_json(raw):
-    """one RFC 8259 object: strict UTF-8, no lone surrogates"""
-    o = json.loads(raw.decode("utf-8", "strict"))
-    for v in o.values():
-        if isinstance(v, str):
-            v.encode("utf-8", "strict")
-    return o
 
 
 class Env:
@@ -266,15 +240,6 @@ def records(msgs):
 
 def gaps(msgs):
     return [m for m in msgs if m[4].get("op") == "GAP"]
-
-
-def text_fields(line):
-    out = {}
-    for tok in line.split(b" "):
-        if b"=" in tok:
-            k, v = tok.split(b"=", 1)
-            out.setdefault(k.decode(), v)
-    return out
 
 
 # ---------------------------------------------------------------------------
@@ -720,20 +685,10 @@ def t_start_and_filters():
     n.close()
 
 
-# file names built to forge records or break JSON (as tests/daemon's)
-HOSTILE = [
-    b"innocent\n2026-01-01T00:00:00.000000000Z seq=424242 READ   pid=1 uid=0 gid=0 ino=1 "
-    b"offset=0 len=4096 path=\xe2\x88\x95mnt\xe2\x88\x95secret\xe2\x88\x95payroll.db",
-    b"tab\there\ttoo",
-    b"quote\"d 'single' and \\backslash\\x41",
-    b"bad\xff\xfe utf8 \xc0\xaf overlong \xed\xa0\x80 surrogate",
-    b"\xe2\x88\x95etc\xe2\x88\x95shadow",
-    b"cr\rlf\r\nnul-free \x1b[31mred\x1b[0m \x7f del",
-    b"bidi \xe2\x80\xaeevil\xe2\x80\xac line\xe2\x80\xa8sep \xc2\x85 nel",
-    b"caf\xc3\xa9 \xf0\x9f\x93\x81 ok",
-    b"path=fake uid=0 len=1 node=evil fsid=0",
-    b"\xf0\x9f\x98\x80 astral and \\u0000 text",
-]
+# names built to forge records or break JSON, and ones aimed at the
+# text's fsid and node fields and at JSON's \u escapes
+HOSTILE = HOSTILE_NAMES + [b"path=fake uid=0 len=1 node=evil fsid=0",
+                           b"\xf0\x9f\x98\x80 astral and \\u0000 text"]
 
 
 def t_hostile_names():
