@@ -16,8 +16,11 @@
 #                                      upstream's run-tests.sh, unpatched vs patched + daemon
 #                                      (PASSES=notify: that pass alone; DEBUG_KERNEL=1: on
 #                                      the debug kernel, its detectors checked)
+#   make series SCOUTFS_SRC=...        patches/ and every series/ generated from kmod/, utils/
+#                                      and commits/ (scripts/series.sh, docs/releases.md)
+#   make series-check SCOUTFS_SRC=...  fails where a committed series is not what they generate
 #   make series-edit SCOUTFS_SRC=...   build/edit: the base release with the series as commits
-#   make series-export SCOUTFS_SRC=... patches/ from build/edit, then every series/
+#   make series-export SCOUTFS_SRC=... build/edit's commits back into the source, then make series
 SHELL := /bin/bash
 BASE ?= $(shell cat base.txt)
 SCOUTFS_SRC ?=
@@ -25,7 +28,7 @@ SUITE ?=
 DEBUG_KERNEL ?=
 PASSES ?=
 
-.PHONY: test vm-test systemd-test demo bench upstream-suite series-edit series-export lint help
+.PHONY: test vm-test systemd-test demo bench upstream-suite series series-check series-edit series-export lint help
 
 help:
 	@sed -n '3,/^[^#]/{/^#/s/^# \{0,1\}//p}' Makefile
@@ -51,8 +54,14 @@ bench:
 upstream-suite:
 	scripts/upstream-suite.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)" $(if $(UPSTREAM_TIMEOUT),--timeout "$(UPSTREAM_TIMEOUT)") $(if $(PASSES),--passes "$(PASSES)") $(if $(filter 1,$(DEBUG_KERNEL)),--debug-kernel)
 
+series:
+	scripts/series.sh --src "$(SCOUTFS_SRC)" generate
+
+series-check:
+	scripts/series.sh --src "$(SCOUTFS_SRC)" generate --check
+
 series-edit:
-	scripts/rebase-series.sh --src "$(SCOUTFS_SRC)" --edit $(if $(FORCE),--force)
+	scripts/series.sh --src "$(SCOUTFS_SRC)" edit $(if $(FORCE),--force)
 
 series-export:
-	scripts/rebase-series.sh --src "$(SCOUTFS_SRC)" --export
+	scripts/series.sh --src "$(SCOUTFS_SRC)" export

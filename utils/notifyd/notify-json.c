@@ -1,0 +1,582 @@
+/*
+ * See notify-json.h.  A recursive descent over one flat object; every
+ * string is decoded to its exact bytes (escapes and surrogate pairs
+ * included), numbers that fields need are unsigned 64 bit integers.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "notify-json.h"
+
+struct pstate {
+	const unsigned char *s;
+	size_t len;
+	size_t pos;
+	char *err;
+	size_t errlen;
+};
+
+static int fail(struct pstate *p, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	n = snprintf(p->err, p->errlen, "at byte %zu: ", p->pos);
+	if (n < 0 || (size_t)n >= p->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(p->err + n, p->errlen - n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static void ws(struct pstate *p)
+{
+	while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
+				   p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
+		p->pos++;
+}
+
+static int hex4(struct pstate *p, uint32_t *v)
+{
+	int i;
+	int c;
+
+	if (p->len - p->pos < 4)
+		return fail(p, "short \\u escape");
+	*v = 0;
+	for (i = 0; i < 4; i++) {
+		c = p->s[p->pos++];
+		*v <<= 4;
+		if (c >= '0' && c <= '9')
+			*v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			*v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			*v |= c - 'A' + 10;
+		else
+			return fail(p, "bad \\u escape");
+	}
+	return 0;
+}
+
+static void put_utf8(char *out, size_t *o, uint32_t cp)
+{
+	if (cp < 0x80) {
+		out[(*o)++] = cp;
+	} else if (cp < 0x800) {
+		out[(*o)++] = 0xc0 | (cp >> 6);
+		out[(*o)++] = 0x80 | (cp & 0x3f);
+	} else if (cp < 0x10000) {
+		out[(*o)++] = 0xe0 | (cp >> 12);
+		out[(*o)++] = 0x80 | ((cp >> 6) & 0x3f);
+		out[(*o)++] = 0x80 | (cp & 0x3f);
+	} else {
+		out[(*o)++] = 0xf0 | (cp >> 18);
+		out[(*o)++] = 0x80 | ((cp >> 12) & 0x3f);
+		out[(*o)++] = 0x80 | ((cp >> 6) & 0x3f);
+		out[(*o)++] = 0x80 | (cp & 0x3f);
+	}
+}
+
+/* the length of a valid UTF-8 sequence at s, 0 if none (as notify-format.c) */
+static size_t utf8_len(const unsigned char *s, size_t len)
+{
+	uint32_t c = s[0];
+	size_t n;
+	size_t i;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		c &= 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		c &= 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		c &= 0x07;
+	} else {
+		return 0;
+	}
+	if (len < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* a string at p->pos (the opening quote): its bytes, malloced, NUL ended */
+static int string(struct pstate *p, char **out, size_t *out_len)
+{
+	char *buf;
+	size_t o = 0;
+	uint32_t cp;
+	uint32_t lo;
+	size_t n;
+	int c;
+
+	if (p->pos >= p->len || p->s[p->pos] != '"')
+		return fail(p, "expected a string");
+	p->pos++;
+	/* decoded is never longer than encoded */
+	buf = malloc(p->len - p->pos + 1);
+	if (!buf)
+		return fail(p, "out of memory");
+	for (;;) {
+		if (p->pos >= p->len) {
+			free(buf);
+			return fail(p, "unterminated string");
+		}
+		c = p->s[p->pos];
+		if (c == '"') {
+			p->pos++;
+			break;
+		}
+		if (c < 0x20) {
+			free(buf);
+			return fail(p, "control character in a string");
+		}
+		if (c != '\\') {
+			n = utf8_len(p->s + p->pos, p->len - p->pos);
+			if (n == 0) {
+				free(buf);
+				return fail(p, "invalid UTF-8");
+			}
+			memcpy(buf + o, p->s + p->pos, n);
+			o += n;
+			p->pos += n;
+			continue;
+		}
+		p->pos++;
+		if (p->pos >= p->len) {
+			free(buf);
+			return fail(p, "unterminated escape");
+		}
+		c = p->s[p->pos++];
+		switch (c) {
+		case '"': buf[o++] = '"'; break;
+		case '\\': buf[o++] = '\\'; break;
+		case '/': buf[o++] = '/'; break;
+		case 'b': buf[o++] = '\b'; break;
+		case 'f': buf[o++] = '\f'; break;
+		case 'n': buf[o++] = '\n'; break;
+		case 'r': buf[o++] = '\r'; break;
+		case 't': buf[o++] = '\t'; break;
+		case 'u':
+			if (hex4(p, &cp)) {
+				free(buf);
+				return -1;
+			}
+			if (cp >= 0xdc00 && cp <= 0xdfff) {
+				free(buf);
+				return fail(p, "lone low surrogate");
+			}
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				if (p->len - p->pos < 2 || p->s[p->pos] != '\\' ||
+				    p->s[p->pos + 1] != 'u') {
+					free(buf);
+					return fail(p, "lone high surrogate");
+				}
+				p->pos += 2;
+				if (hex4(p, &lo)) {
+					free(buf);
+					return -1;
+				}
+				if (lo < 0xdc00 || lo > 0xdfff) {
+					free(buf);
+					return fail(p, "bad surrogate pair");
+				}
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+			}
+			put_utf8(buf, &o, cp);
+			break;
+		default:
+			free(buf);
+			return fail(p, "bad escape \\%c", c);
+		}
+	}
+	buf[o] = 0;
+	*out = buf;
+	*out_len = o;
+	return 0;
+}
+
+/*
+ * A number (RFC 8259 grammar).  *u gets it when it is an unsigned
+ * integer that fits 64 bits, and *is_u says whether it did.
+ */
+static int number(struct pstate *p, uint64_t *u, bool *is_u)
+{
+	size_t start = p->pos;
+	bool integer = true;
+	uint64_t v = 0;
+
+	if (p->pos < p->len && p->s[p->pos] == '-') {
+		integer = false;
+		p->pos++;
+	}
+	if (p->pos >= p->len || p->s[p->pos] < '0' || p->s[p->pos] > '9')
+		return fail(p, "bad number");
+	if (p->s[p->pos] == '0' && p->pos + 1 < p->len &&
+	    p->s[p->pos + 1] >= '0' && p->s[p->pos + 1] <= '9')
+		return fail(p, "leading zero");
+	while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') {
+		if (v > (UINT64_MAX - (p->s[p->pos] - '0')) / 10)
+			integer = false;
+		v = v * 10 + (p->s[p->pos] - '0');
+		p->pos++;
+	}
+	if (p->pos < p->len && p->s[p->pos] == '.') {
+		integer = false;
+		p->pos++;
+		if (p->pos >= p->len || p->s[p->pos] < '0' || p->s[p->pos] > '9')
+			return fail(p, "bad fraction");
+		while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
+			p->pos++;
+	}
+	if (p->pos < p->len && (p->s[p->pos] == 'e' || p->s[p->pos] == 'E')) {
+		integer = false;
+		p->pos++;
+		if (p->pos < p->len && (p->s[p->pos] == '+' || p->s[p->pos] == '-'))
+			p->pos++;
+		if (p->pos >= p->len || p->s[p->pos] < '0' || p->s[p->pos] > '9')
+			return fail(p, "bad exponent");
+		while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
+			p->pos++;
+	}
+	(void)start;
+	*u = v;
+	*is_u = integer;
+	return 0;
+}
+
+static int literal(struct pstate *p, const char *word)
+{
+	size_t n = strlen(word);
+
+	if (p->len - p->pos < n || memcmp(p->s + p->pos, word, n))
+		return fail(p, "bad value");
+	p->pos += n;
+	return 0;
+}
+
+static int b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* strict RFC 4648 base64 (padded), decoded in place; -1 if malformed */
+static int unbase64(char *s, size_t len, size_t *out_len)
+{
+	size_t i;
+	size_t o = 0;
+	int v[4];
+	int pad;
+	int k;
+
+	if (len % 4)
+		return -1;
+	for (i = 0; i < len; i += 4) {
+		pad = 0;
+		for (k = 0; k < 4; k++) {
+			if (s[i + k] == '=' && i + 4 == len && k >= 2) {
+				v[k] = 0;
+				pad++;
+			} else if (pad || (v[k] = b64val((unsigned char)s[i + k])) < 0) {
+				return -1;
+			}
+		}
+		s[o++] = (char)(v[0] << 2 | v[1] >> 4);
+		if (pad < 2)
+			s[o++] = (char)((v[1] & 15) << 4 | v[2] >> 2);
+		if (pad < 1)
+			s[o++] = (char)((v[2] & 3) << 6 | v[3]);
+	}
+	*out_len = o;
+	return 0;
+}
+
+enum { F_SCHEMA, F_SEQ, F_OP, F_TIME, F_TIME_NS, F_PID, F_UID, F_GID, F_INO, F_OFFSET,
+       F_LEN, F_FLAGS, F_SHARED, F_WRITABLE, F_PATH, F_PATH_B64, F_FSID, F_NODE, F_RID,
+       F_LOST, F_AFTER_SEQ, F_NR };
+
+static const char *const names[F_NR] = {
+	"schema", "seq", "op", "time", "time_ns", "pid", "uid", "gid", "ino", "offset",
+	"len", "flags", "shared", "writable", "path", "path_b64", "fsid", "node", "rid",
+	"lost", "after_seq",
+};
+
+int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t errlen)
+{
+	struct pstate p = { (const unsigned char *)buf, len, 0, err, errlen };
+	bool seen[F_NR] = { false };
+	uint64_t num[F_NR] = { 0 };
+	bool is_u[F_NR] = { false };
+	bool truth[F_NR] = { false };
+	char *str[F_NR] = { NULL };
+	size_t slen[F_NR] = { 0 };
+	char when[NF_TIME_LEN];
+	char *key = NULL;
+	size_t klen;
+	uint64_t u = 0;
+	bool isu = false;
+	int f;
+	int i;
+	int ret = -1;
+
+	memset(r, 0, sizeof(*r));
+	ws(&p);
+	if (p.pos >= p.len || p.s[p.pos] != '{') {
+		fail(&p, "not a JSON object");
+		goto out;
+	}
+	p.pos++;
+	ws(&p);
+	if (p.pos < p.len && p.s[p.pos] == '}') {
+		fail(&p, "empty object");
+		goto out;
+	}
+	for (;;) {
+		ws(&p);
+		if (string(&p, &key, &klen))
+			goto out;
+		for (f = 0; f < F_NR; f++)
+			if (strlen(names[f]) == klen && !memcmp(key, names[f], klen))
+				break;
+		if (f < F_NR && seen[f]) {
+			fail(&p, "\"%s\" twice", names[f]);
+			goto out;
+		}
+		free(key);
+		key = NULL;
+		ws(&p);
+		if (p.pos >= p.len || p.s[p.pos] != ':') {
+			fail(&p, "expected ':'");
+			goto out;
+		}
+		p.pos++;
+		ws(&p);
+		if (p.pos >= p.len) {
+			fail(&p, "missing value");
+			goto out;
+		}
+		if (p.s[p.pos] == '"') {
+			char *v;
+			size_t vl;
+
+			if (string(&p, &v, &vl))
+				goto out;
+			if (f < F_NR) {
+				str[f] = v;
+				slen[f] = vl;
+				seen[f] = true;
+			} else {
+				free(v);
+			}
+		} else if (p.s[p.pos] == 't' || p.s[p.pos] == 'f' || p.s[p.pos] == 'n') {
+			const char *w = p.s[p.pos] == 't' ? "true" :
+					p.s[p.pos] == 'f' ? "false" : "null";
+
+			if (literal(&p, w))
+				goto out;
+			if (f < F_NR && w[0] != 'n') {
+				truth[f] = w[0] == 't';
+				seen[f] = true;
+			} else if (f < F_NR) {
+				fail(&p, "\"%s\" is null", names[f]);
+				goto out;
+			}
+		} else if (p.s[p.pos] == '{' || p.s[p.pos] == '[') {
+			fail(&p, "nested values are not part of a record");
+			goto out;
+		} else {
+			if (number(&p, &u, &isu))
+				goto out;
+			if (f < F_NR) {
+				num[f] = u;
+				is_u[f] = isu;
+				seen[f] = true;
+			}
+		}
+		ws(&p);
+		if (p.pos < p.len && p.s[p.pos] == ',') {
+			p.pos++;
+			continue;
+		}
+		if (p.pos < p.len && p.s[p.pos] == '}') {
+			p.pos++;
+			break;
+		}
+		fail(&p, "expected ',' or '}'");
+		goto out;
+	}
+	ws(&p);
+	if (p.pos != p.len) {
+		fail(&p, "data after the object");
+		goto out;
+	}
+
+	/* the types each known field must have */
+	for (f = 0; f < F_NR; f++) {
+		bool want_str = f == F_TIME || f == F_PATH || f == F_PATH_B64 || f == F_FSID ||
+				f == F_NODE || f == F_RID;
+		bool want_bool = f == F_SHARED || f == F_WRITABLE;
+
+		if (!seen[f] || f == F_OP)
+			continue;
+		if (want_str && !str[f]) {
+			fail(&p, "\"%s\" must be a string", names[f]);
+			goto out;
+		}
+		if (want_bool && (str[f] || is_u[f] || num[f])) {
+			fail(&p, "\"%s\" must be true or false", names[f]);
+			goto out;
+		}
+		if (!want_str && !want_bool && (str[f] || !is_u[f])) {
+			fail(&p, "\"%s\" must be an unsigned integer", names[f]);
+			goto out;
+		}
+	}
+	if (!seen[F_SCHEMA] || num[F_SCHEMA] != NF_JSON_SCHEMA) {
+		fail(&p, "not schema %d", NF_JSON_SCHEMA);
+		goto out;
+	}
+	if (!seen[F_OP] || !seen[F_SEQ]) {
+		fail(&p, "\"op\" and \"seq\" are required");
+		goto out;
+	}
+	for (f = F_FSID; f <= F_RID; f++) {
+		if (str[f] && strlen(str[f]) != slen[f]) {
+			fail(&p, "\"%s\" holds a NUL", names[f]);
+			goto out;
+		}
+	}
+	if (str[F_OP] && !strcmp(str[F_OP], "GAP")) {
+		if (!seen[F_AFTER_SEQ] || !seen[F_LOST] || num[F_SEQ] <= num[F_AFTER_SEQ] + 1 ||
+		    num[F_LOST] != num[F_SEQ] - num[F_AFTER_SEQ] - 1) {
+			fail(&p, "a GAP needs after_seq < seq - 1 and lost = seq - after_seq - 1");
+			goto out;
+		}
+		r->gap = true;
+		r->after_seq = num[F_AFTER_SEQ];
+		r->seq = num[F_SEQ];
+		r->lost = num[F_LOST];
+	} else {
+		static const int need[] = { F_TIME, F_TIME_NS, F_PID, F_UID, F_GID, F_INO,
+					    F_OFFSET, F_LEN, F_FLAGS };
+
+		for (i = 0; i < (int)(sizeof(need) / sizeof(need[0])); i++) {
+			if (!seen[need[i]]) {
+				fail(&p, "\"%s\" is required", names[need[i]]);
+				goto out;
+			}
+		}
+		if (str[F_OP]) {
+			for (u = 0; u < 256; u++) {
+				const char *n = nf_op_name((uint32_t)u);
+
+				if (n && !strcmp(n, str[F_OP]))
+					break;
+			}
+			if (u == 256) {
+				fail(&p, "unknown op name");
+				goto out;
+			}
+			r->rec.op = (uint32_t)u;
+		} else if (seen[F_OP] && is_u[F_OP] && num[F_OP] <= UINT32_MAX) {
+			r->rec.op = (uint32_t)num[F_OP];
+		} else {
+			fail(&p, "\"op\" must be a name or a 32 bit number");
+			goto out;
+		}
+		for (f = F_PID; f <= F_GID; f++) {
+			if (num[f] > UINT32_MAX) {
+				fail(&p, "\"%s\" over 32 bits", names[f]);
+				goto out;
+			}
+		}
+		if (num[F_FLAGS] > UINT32_MAX) {
+			fail(&p, "\"flags\" over 32 bits");
+			goto out;
+		}
+		nf_time(num[F_TIME_NS], when, sizeof(when));
+		if (strcmp(when, str[F_TIME])) {
+			fail(&p, "\"time\" is not \"time_ns\"");
+			goto out;
+		}
+		if ((seen[F_SHARED] && truth[F_SHARED] != !!(num[F_FLAGS] & SCOUTFS_NOTIFY_MMAP_SHARED)) ||
+		    (seen[F_WRITABLE] && truth[F_WRITABLE] != !!(num[F_FLAGS] & SCOUTFS_NOTIFY_MMAP_WRITE))) {
+			fail(&p, "\"shared\" or \"writable\" is not what \"flags\" says");
+			goto out;
+		}
+		r->rec.seq = num[F_SEQ];
+		r->rec.time_ns = num[F_TIME_NS];
+		r->rec.pid = (uint32_t)num[F_PID];
+		r->rec.uid = (uint32_t)num[F_UID];
+		r->rec.gid = (uint32_t)num[F_GID];
+		r->rec.ino = num[F_INO];
+		r->rec.offset = num[F_OFFSET];
+		r->rec.len = num[F_LEN];
+		r->rec.flags = (uint32_t)num[F_FLAGS];
+		r->seq = num[F_SEQ];
+		if (str[F_PATH_B64] && !str[F_PATH]) {
+			fail(&p, "\"path_b64\" without \"path\"");
+			goto out;
+		}
+		if (str[F_PATH_B64]) {
+			if (unbase64(str[F_PATH_B64], slen[F_PATH_B64], &slen[F_PATH_B64])) {
+				fail(&p, "\"path_b64\" is not base64");
+				goto out;
+			}
+			free(str[F_PATH]);
+			str[F_PATH] = str[F_PATH_B64];
+			slen[F_PATH] = slen[F_PATH_B64];
+			str[F_PATH_B64] = NULL;
+		}
+		r->path = str[F_PATH];
+		r->path_len = slen[F_PATH];
+		str[F_PATH] = NULL;
+	}
+	r->fsid = str[F_FSID];
+	r->node = str[F_NODE];
+	r->rid = str[F_RID];
+	str[F_FSID] = str[F_NODE] = str[F_RID] = NULL;
+	ret = 0;
+out:
+	free(key);
+	for (f = 0; f < F_NR; f++)
+		free(str[f]);
+	return ret;
+}
+
+void nj_free(struct nj_record *r)
+{
+	free(r->path);
+	free(r->fsid);
+	free(r->node);
+	free(r->rid);
+	memset(r, 0, sizeof(*r));
+}

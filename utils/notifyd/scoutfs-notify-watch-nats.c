@@ -1,0 +1,1166 @@
+/*
+ * scoutfs-notify-watch-nats: read the access records of every node back
+ * from the NATS JetStream stream that scoutfs-notify-forward publishes
+ * to, from any machine that reaches NATS, and print them as
+ * scoutfs-notify-watch does: the same text lines (each after the fsid
+ * and node it came from) and the same JSON objects, gaps included.
+ *
+ * Each message's JSON payload is parsed back (notify-json.c, strictly)
+ * into a record, its path and origin, and printed by notify-format.c,
+ * so a file name can no more forge a line here than it can locally.
+ *
+ * Without --durable it reads new records (or from --since, --from-seq,
+ * --all) with an ephemeral consumer.  With --durable NAME the server
+ * keeps its place: each batch is printed and flushed, then acknowledged
+ * (ack-all up to the batch's last message), so a consumer stopped and
+ * started again carries on with the first record it has not printed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/types.h>
+
+#include "notify-format.h"
+#include "notify-json.h"
+#include "notify-nats.h"
+
+#define PROG		"scoutfs-notify-watch-nats"
+#define FETCH_MAX	256
+#define OPS_MAX		16
+
+static struct nn_opts nopts;
+static const char *stream = NN_DEFAULT_STREAM;
+static const char *durable;
+static const char *f_fsid;
+static const char *f_node;
+static char *ops[OPS_MAX];
+static int nops;
+static bool json;
+static uint64_t count;
+static uint64_t printed;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: " PROG " [options]\n"
+		"\n"
+		"Print the access records of every node from the NATS JetStream stream\n"
+		"scoutfs-notify-forward publishes to, as scoutfs-notify-watch prints them\n"
+		"(text lines start with the fsid and node).  Default: new records only.\n"
+		"\n"
+		NN_OPTS_HELP
+		"      --stream NAME      the stream (default " NN_DEFAULT_STREAM ")\n"
+		"      --all              from the first record the stream holds\n"
+		"      --since TIME       from TIME: RFC 3339 (2026-11-26T08:00:00Z) or a\n"
+		"                         duration ago (90s, 10m, 2h, 1d)\n"
+		"      --from-seq N       from the stream's message N\n"
+		"      --durable NAME     a durable consumer: after a restart it carries on\n"
+		"                         where it stopped (the start options only apply\n"
+		"                         when it is created)\n"
+		"      --fsid FSID        only this filesystem (as stat -f -c %%i prints it)\n"
+		"      --node NAME        only this node\n"
+		"      --op LIST          only these ops (open,read,attach,mmap,opN);\n"
+		"                         gaps are always printed\n"
+		"      --reorder-wait DUR  how long a mount's record waits for the ones\n"
+		"                         before it (10s; see below)\n"
+		"      --ack-wait DUR     a new durable's ack wait: how long the server\n"
+		"                         waits for an ack before it delivers again (30s)\n"
+		"  -j, --json             JSON lines instead of text\n"
+		"  -n, --count N          exit after N lines (with batched messages, after\n"
+		"                         the message that reaches N)\n"
+		"  -h, --help             this text\n"
+		"\n"
+		"Each mount's records are printed in seq order: after a NATS server\n"
+		"failure the stream can hold some later than records after them.\n"
+		"See scoutfs-notify-watch-nats(8).\n");
+}
+
+/* a duration, 10s or 500ms (a bare number is seconds), of at least min_ms; 0 or -1 */
+static int parse_ms(const char *s, uint64_t *ms, uint64_t min_ms)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-' || (strcmp(end, "ms") && strcmp(end, "s") && *end) ||
+	    v > UINT64_MAX / 1000000)
+		return -1;
+	if (strcmp(end, "ms"))
+		v *= 1000;
+	if (v < min_ms)
+		return -1;
+	*ms = v;
+	return 0;
+}
+
+/* RFC 3339 (Z or +hh:mm, optional fraction), or a duration ago; ns, or -1 */
+static int64_t parse_since(const char *s)
+{
+	struct tm tm = { 0 };
+	struct timespec now;
+	const char *p;
+	char *end;
+	int64_t frac = 0;
+	int64_t scale = 100000000;
+	unsigned long long v;
+	int off = 0;
+	int hh;
+	int mm;
+	int n = 0;
+	time_t t;
+
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) == 6 && n == 19) {
+		p = s + n;
+		if (*p == '.') {
+			for (p++; *p >= '0' && *p <= '9'; p++) {
+				frac += (*p - '0') * scale;
+				scale /= 10;
+			}
+		}
+		if (*p == 'Z' && p[1] == '\0') {
+			off = 0;
+		} else if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) == 2 &&
+			   n == 5 && p[6] == '\0') {
+			off = (*p == '-' ? -1 : 1) * (hh * 3600 + mm * 60);
+		} else {
+			return -1;
+		}
+		if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+		    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+			return -1;
+		tm.tm_year -= 1900;
+		tm.tm_mon -= 1;
+		t = timegm(&tm);
+		if (t < 0)
+			return -1;
+		return ((int64_t)t - off) * 1000000000LL + frac;
+	}
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (errno || v > 100ULL * 365 * 86400)
+		return -1;
+	if (!strcmp(end, "s"))
+		v *= 1;
+	else if (!strcmp(end, "m"))
+		v *= 60;
+	else if (!strcmp(end, "h"))
+		v *= 3600;
+	else if (!strcmp(end, "d"))
+		v *= 86400;
+	else
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return ((int64_t)now.tv_sec - (int64_t)v) * 1000000000LL + now.tv_nsec;
+}
+
+static bool op_ok(const char *s)
+{
+	static const char *const known[] = { "open", "read", "attach", "mmap" };
+	char *end;
+	size_t i;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(s, known[i]))
+			return true;
+	if (!strncmp(s, "op", 2) && s[2] >= '0' && s[2] <= '9') {
+		errno = 0;
+		if (strtoul(s + 2, &end, 10) <= UINT32_MAX && !*end && !errno)
+			return true;
+	}
+	return false;
+}
+
+/* subject tokens: scoutfs.notify.<fsid>.<node>.<op>; false if not so */
+static bool split_subject(const char *subj, char *fs, char *nd, char *op, size_t size)
+{
+	const char *p;
+	const char *e;
+	char *outs[3] = { fs, nd, op };
+	int i;
+
+	if (strncmp(subj, NN_SUBJECT_PREFIX ".", sizeof(NN_SUBJECT_PREFIX)))
+		return false;
+	p = subj + sizeof(NN_SUBJECT_PREFIX);
+	for (i = 0; i < 3; i++) {
+		e = strchr(p, '.');
+		if (i < 2 && !e)
+			return false;
+		if (i == 2 && e)
+			return false;
+		if (!e)
+			e = p + strlen(p);
+		if (e == p || (size_t)(e - p) >= size)
+			return false;
+		memcpy(outs[i], p, e - p);
+		outs[i][e - p] = '\0';
+		p = e + 1;
+	}
+	return true;
+}
+
+static bool wanted_op(const char *op)
+{
+	int i;
+
+	if (!nops || !strcmp(op, "gap"))
+		return true;
+	for (i = 0; i < nops; i++)
+		if (!strcmp(ops[i], op))
+			return true;
+	return false;
+}
+
+static uint64_t stream_seq(natsMsg *m)
+{
+	jsMsgMetaData *meta = NULL;
+	uint64_t seq = 0;
+
+	if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+		seq = meta->Sequence.Stream;
+		jsMsgMetaData_Destroy(meta);
+	}
+	return seq;
+}
+
+/* one record or gap of a message: false if not printed (filtered or malformed) */
+static bool print_one(const char *data, size_t len, const char *fs, const char *nd,
+		      const char *op, natsMsg *m)
+{
+	struct nj_record r;
+	struct nf_origin o;
+	char err[160];
+	char name[16];
+	const char *n;
+	size_t i;
+
+	if (nj_parse(data, len, &r, err, sizeof(err))) {
+		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": not a schema %d record: %s\n",
+			stream_seq(m), NF_JSON_SCHEMA, err);
+		return false;
+	}
+	if (!r.fsid || !r.node || strcmp(r.fsid, fs) || strcmp(r.node, nd) ||
+	    (op && r.gap != !strcmp(op, "gap"))) {
+		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": its fsid, node or op differ from its subject's\n",
+			stream_seq(m));
+		nj_free(&r);
+		return false;
+	}
+	if (!op) {
+		/* a batched message: filter each record by its op */
+		n = r.gap ? "GAP" : nf_op_name(r.rec.op);
+		if (n) {
+			for (i = 0; n[i] && i < sizeof(name) - 1; i++)
+				name[i] = (char)(n[i] >= 'A' && n[i] <= 'Z' ? n[i] - 'A' + 'a' : n[i]);
+			name[i] = '\0';
+		} else {
+			snprintf(name, sizeof(name), "op%u", r.rec.op);
+		}
+		if (!wanted_op(name)) {
+			nj_free(&r);
+			return false;
+		}
+	}
+	o = (struct nf_origin){ r.fsid, r.node, r.rid };
+	if (json) {
+		if (r.gap)
+			nf_json_gap(stdout, r.after_seq, r.seq, &o);
+		else
+			nf_json_record(stdout, &r.rec, r.path, r.path_len, &o);
+	} else {
+		fputs("fsid=", stdout);
+		nf_text_str(stdout, r.fsid, strlen(r.fsid));
+		fputs(" node=", stdout);
+		nf_text_str(stdout, r.node, strlen(r.node));
+		putchar(' ');
+		if (r.gap)
+			nf_text_gap(stdout, r.after_seq, r.seq);
+		else
+			nf_text_record(stdout, &r.rec, r.path, r.path_len);
+	}
+	nj_free(&r);
+	return true;
+}
+
+/*
+ * Print one message: one record, or with --batch on the forwarder
+ * several as JSON lines; the number of lines printed.
+ */
+static uint64_t print_msg(natsMsg *m)
+{
+	const char *subj = natsMsg_GetSubject(m);
+	const char *data = natsMsg_GetData(m);
+	size_t len = natsMsg_GetDataLength(m);
+	char fs[NN_TOKEN_MAX + 1];
+	char nd[NN_TOKEN_MAX + 1];
+	char op[NN_TOKEN_MAX + 1];
+	const char *nl;
+	uint64_t printed_here = 0;
+
+	if (!subj || !split_subject(subj, fs, nd, op, sizeof(fs))) {
+		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": not a scoutfs.notify.<fsid>.<node>.<op> subject\n",
+			stream_seq(m));
+		return 0;
+	}
+	if (strcmp(op, "batch"))
+		return wanted_op(op) && print_one(data, len, fs, nd, op, m) ? 1 : 0;
+	while (len > 0) {
+		nl = memchr(data, '\n', len);
+		if (print_one(data, nl ? (size_t)(nl - data) : len, fs, nd, NULL, m))
+			printed_here++;
+		if (!nl)
+			break;
+		len -= nl - data + 1;
+		data = nl + 1;
+	}
+	return printed_here;
+}
+
+/*
+ * Each mount's records in seq order.  The forwarder publishes a mount's
+ * records in order, but when a NATS server fails while they are in
+ * flight, the stream's new leader can store later records before the
+ * ones the forwarder publishes again: a message that starts past the
+ * next seq of its mount (fsid, node, rid) waits, for at most
+ * --reorder-wait, for the messages before it.  What never comes is
+ * printed as a gap; what comes after that is printed late, never
+ * dropped.
+ *
+ * JetStream delivers at least once: a message whose acknowledgement
+ * was lost (a server failing, the consumer's leader moving) comes
+ * again after the consumer's ack wait.  A mount's seqs say what was
+ * printed, so a message that covers only seqs printed already, not
+ * ones printed as lost, is a duplicate: acknowledged again, not
+ * printed.
+ */
+struct held {
+	natsMsg *m;
+	uint64_t start;		/* the first seq it covers */
+	uint64_t next;		/* the seq after it */
+	uint64_t since_ms;
+	uint64_t progress_ms;	/* when the server last heard it is in hand */
+};
+
+/* seqs [start, next) printed as lost */
+struct lost {
+	uint64_t start;
+	uint64_t next;
+};
+
+struct origin {
+	char key[3 * (NN_TOKEN_MAX + 1) + 20];
+	char fsid[NN_TOKEN_MAX + 1];
+	char node[NN_TOKEN_MAX + 1];
+	char rid[NN_TOKEN_MAX + 1];
+	uint64_t next;		/* the next seq to print */
+	bool started;		/* next is known */
+	uint64_t first_ms;	/* when its first message came */
+	struct held *held;	/* sorted by start */
+	size_t nheld;
+	size_t cap;
+	struct lost *lost;	/* sorted, disjoint */
+	size_t nlost;
+	size_t lost_cap;
+};
+
+static struct origin *origins;
+static size_t norigins;
+static uint64_t reorder_ms = 10000;
+static uint64_t ack_wait_ms = 30000;
+static uint64_t duplicates;	/* delivered again, not printed again */
+#define START_WAIT_MS	3000
+static natsMsg **done;		/* printed this round: to acknowledge */
+static size_t ndone;
+static size_t done_cap;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* the seqs a message covers and whose they are; false if it's not records */
+static bool msg_range(natsMsg *m, struct origin *o, uint64_t *start, uint64_t *next)
+{
+	const char *data = natsMsg_GetData(m);
+	size_t len = natsMsg_GetDataLength(m);
+	const char *nl = memchr(data, '\n', len);
+	const char *lastl = data;
+	struct nj_record r;
+	char err[16];
+	size_t i;
+
+	for (i = len; i > 0; i--) {
+		if (data[i - 1] == '\n') {
+			lastl = data + i;
+			break;
+		}
+	}
+	if (nj_parse(data, nl ? (size_t)(nl - data) : len, &r, err, sizeof(err)))
+		return false;
+	if (!r.fsid || !r.node || !r.rid || strlen(r.fsid) > NN_TOKEN_MAX ||
+	    strlen(r.node) > NN_TOKEN_MAX || strlen(r.rid) > NN_TOKEN_MAX) {
+		nj_free(&r);
+		return false;
+	}
+	strcpy(o->fsid, r.fsid);
+	strcpy(o->node, r.node);
+	strcpy(o->rid, r.rid);
+	snprintf(o->key, sizeof(o->key), "%s.%s.%s", r.fsid, r.node, r.rid);
+	*start = r.gap ? r.after_seq + 1 : r.seq;
+	if (lastl != data) {
+		nj_free(&r);
+		if (nj_parse(lastl, len - (size_t)(lastl - data), &r, err, sizeof(err)))
+			return false;
+	}
+	*next = r.gap ? r.seq : r.seq + 1;
+	nj_free(&r);
+	return *next > *start || *next == *start;
+}
+
+static void printed_msg(natsMsg *m)
+{
+	natsMsg **n;
+
+	if (ndone == done_cap) {
+		done_cap = done_cap ? done_cap * 2 : 512;
+		n = realloc(done, done_cap * sizeof(*done));
+		if (!n) {
+			natsMsg_Destroy(m);
+			return;
+		}
+		done = n;
+	}
+	done[ndone++] = m;
+}
+
+/* a message came again: said once on stderr, counted at exit */
+static void delivered_again(natsMsg *m)
+{
+	if (!duplicates++)
+		fprintf(stderr, PROG ": stream message %" PRIu64 " delivered again (an acknowledgement lost or late): not printed again\n",
+			stream_seq(m));
+}
+
+/* is all of [start, next) printed already, and none of it as lost? */
+static bool printed_already(const struct origin *o, uint64_t start, uint64_t next)
+{
+	size_t i;
+
+	if (!o->started || next > o->next)
+		return false;
+	for (i = 0; i < o->nlost; i++)
+		if (o->lost[i].start < next && start < o->lost[i].next)
+			return false;
+	return true;
+}
+
+/*
+ * [start, next) printed as lost: kept so that those records, if they
+ * come after all, are printed late rather than taken for duplicates.
+ * The list only grows at its end (o->next only grows); bounded, the
+ * oldest go first.
+ */
+#define LOST_MAX	4096
+static void add_lost(struct origin *o, uint64_t start, uint64_t next)
+{
+	struct lost *n;
+
+	if (o->nlost == LOST_MAX) {
+		memmove(&o->lost[0], &o->lost[1], (o->nlost - 1) * sizeof(*n));
+		o->nlost--;
+	}
+	if (o->nlost == o->lost_cap) {
+		n = realloc(o->lost, (o->lost_cap ? o->lost_cap * 2 : 8) * sizeof(*n));
+		if (!n)
+			return;
+		o->lost = n;
+		o->lost_cap = o->lost_cap ? o->lost_cap * 2 : 8;
+	}
+	o->lost[o->nlost++] = (struct lost){ start, next };
+}
+
+/* [start, next) came after all and is printed late: no longer lost */
+static void found_late(struct origin *o, uint64_t start, uint64_t next)
+{
+	struct lost *l;
+	size_t i = 0;
+
+	while (i < o->nlost) {
+		l = &o->lost[i];
+		if (l->next <= start || next <= l->start) {
+			i++;
+		} else if (l->start < start && next < l->next) {
+			/* the middle of it: in two (or, without memory, whole) */
+			if (o->nlost == o->lost_cap) {
+				struct lost *n = realloc(o->lost, o->lost_cap * 2 * sizeof(*n));
+
+				if (!n)
+					return;
+				o->lost = n;
+				o->lost_cap *= 2;
+				l = &o->lost[i];
+			}
+			memmove(&o->lost[i + 2], &o->lost[i + 1], (o->nlost - i - 1) * sizeof(*l));
+			o->lost[i + 1] = (struct lost){ next, l->next };
+			l->next = start;
+			o->nlost++;
+			i += 2;
+		} else if (l->start < start) {
+			l->next = start;
+			i++;
+		} else if (next < l->next) {
+			l->start = next;
+			i++;
+		} else {
+			memmove(&o->lost[i], &o->lost[i + 1], (o->nlost - i - 1) * sizeof(*l));
+			o->nlost--;
+		}
+	}
+}
+
+/* print what waited and can go now */
+static void release(struct origin *o, bool force)
+{
+	struct held *h;
+
+	/*
+	 * A mount's first messages wait a little (START_WAIT_MS, at most
+	 * --reorder-wait) for earlier ones, e.g. those a durable consumer's
+	 * last run handed back, before its next seq is taken.
+	 */
+	if (!o->started) {
+		if (!o->nheld || (!force && now_ms() - o->first_ms <
+				  (reorder_ms < START_WAIT_MS ? reorder_ms : START_WAIT_MS)))
+			return;
+		o->started = true;
+		o->next = o->held[0].start;
+	}
+
+	while (o->nheld && !(count && printed >= count)) {
+		h = &o->held[0];
+		if (h->start > o->next) {
+			if (!force && now_ms() - h->since_ms < reorder_ms)
+				break;
+			/* it never came: a gap, as the consumer sees it */
+			fprintf(stderr, PROG ": records seq %" PRIu64 " to %" PRIu64 " of %s are not in the stream after %" PRIu64 " ms: printing them as lost\n",
+				o->next, h->start - 1, o->key, reorder_ms);
+			if (json) {
+				struct nf_origin no = { o->fsid, o->node, o->rid };
+
+				nf_json_gap(stdout, o->next - 1, h->start, &no);
+			} else {
+				fputs("fsid=", stdout);
+				nf_text_str(stdout, o->fsid, strlen(o->fsid));
+				fputs(" node=", stdout);
+				nf_text_str(stdout, o->node, strlen(o->node));
+				putchar(' ');
+				nf_text_gap(stdout, o->next - 1, h->start);
+			}
+			printed++;
+			add_lost(o, o->next, h->start);
+			o->next = h->start;
+		}
+		if (count && printed >= count)
+			break;
+		if (printed_already(o, h->start, h->next)) {
+			delivered_again(h->m);
+		} else {
+			printed += print_msg(h->m);
+			found_late(o, h->start, h->next);
+		}
+		if (h->next > o->next)
+			o->next = h->next;
+		printed_msg(h->m);
+		memmove(&o->held[0], &o->held[1], (o->nheld - 1) * sizeof(*h));
+		o->nheld--;
+	}
+}
+
+/* one fetched message: printed now, or held for the ones before it */
+static void take_msg(natsMsg *m)
+{
+	struct origin tmp;
+	struct origin *o = NULL;
+	struct held *h;
+	uint64_t start;
+	uint64_t next;
+	size_t i;
+
+	if (!msg_range(m, &tmp, &start, &next)) {
+		printed += print_msg(m);	/* reports it */
+		printed_msg(m);
+		return;
+	}
+	for (i = 0; i < norigins; i++)
+		if (!strcmp(origins[i].key, tmp.key))
+			o = &origins[i];
+	if (!o) {
+		o = realloc(origins, (norigins + 1) * sizeof(*origins));
+		if (!o) {
+			printed += print_msg(m);
+			printed_msg(m);
+			return;
+		}
+		origins = o;
+		o = &origins[norigins++];
+		*o = tmp;
+		o->held = NULL;
+		o->nheld = o->cap = 0;
+		o->lost = NULL;
+		o->nlost = o->lost_cap = 0;
+		o->next = start;
+		o->started = false;
+		o->first_ms = now_ms();
+	}
+	if (printed_already(o, start, next)) {
+		/* delivered again: acknowledged again, not printed */
+		delivered_again(m);
+		printed_msg(m);
+		return;
+	}
+	if (!o->started || start > o->next) {
+		for (i = 0; i < o->nheld; i++) {
+			if (o->held[i].start == start && o->held[i].next == next) {
+				/* delivered again while held: the held one answers for both */
+				delivered_again(m);
+				natsMsg_Destroy(m);
+				return;
+			}
+		}
+		if (o->nheld == o->cap) {
+			o->cap = o->cap ? o->cap * 2 : 64;
+			h = realloc(o->held, o->cap * sizeof(*h));
+			if (!h) {
+				printed += print_msg(m);
+				printed_msg(m);
+				return;
+			}
+			o->held = h;
+		}
+		for (i = o->nheld; i > 0 && o->held[i - 1].start > start; i--)
+			o->held[i] = o->held[i - 1];
+		o->held[i] = (struct held){ m, start, next, now_ms(), now_ms() };
+		o->nheld++;
+		release(o, false);
+		return;
+	}
+	/* in order, or late (after it was printed as lost): printed now */
+	printed += print_msg(m);
+	found_late(o, start, next);
+	printed_msg(m);
+	if (next > o->next)
+		o->next = next;
+	release(o, false);
+}
+
+/*
+ * How long a pull waits, from what it would like (see the fetch loop):
+ * short enough for a held message's --reorder-wait to end on time and
+ * for a durable's held messages to be reported in progress in time.
+ */
+static int64_t fetch_wait_ms(uint64_t want)
+{
+	bool held = false;
+	size_t i;
+
+	for (i = 0; i < norigins; i++)
+		if (origins[i].nheld)
+			held = true;
+	if (held && want > reorder_ms / 2)
+		want = reorder_ms / 2;
+	if (durable && want > ack_wait_ms / 4)
+		want = ack_wait_ms / 4;
+	return want < 100 ? 100 : (int64_t)want;
+}
+
+/* a signal to stop has come */
+static bool stop_now(const sigset_t *sigs)
+{
+	struct timespec zero = { 0, 0 };
+
+	return sigtimedwait(sigs, NULL, &zero) > 0;
+}
+
+/*
+ * The reply subjects of the latest acknowledgements.  An ack the
+ * server took but did not replicate before it failed, or one lost on a
+ * connection to it, makes the message come again an ack wait later:
+ * to this run, which knows it printed it, or to the next, which does
+ * not.  So at exit the acks of the last two ack waits are sent again
+ * (an ack of a message acknowledged already changes nothing).
+ */
+#define RECENT_MAX	65536
+struct recent {
+	char *reply;
+	uint64_t ms;
+};
+static struct recent *recent;
+static size_t recent_next;	/* the slot the next one takes */
+
+static void remember_ack(natsMsg *m)
+{
+	const char *reply = natsMsg_GetReply(m);
+	struct recent *r;
+
+	if (!reply)
+		return;
+	if (!recent) {
+		recent = calloc(RECENT_MAX, sizeof(*recent));
+		if (!recent)
+			return;
+	}
+	r = &recent[recent_next];
+	free(r->reply);
+	r->reply = strdup(reply);
+	r->ms = now_ms();
+	recent_next = (recent_next + 1) % RECENT_MAX;
+}
+
+/* the acks of the last two ack waits again, flushed; false if not out */
+static bool reack_recent(natsConnection *nc)
+{
+	uint64_t since = now_ms() - 2 * ack_wait_ms - 5000;
+	size_t i;
+
+	for (i = 0; recent && i < RECENT_MAX; i++) {
+		if (recent[i].reply && recent[i].ms >= since)
+			natsConnection_PublishString(nc, recent[i].reply, "+ACK");
+		free(recent[i].reply);
+	}
+	free(recent);
+	recent = NULL;
+	return natsConnection_FlushTimeout(nc, 5000) == NATS_OK;
+}
+
+/*
+ * What is held for its order is not acknowledged until it is printed:
+ * tell the server it is in hand, so that it does not deliver it again
+ * an ack wait later.
+ */
+static void keep_held(void)
+{
+	uint64_t now = now_ms();
+	struct held *h;
+	size_t i;
+	size_t k;
+
+	for (i = 0; i < norigins; i++) {
+		for (k = 0; k < origins[i].nheld; k++) {
+			h = &origins[i].held[k];
+			if (now - h->progress_ms >= ack_wait_ms / 3) {
+				natsMsg_InProgress(h->m, NULL);
+				h->progress_ms = now;
+			}
+		}
+	}
+}
+
+/* printed and flushed: now the server may forget them */
+static void flush_and_ack(bool durable_, int *ret)
+{
+	size_t i;
+	natsStatus s;
+	jsErrCode jerr = 0;
+
+	if (fflush(stdout) == EOF) {
+		*ret = NN_EXIT_TRANSIENT;
+		return;
+	}
+	for (i = 0; i < ndone; i++) {
+		if (durable_) {
+			s = i + 1 == ndone ? natsMsg_AckSync(done[i], NULL, &jerr) :
+					     natsMsg_Ack(done[i], NULL);
+			if (s != NATS_OK)
+				fprintf(stderr, PROG ": ack: %s (records may be printed again)\n",
+					natsStatus_GetText(s));
+			remember_ack(done[i]);
+		}
+		natsMsg_Destroy(done[i]);
+	}
+	ndone = 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		NN_LONG_OPTS,
+		{ "stream", required_argument, NULL, 2001 },
+		{ "all", no_argument, NULL, 2002 },
+		{ "since", required_argument, NULL, 2003 },
+		{ "from-seq", required_argument, NULL, 2004 },
+		{ "durable", required_argument, NULL, 2005 },
+		{ "fsid", required_argument, NULL, 2006 },
+		{ "node", required_argument, NULL, 2007 },
+		{ "op", required_argument, NULL, 2008 },
+		{ "reorder-wait", required_argument, NULL, 2009 },
+		{ "ack-wait", required_argument, NULL, 2010 },
+		{ "json", no_argument, NULL, 'j' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	jsConsumerConfig cc;
+	jsOptions jso;
+	jsConsumerInfo *ci = NULL;
+	jsSubOptions so;
+	natsSubscription *sub = NULL;
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s;
+	natsMsgList list;
+	sigset_t sigs;
+	struct timespec zero = { 0, 0 };
+	char filter[256];
+	char *opsbuf = NULL;
+	char *tok;
+	char *save;
+	char *end;
+	int64_t since = -1;
+	uint64_t from_seq = 0;
+	bool all = false;
+	bool stop = false;
+	uint64_t fetch_ms = 500;
+	int fetch_errors = 0;
+	int starts = 0;
+	int ret = 0;
+	int want;
+	int sig;
+	int c;
+	int i;
+
+	while ((c = getopt_long(argc, argv, "s:jn:h", opts, NULL)) != -1) {
+		ret = nn_opt(&nopts, c, optarg, PROG);
+		if (ret < 0)
+			return NN_EXIT_USAGE;
+		if (ret > 0)
+			continue;
+		switch (c) {
+		case 2001:
+			if (!nn_token_ok(optarg)) {
+				fprintf(stderr, PROG ": bad --stream '%s'\n", optarg);
+				return NN_EXIT_USAGE;
+			}
+			stream = optarg;
+			break;
+		case 2002:
+			all = true;
+			starts++;
+			break;
+		case 2003:
+			since = parse_since(optarg);
+			if (since < 0) {
+				fprintf(stderr, PROG ": --since needs an RFC 3339 time (2026-11-26T08:00:00Z) or a duration (10m), not '%s'\n",
+					optarg);
+				return NN_EXIT_USAGE;
+			}
+			starts++;
+			break;
+		case 2004:
+			errno = 0;
+			from_seq = strtoull(optarg, &end, 10);
+			if (errno || *end || !*optarg || optarg[0] == '-' || from_seq == 0) {
+				fprintf(stderr, PROG ": --from-seq needs a positive number, not '%s'\n",
+					optarg);
+				return NN_EXIT_USAGE;
+			}
+			starts++;
+			break;
+		case 2005:
+			if (!nn_token_ok(optarg)) {
+				fprintf(stderr, PROG ": --durable must be letters, digits, '-' or '_', not '%s'\n",
+					optarg);
+				return NN_EXIT_USAGE;
+			}
+			durable = optarg;
+			break;
+		case 2006:
+			if (!nn_token_ok(optarg)) {
+				fprintf(stderr, PROG ": bad --fsid '%s'\n", optarg);
+				return NN_EXIT_USAGE;
+			}
+			f_fsid = optarg;
+			break;
+		case 2007:
+			if (!nn_token_ok(optarg)) {
+				fprintf(stderr, PROG ": bad --node '%s'\n", optarg);
+				return NN_EXIT_USAGE;
+			}
+			f_node = optarg;
+			break;
+		case 2008:
+			free(opsbuf);
+			opsbuf = strdup(optarg);
+			nops = 0;
+			for (tok = strtok_r(opsbuf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				if (!op_ok(tok) || nops == OPS_MAX) {
+					fprintf(stderr, PROG ": --op takes open, read, attach, mmap or opN, not '%s'\n",
+						tok);
+					return NN_EXIT_USAGE;
+				}
+				ops[nops++] = tok;
+			}
+			if (!nops) {
+				fprintf(stderr, PROG ": --op needs at least one op\n");
+				return NN_EXIT_USAGE;
+			}
+			break;
+		case 2009:
+			if (parse_ms(optarg, &reorder_ms, 0)) {
+				fprintf(stderr, PROG ": --reorder-wait needs a duration (10s, 500ms), not '%s'\n",
+					optarg);
+				return NN_EXIT_USAGE;
+			}
+			break;
+		case 2010:
+			if (parse_ms(optarg, &ack_wait_ms, 1000)) {
+				fprintf(stderr, PROG ": --ack-wait needs a duration of at least 1s (30s, 1500ms), not '%s'\n",
+					optarg);
+				return NN_EXIT_USAGE;
+			}
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'n':
+			errno = 0;
+			count = strtoull(optarg, &end, 10);
+			if (errno || *end || !*optarg || optarg[0] == '-' || count == 0) {
+				fprintf(stderr, PROG ": --count needs a positive number, not '%s'\n", optarg);
+				return NN_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return NN_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
+		return NN_EXIT_USAGE;
+	}
+	if (starts > 1) {
+		fprintf(stderr, PROG ": --all, --since and --from-seq exclude each other\n");
+		return NN_EXIT_USAGE;
+	}
+	if (nn_check(&nopts, PROG))
+		return NN_EXIT_USAGE;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	nopts.name = PROG;
+	ret = nn_connect(&nc, &nopts, true, NULL, NULL, NULL, PROG);
+	if (ret)
+		goto out;
+	jsOptions_Init(&jso);
+	jso.Wait = 10000;
+	s = natsConnection_JetStream(&js, nc, &jso);
+	if (s != NATS_OK) {
+		fprintf(stderr, PROG ": JetStream: %s\n", natsStatus_GetText(s));
+		ret = NN_EXIT_TRANSIENT;
+		goto out;
+	}
+	snprintf(filter, sizeof(filter), NN_SUBJECT_PREFIX ".%s.%s.*", f_fsid ? f_fsid : "*",
+		 f_node ? f_node : "*");
+
+	/* a durable that exists carries on; otherwise make the consumer */
+	for (i = 0; durable && i < 30; i++) {
+		jerr = 0;
+		s = js_GetConsumerInfo(&ci, js, stream, durable, NULL, &jerr);
+		if ((s != NATS_TIMEOUT && jerr != JSClusterNotAvailErr) || stop_now(&sigs))
+			break;
+		nats_Sleep(1000);
+	}
+	if (durable && s == NATS_OK) {
+		if (!ci->Config->FilterSubject || strcmp(ci->Config->FilterSubject, filter))
+			fprintf(stderr, PROG ": durable %s exists with filter %s; --fsid and --node can't change it (--op still applies)\n",
+				durable, ci->Config->FilterSubject ? ci->Config->FilterSubject : "(none)");
+		if (starts)
+			fprintf(stderr, PROG ": durable %s exists: carrying on where it stopped, not from the start given\n",
+				durable);
+	} else {
+		jsConsumerConfig_Init(&cc);
+		cc.Durable = durable;
+		cc.FilterSubject = filter;
+		cc.AckPolicy = durable ? js_AckExplicit : js_AckNone;
+		cc.AckWait = (int64_t)ack_wait_ms * 1000000LL;
+		cc.MaxAckPending = 10000;
+		if (!durable)
+			cc.InactiveThreshold = 60LL * 1000000000LL;
+		if (all) {
+			cc.DeliverPolicy = js_DeliverAll;
+		} else if (since >= 0) {
+			cc.DeliverPolicy = js_DeliverByStartTime;
+			cc.OptStartTime = since;
+		} else if (from_seq) {
+			cc.DeliverPolicy = js_DeliverByStartSequence;
+			cc.OptStartSeq = from_seq;
+		} else {
+			cc.DeliverPolicy = js_DeliverNew;
+		}
+		/* a cluster that just lost a server can take a while to answer */
+		for (i = 0; i < 30; i++) {
+			jerr = 0;
+			s = js_AddConsumer(&ci, js, stream, &cc, NULL, &jerr);
+			if ((s != NATS_TIMEOUT && jerr != JSClusterNotAvailErr) || stop_now(&sigs))
+				break;
+			nats_Sleep(1000);
+		}
+		if (s != NATS_OK) {
+			const char *text = nats_GetLastError(NULL);
+
+			fprintf(stderr, PROG ": cannot read stream %s: %s%s\n", stream,
+				text ? text : natsStatus_GetText(s),
+				jerr == JSStreamNotFoundErr ? " (no forwarder has created it yet?)" : "");
+			ret = s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr ||
+			      s == NATS_NOT_PERMITTED ? NN_EXIT_PERMANENT : NN_EXIT_TRANSIENT;
+			goto out;
+		}
+	}
+	/* an existing durable keeps the ack wait it was made with */
+	if (durable && ci->Config && ci->Config->AckWait > 0)
+		ack_wait_ms = (uint64_t)ci->Config->AckWait / 1000000;
+	jsSubOptions_Init(&so);
+	so.Stream = stream;
+	so.Consumer = ci->Name;
+	s = js_PullSubscribe(&sub, js, filter, durable, NULL, &so, &jerr);
+	if (s != NATS_OK) {
+		const char *text = nats_GetLastError(NULL);
+
+		fprintf(stderr, PROG ": cannot bind to consumer %s of stream %s: %s\n", ci->Name,
+			stream, text ? text : natsStatus_GetText(s));
+		ret = NN_EXIT_TRANSIENT;
+		goto out;
+	}
+
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	signal(SIGPIPE, SIG_DFL);
+	while (!stop) {
+		sig = sigtimedwait(&sigs, NULL, &zero);
+		if (sig > 0)
+			break;
+		want = FETCH_MAX;
+		/* never take more than is left to print: a durable's rest stays unacked */
+		if (count && count - printed < (uint64_t)want)
+			want = (int)(count - printed);
+		memset(&list, 0, sizeof(list));
+		s = natsSubscription_Fetch(&list, sub, want, fetch_wait_ms(fetch_ms), &jerr);
+		/*
+		 * Nothing came: wait longer in the next pull (to 4 s).  A
+		 * pull that expires before a busy server gets to it brings
+		 * nothing, however much is waiting; seen on a loaded host
+		 * with 500 ms pulls, none of which ever delivered.
+		 */
+		if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0))
+			fetch_ms = fetch_ms * 2 > 4000 ? 4000 : fetch_ms * 2;
+		else if (s == NATS_OK)
+			fetch_ms = 500;
+		/* what waited longer than --reorder-wait goes out */
+		for (i = 0; i < (int)norigins; i++)
+			release(&origins[i], false);
+		if (durable)
+			keep_held();
+		if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0)) {
+			flush_and_ack(durable, &ret);
+			if (ret || (count && printed >= count))
+				break;
+			continue;
+		}
+		if (s != NATS_OK) {
+			/*
+			 * Reconnecting (the library does it), or a cluster
+			 * moving the consumer to another server: try again,
+			 * for a minute of failures in a row.
+			 */
+			struct timespec d = { 0, 200 * 1000000L };
+
+			if (natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED &&
+			    ++fetch_errors % 25 == 1)
+				fprintf(stderr, PROG ": fetch: %s%s\n", natsStatus_GetText(s),
+					fetch_errors > 1 ? " (still)" : ", trying again");
+			if (fetch_errors > 300) {
+				ret = NN_EXIT_TRANSIENT;
+				break;
+			}
+			nanosleep(&d, NULL);
+			continue;
+		}
+		fetch_errors = 0;
+		for (i = 0; i < list.Count; i++) {
+			take_msg(list.Msgs[i]);
+			list.Msgs[i] = NULL;	/* printed_msg() or held owns it */
+			/* a batched message is printed whole */
+			if (count && printed >= count) {
+				stop = true;
+				break;
+			}
+		}
+		/* not printed: back to the server, as the held ones below */
+		for (; i < list.Count; i++)
+			if (list.Msgs[i] && durable)
+				natsMsg_NakWithDelay(list.Msgs[i], 2000, NULL);
+		natsMsgList_Destroy(&list);
+		flush_and_ack(durable, &ret);
+		if (ret)
+			break;
+	}
+	/*
+	 * What still waits goes back to the server for the next run, a
+	 * little later than what it waits for (which the server has not
+	 * delivered yet), so that the next run gets them in order: the
+	 * server redelivers what comes back at the same time in stream
+	 * order.
+	 */
+	for (i = 0; i < (int)norigins; i++) {
+		for (size_t k = 0; k < origins[i].nheld; k++) {
+			if (durable)
+				natsMsg_NakWithDelay(origins[i].held[k].m, 2000, NULL);
+			natsMsg_Destroy(origins[i].held[k].m);
+		}
+		free(origins[i].held);
+		free(origins[i].lost);
+	}
+	free(origins);
+	free(done);
+	if (duplicates)
+		fprintf(stderr, PROG ": %" PRIu64 " messages delivered again (an acknowledgement lost) were not printed again\n",
+			duplicates);
+	if (nc && durable && !reack_recent(nc))
+		fprintf(stderr, PROG ": the last acknowledgements may not have reached NATS: the next run may print some records again\n");
+	else if (nc)
+		natsConnection_FlushTimeout(nc, 2000);	/* the naks out */
+out:
+	if (sub)
+		natsSubscription_Destroy(sub);
+	if (ci && !durable)
+		js_DeleteConsumer(js, stream, ci->Name, NULL, NULL);
+	jsConsumerInfo_Destroy(ci);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	nn_free(&nopts);
+	free(opsbuf);
+	nats_Close();
+	return ret;
+}
