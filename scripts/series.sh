@@ -15,7 +15,10 @@
 #               the commit message (subject, empty line, body)
 #   files       the product's files this commit adds, one path a line
 #   edits.diff  its edits to files that are already there (upstream's,
-#               or an earlier commit's), a unified diff
+#               or an earlier commit's), a unified diff; an added line
+#               "+@insert PATH" stands for the lines of the file PATH
+#               (kmod/src/notify-abi.h, the ABI block of upstream's
+#               ioctl.h), so that they live in a file of their own
 #   vX.Y/       a variant for release vX.Y and later ones (the newest
 #               variant not newer than the release wins): an edits.diff
 #               and/or a commit replacing the default, or a note, a
@@ -145,6 +148,58 @@ files_of() {
 	[ ! -f "$1/files" ] || sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$1/files"
 }
 
+# inserts_of EDITS: the files EDITS inserts with "+@insert PATH"
+inserts_of() {
+	sed -n 's/^+@insert //p' "$1"
+}
+
+# expand_inserts EDITS: EDITS with each "+@insert PATH" line replaced by
+# the lines of PATH, each added
+expand_inserts() {
+	local line p
+	while IFS= read -r line || [ -n "$line" ]; do
+		if [[ $line == "+@insert "* ]]; then
+			p=${line#+@insert }
+			[ -f "$top/$p" ] || die "${1#"$top"/} inserts $p, which is not a file here"
+			sed 's/^/+/' "$top/$p"
+		else
+			printf '%s\n' "$line"
+		fi
+	done <"$1"
+}
+
+# collapse_inserts OLD NEW: NEW, a diff that export made, with the block
+# of added lines that OLD's "+@insert PATH" stood for written back to
+# PATH and replaced by the marker again: the longest run of added lines
+# in the file whose section of OLD has the marker
+collapse_inserts() {
+	local old=$1 new=$2 p f
+	while read -r p; do
+		f=$(awk -v m="+@insert $p" '/^diff --git / { f = $3 } $0 == m { sub(/^a\//, "", f); print f; exit }' "$old")
+		awk -v f="a/$f" -v out="$top/$p" -v p="$p" '
+			{ line[NR] = $0 }
+			/^diff --git / { in_f = ($3 == f) }
+			in_f && /^\+/ && !/^\+\+\+ / { if (!run) start = NR; run++; if (run > best) { best = run; bs = start } next }
+			{ run = 0 }
+			END {
+				if (!best) { print "no added lines for " p > "/dev/stderr"; exit 1 }
+				# an empty line that ends the block stays in the diff
+				while (best > 1 && line[bs + best - 1] == "+") best--
+				for (i = 1; i <= NR; i++) {
+					if (i == bs) {
+						print "+@insert " p
+						printf "" > out
+						for (j = bs; j < bs + best; j++) print substr(line[j], 2) > out
+						i = bs + best - 1
+						continue
+					}
+					print line[i]
+				}
+			}' "$new" >"$new.c" || die "export: the block of $p is gone from ${f:-its file}'s edits"
+		mv "$new.c" "$new"
+	done < <(inserts_of "$old")
+}
+
 # upstream_git: set $up to a git dir for --src
 upstream_git() {
 	[ -n "$src" ] || die "no upstream git dir: pass --src DIR or set SCOUTFS_SRC"
@@ -170,7 +225,8 @@ make_commit() {
 	done
 	e=$(pick "$d" edits.diff "$rel")
 	if [ -n "$e" ] && [ -s "$e" ]; then
-		if ! git -C "$w" apply --index "$e" 2>"$tmp/apply.err"; then
+		expand_inserts "$e" >"$tmp/edits.diff"
+		if ! git -C "$w" apply --index --recount "$tmp/edits.diff" 2>"$tmp/apply.err"; then
 			apply_failed=${e#"$top"/}
 			sed 's/^/    /' "$tmp/apply.err" >&2
 			return 1
@@ -368,7 +424,9 @@ export_commit() {
 	f=$(pick "$d" edits.diff "$base")
 	[ -n "$f" ] || f=$d/edits.diff
 	if [ "${#mods[@]}" -gt 0 ]; then
-		git -C "$e" "${gitc[@]}" diff "$c^" "$c" -- "${mods[@]}" | grep -v '^index ' >"$f"
+		git -C "$e" "${gitc[@]}" diff "$c^" "$c" -- "${mods[@]}" | grep -v '^index ' >"$tmp/edits"
+		[ ! -f "$f" ] || collapse_inserts "$f" "$tmp/edits"
+		mv "$tmp/edits" "$f"
 	else
 		: >"$f"
 	fi
@@ -445,7 +503,7 @@ cmd_add() {
 # rebase_from RELEASE FIRST: build RELEASE's series in build/rebase/RELEASE
 # from commit FIRST on; stop with a cherry-pick on the first conflict
 rebase_from() {
-	local rel=$1 first=$2 w=$top/build/rebase/$1 prev="" r c
+	local rel=$1 first=$2 w=$top/build/rebase/$1 prev="" r c failed
 	[ "$first" -gt 1 ] || new_clone "$w"
 	if build_series "$w" "$rel" "$first"; then
 		cmd_generate "$rel"
@@ -454,20 +512,21 @@ rebase_from() {
 	while read -r r; do
 		[ "$r" != "$rel" ] && ver_le "$r" "$rel" && prev=$r
 	done < <(releases | cut -d' ' -f1 | while read -r r; do echo "$(vkey "$r") $r"; done | sort -V | cut -d' ' -f2)
-	[ -n "$prev" ] || die "$rel: ${failed_commit##*/} does not apply, and no older release to carry it from"
+	failed=$failed_commit
+	[ -n "$prev" ] || die "$rel: ${failed##*/} does not apply, and no older release to carry it from"
 	# the commit as the nearest older release has it, picked with a 3-way merge
 	git -C "$w" reset -q --hard
 	git -C "$w" clean -fdxq
 	r=$tmp/prev
 	new_clone "$r"
 	build_series "$r" "$prev" || die "$prev: its own series does not apply"
-	c=$(git -C "$r" rev-list --reverse "$(ref_of "$prev")..HEAD" | sed -n "$(commit_index "$failed_commit")p")
+	c=$(git -C "$r" rev-list --reverse "$(ref_of "$prev")..HEAD" | sed -n "$(commit_index "$failed")p")
 	git -C "$w" fetch -q "$r" "$c"
-	if git -C "$w" -c user.name=series -c user.email=series@localhost cherry-pick -x FETCH_HEAD >/dev/null 2>&1; then
-		note "${failed_commit##*/}: merged cleanly from $prev's"
+	if git -C "$w" -c user.name=series -c user.email=series@localhost cherry-pick FETCH_HEAD >/dev/null 2>&1; then
+		note "${failed##*/}: $prev's commit merged cleanly"
 	else
 		git -C "$w" status --short | sed 's/^/    /'
-		die "$rel: ${failed_commit##*/} conflicts.  In build/rebase/$rel: fix the files, git add them, git cherry-pick --continue, then scripts/series.sh resolve $rel"
+		die "$rel: ${failed##*/} conflicts.  In build/rebase/$rel: fix the files, git add them, git cherry-pick --continue, then scripts/series.sh resolve $rel"
 	fi
 	resolve_commit "$rel"
 }

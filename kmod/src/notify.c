@@ -23,11 +23,13 @@
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
 #include <linux/log2.h>
+#include <linux/mm.h>
 
 #include "format.h"
 #include "ioctl.h"
 #include "super.h"
 #include "counters.h"
+#include "inode.h"
 #include "notify.h"
 
 /*
@@ -177,6 +179,52 @@ void scoutfs_notify_emit(struct super_block *sb, u32 op, u64 ino,
 
 	if (wake)
 		wake_reader(ninf);
+}
+
+/*
+ * Regular files didn't need an open method until access notifications
+ * wanted to see opens.  It only records, it never fails an open that
+ * the vfs would otherwise have allowed.  The vfs refuses O_DIRECT
+ * after calling ->open when the mapping can't do direct IO, we don't
+ * record those opens that are about to fail.
+ */
+int scoutfs_notify_open(struct inode *inode, struct file *file)
+{
+	struct super_block *sb = inode->i_sb;
+
+	if (scoutfs_notify_watched(sb) &&
+	    (!(file->f_flags & O_DIRECT) || file->f_mapping->a_ops->direct_IO))
+		scoutfs_notify_emit(sb, SCOUTFS_NOTIFY_OP_OPEN, scoutfs_ino(inode),
+				    0, 0, file->f_flags);
+
+	return 0;
+}
+
+void scoutfs_notify_record_read(struct inode *inode, loff_t pos, size_t len)
+{
+	scoutfs_notify_emit(inode->i_sb, SCOUTFS_NOTIFY_OP_READ,
+			    scoutfs_ino(inode), pos, len, 0);
+}
+
+/*
+ * Reads through a mapping are page faults that we can't afford to
+ * record one by one, so a notify reader sees the mapping itself: the
+ * file range it covers and whether it's shared (VM_MAYSHARE, so
+ * MAP_SHARED of a read-only file counts) and writable.
+ */
+void scoutfs_notify_record_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct inode *inode = file_inode(file);
+	u32 flags = 0;
+
+	if (vma->vm_flags & VM_MAYSHARE)
+		flags |= SCOUTFS_NOTIFY_MMAP_SHARED;
+	if (vma->vm_flags & VM_WRITE)
+		flags |= SCOUTFS_NOTIFY_MMAP_WRITE;
+
+	scoutfs_notify_emit(inode->i_sb, SCOUTFS_NOTIFY_OP_MMAP,
+			    scoutfs_ino(inode), (u64)vma->vm_pgoff << PAGE_SHIFT,
+			    vma->vm_end - vma->vm_start, flags);
 }
 
 /*

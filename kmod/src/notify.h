@@ -3,6 +3,8 @@
 
 #include "super.h"
 
+struct vm_area_struct;
+
 int scoutfs_notify_setup(struct super_block *sb);
 void scoutfs_notify_destroy(struct super_block *sb);
 void scoutfs_notify_umount_begin(struct super_block *sb);
@@ -11,6 +13,11 @@ void scoutfs_notify_emit(struct super_block *sb, u32 op, u64 ino,
 			 u64 offset, u64 len, u32 flags);
 int scoutfs_notify_release(struct inode *inode, struct file *file);
 long scoutfs_ioc_read_notify(struct file *file, unsigned long arg);
+
+int scoutfs_notify_open(struct inode *inode, struct file *file);
+void scoutfs_notify_record_read(struct inode *inode, loff_t pos, size_t len);
+void scoutfs_notify_record_mmap(struct file *file,
+				struct vm_area_struct *vma);
 
 /*
  * Hooks in the I/O paths only record while a reader is attached.  This
@@ -21,6 +28,25 @@ long scoutfs_ioc_read_notify(struct file *file, unsigned long arg);
 static inline bool scoutfs_notify_watched(struct super_block *sb)
 {
 	return unlikely(READ_ONCE(SCOUTFS_SB(sb)->notify_watched));
+}
+
+/*
+ * The read paths call this once per read call, after any data waits,
+ * with the file position the call started at and its return value.
+ */
+static inline void scoutfs_notify_read(struct inode *inode, loff_t pos,
+				       ssize_t ret)
+{
+	if (scoutfs_notify_watched(inode->i_sb) && ret > 0)
+		scoutfs_notify_record_read(inode, pos, ret);
+}
+
+/* the mmap method calls this once the vma is set up */
+static inline void scoutfs_notify_mmap(struct file *file,
+				       struct vm_area_struct *vma)
+{
+	if (scoutfs_notify_watched(file_inode(file)->i_sb))
+		scoutfs_notify_record_mmap(file, vma);
 }
 
 #endif
