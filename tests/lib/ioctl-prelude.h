@@ -2,8 +2,8 @@
  * The few definitions of upstream scoutfs's kmod/src/ioctl.h that
  * scoutfs-notifyd, scoutfs-notify-watch and scoutfs-notify-forward use
  * besides the notify ABI.
- * tests/daemon-tier.sh puts them in front of the notify block that
- * patch 1 adds, to build the tools from the series on a machine
+ * tests/lib/tools-src.sh puts them in front of kmod/src/notify-abi.h,
+ * the notify block that commit 1 inserts, to build the tools on a machine
  * without an upstream tree.  With SCOUTFS_SRC set it builds against
  * the real patched header instead, and tests/abi-test.sh checks these
  * against it.

@@ -5,13 +5,13 @@
 # client: utils/notifyd/ and kmod/src/ioctl.h.
 #
 # With SCOUTFS_SRC the series is applied to a fresh clone of its base.
-# Without it, utils/notifyd/ is taken from the patches in patches/ that
-# add and change it (patch 3, and patch 4's optional NATS tools), in
-# order, and ioctl.h is made of tests/lib/ioctl-prelude.h and the
-# notify block patch 1 adds to it, so the tools are still what ships.
+# Without it, utils/notifyd/ is this repository's, and ioctl.h is made
+# of tests/lib/ioctl-prelude.h and kmod/src/notify-abi.h, the notify
+# block that commit 1 inserts into upstream's, so the tools are still
+# what ships.
 
 tools_src() {
-	local dir=$1 top base p_tools p_abi p
+	local dir=$1 top base
 	top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 	base=$(cat "$top/base.txt")
 	if [ -n "${SCOUTFS_SRC:-}" ]; then
@@ -23,20 +23,10 @@ tools_src() {
 		echo "tools from the series applied to scoutfs $base"
 		return 0
 	fi
-	p_tools=$(grep -l '^+++ b/utils/notifyd/' "$top"/patches/*.patch || true)
-	p_abi=$(grep -l '^+++ b/kmod/src/ioctl.h' "$top"/patches/*.patch | head -n 1 || true)
-	if [ -z "$p_tools" ] || [ -z "$p_abi" ]; then
-		echo "no patch in patches/ adds utils/notifyd/ and kmod/src/ioctl.h changes"
-		return 1
-	fi
-	mkdir -p "$dir/kmod/src"
-	for p in $p_tools; do
-		(cd "$dir" && git apply --include='utils/notifyd/*' "$p") || return 1
-	done
-	{
-		cat "$top/tests/lib/ioctl-prelude.h"
-		awk '/^diff --git/ {f = ($3 == "a/kmod/src/ioctl.h")} f && /^\+/ && !/^\+\+\+/ {print substr($0, 2)}' "$p_abi"
-		echo "#endif"
-	} >"$dir/kmod/src/ioctl.h"
-	echo "tools from $(for p in $p_tools; do basename "$p"; done | tr '\n' ' ')notify ABI from $(basename "$p_abi")"
+	# the tools' own files, and an ioctl.h of the definitions they use
+	mkdir -p "$dir/kmod/src" "$dir/utils"
+	cp -R "$top/utils/notifyd" "$dir/utils/"
+	cat "$top/tests/lib/ioctl-prelude.h" "$top/kmod/src/notify-abi.h" >"$dir/kmod/src/ioctl.h"
+	echo "#endif" >>"$dir/kmod/src/ioctl.h"
+	echo "tools from utils/notifyd/, notify ABI from kmod/src/notify-abi.h"
 }
