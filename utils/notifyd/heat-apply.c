@@ -1132,16 +1132,16 @@ static int write_files(struct ha *a)
 	return ret;
 }
 
-static void bind_mount(struct hs_stmt *st, const struct hmount *m)
+/* the counts at $first.. ($first + 6), as both statements have them */
+static void bind_mount(struct hs_stmt *st, const struct hmount *m, int first)
 {
-	hs_bi(st, 1, m->id);
-	hs_bi(st, 2, (int64_t)m->next_seq);
-	hs_bi(st, 3, m->records);
-	hs_bi(st, 4, m->lost);
-	hs_bi(st, 5, m->unknown);
-	hs_bi(st, 6, m->first_ns);
-	hs_bi(st, 7, m->last_ns);
-	hs_bi(st, 8, m->attach_ns);
+	hs_bi(st, first, (int64_t)m->next_seq);
+	hs_bi(st, first + 1, m->records);
+	hs_bi(st, first + 2, m->lost);
+	hs_bi(st, first + 3, m->unknown);
+	hs_bi(st, first + 4, m->first_ns);
+	hs_bi(st, first + 5, m->last_ns);
+	hs_bi(st, first + 6, m->attach_ns);
 }
 
 /*
@@ -1153,10 +1153,13 @@ static int write_mount(struct ha *a, struct hs_stmt *ins, struct hs_stmt *upd, s
 {
 	struct hs_stmt *st = m->in_db ? upd : ins;
 
-	bind_mount(st, m);
 	if (m->in_db) {
+		bind_mount(st, m, 1);
+		hs_bi(st, 8, m->id);
 		hs_bi(st, 9, (int64_t)m->db_next_seq);
 	} else {
+		hs_bi(st, 1, m->id);
+		bind_mount(st, m, 2);
 		hs_bi(st, 9, (int64_t)m->fsid);
 		hs_bt(st, 10, m->node);
 		hs_bt(st, 11, m->rid);
@@ -1223,8 +1226,8 @@ static int write_mount_rows(struct ha *a, struct hmount *m, struct hs_stmt **st)
 static const char *const mount_sql[] = {
 	"INSERT INTO mounts (id, next_seq, records, lost, unknown, first_ns, last_ns, attach_ns,"
 	" fsid, node, rid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-	"UPDATE mounts SET next_seq = $2, records = $3, lost = $4, unknown = $5, first_ns = $6,"
-	" last_ns = $7, attach_ns = $8 WHERE id = $1 AND next_seq = $9",
+	"UPDATE mounts SET next_seq = $1, records = $2, lost = $3, unknown = $4, first_ns = $5,"
+	" last_ns = $6, attach_ns = $7 WHERE id = $8 AND next_seq = $9",
 	"INSERT INTO periods (mount_id, start_seq, start_ns, end_ns, attached)"
 	" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mount_id, start_seq) DO UPDATE SET"
 	" start_ns = excluded.start_ns, end_ns = excluded.end_ns, attached = excluded.attached",

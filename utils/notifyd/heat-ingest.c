@@ -47,6 +47,7 @@ struct ingest {
 	uint64_t since_flush;	/* messages since the last flush */
 	const char *stream;
 	const char *durable;
+	int64_t ack_wait_ns;
 #ifdef HEAT_NATS
 	struct nn_opts nopts;
 #endif
@@ -104,6 +105,8 @@ static void usage(FILE *f)
 		NN_OPTS_HELP
 		"      --stream NAME      the stream (default " NN_DEFAULT_STREAM ")\n"
 		"      --durable NAME     the durable consumer (default " DEFAULT_DURABLE ")\n"
+		"      --ack-wait DUR     a new durable's ack wait: when NATS delivers again\n"
+		"                         what was not acknowledged (60s)\n"
 #else
 		"  (this build has no NATS support: libnats was not found when it was built)\n"
 #endif
@@ -284,8 +287,10 @@ struct nats {
 	jsCtx *js;
 	natsSubscription *sub;
 	jsConsumerInfo *ci;
-	natsMsg *last;		/* the last message taken: its ack covers the ones before */
-	uint64_t last_seq;
+	natsMsg **held;		/* taken since the last commit: acknowledged after it */
+	size_t nheld;
+	size_t cap;
+	uint64_t last_seq;	/* the stream position of the last one */
 };
 
 static uint64_t msg_seq(natsMsg *m)
@@ -321,8 +326,8 @@ static int make_consumer(struct ingest *in, struct nats *n)
 
 	s = js_GetConsumerInfo(&n->ci, n->js, in->stream, in->durable, NULL, &jerr);
 	if (s == NATS_OK) {
-		if (n->ci->Config->AckPolicy != js_AckAll) {
-			fprintf(stderr, PROG ": durable %s of stream %s exists and is not ack-all: not ours\n",
+		if (n->ci->Config->AckPolicy != js_AckExplicit) {
+			fprintf(stderr, PROG ": durable %s of stream %s exists without explicit acks: not ours\n",
 				in->durable, in->stream);
 			return EXIT_PERMANENT;
 		}
@@ -331,8 +336,8 @@ static int make_consumer(struct ingest *in, struct nats *n)
 	jsConsumerConfig_Init(&cc);
 	cc.Durable = in->durable;
 	cc.FilterSubject = HA_SUBJECT_PREFIX ".>";
-	cc.AckPolicy = js_AckAll;
-	cc.AckWait = 60LL * 1000000000LL;
+	cc.AckPolicy = js_AckExplicit;
+	cc.AckWait = in->ack_wait_ns;
 	cc.MaxAckPending = 65536;
 	pos = db_position(in);
 	if (pos) {
@@ -395,23 +400,50 @@ static int nats_setup(struct ingest *in, struct nats *n)
 	return 0;
 }
 
-/* commit, then acknowledge everything up to the last message taken */
+/*
+ * Commit, then acknowledge each message taken since the last commit.
+ * Each one, not the last with ack-all: after a restart the server
+ * delivers new messages before it delivers again those the killed
+ * process had not acknowledged, and an ack-all of a new one would
+ * acknowledge those too, unapplied.
+ */
 static bool nats_flush(struct ingest *in, struct nats *n)
 {
 	char pos[32];
 	jsErrCode jerr = 0;
+	size_t failed = 0;
+	size_t i;
 
-	if (!n->last)
+	if (!n->nheld)
 		return flush(in, NULL);
 	snprintf(pos, sizeof(pos), "%" PRIu64, n->last_seq);
 	if (!flush(in, pos))
 		return false;
-	if (natsMsg_AckSync(n->last, NULL, &jerr) != NATS_OK)
-		fprintf(stderr, PROG ": ack of stream message %" PRIu64 " failed (%s): NATS will deliver"
-			" what came since the last ack again, which changes nothing\n", n->last_seq,
-			nats_GetLastError(NULL));
-	natsMsg_Destroy(n->last);
-	n->last = NULL;
+	for (i = 0; i < n->nheld; i++) {
+		if ((i + 1 < n->nheld ? natsMsg_Ack(n->held[i], NULL) :
+					natsMsg_AckSync(n->held[i], NULL, &jerr)) != NATS_OK)
+			failed++;
+		natsMsg_Destroy(n->held[i]);
+	}
+	if (failed)
+		fprintf(stderr, PROG ": %zu acks failed (%s): NATS will deliver those messages again,"
+			" which changes nothing\n", failed, nats_GetLastError(NULL));
+	n->nheld = 0;
+	return true;
+}
+
+static bool hold(struct nats *n, natsMsg *m)
+{
+	natsMsg **x;
+
+	if (n->nheld == n->cap) {
+		x = realloc(n->held, (n->cap ? n->cap * 2 : 1024) * sizeof(*x));
+		if (!x)
+			return false;
+		n->held = x;
+		n->cap = n->cap ? n->cap * 2 : 1024;
+	}
+	n->held[n->nheld++] = m;
 	return true;
 }
 
@@ -425,15 +457,13 @@ static bool take(struct ingest *in, struct nats *n, natsMsg *m)
 	ret = ha_msg(in->a, natsMsg_GetSubject(m), strlen(natsMsg_GetSubject(m)), id,
 		     id ? strlen(id) : 0, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), err,
 		     sizeof(err));
-	if (ret == HA_FATAL) {
+	if (ret == HA_FATAL || !hold(n, m)) {
 		fprintf(stderr, PROG ": out of memory\n");
 		natsMsg_Destroy(m);
 		return false;
 	}
 	if (ret == HA_REJECT)
 		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": %s\n", msg_seq(m), err);
-	natsMsg_Destroy(n->last);
-	n->last = m;
 	n->last_seq = msg_seq(m);
 	in->since_flush++;
 	changed(in);
@@ -485,10 +515,14 @@ static int run_nats(struct ingest *in)
 	struct nats n = { 0 };
 	int ret;
 
+	size_t i;
+
 	ret = nats_setup(in, &n);
 	if (!ret)
 		ret = nats_loop(in, &n);
-	natsMsg_Destroy(n.last);
+	for (i = 0; i < n.nheld; i++)
+		natsMsg_Destroy(n.held[i]);
+	free(n.held);
 	if (n.sub)
 		natsSubscription_Destroy(n.sub);
 	jsConsumerInfo_Destroy(n.ci);
@@ -548,6 +582,13 @@ static int ingest_opts(struct ingest *in, int argc, char **argv, double *period,
 			in->durable = argv[++i];
 			continue;
 		}
+		if (!strcmp(o, "--ack-wait") && v) {
+			d = heat_duration(argv[++i]);
+			if (d < 1 || d > 3600)
+				return opt_error("--ack-wait needs a duration from 1s to 1h", v);
+			in->ack_wait_ns = (int64_t)(d * 1e9);
+			continue;
+		}
 #endif
 		if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
 			usage(stdout);
@@ -597,7 +638,7 @@ static int ingest_opts(struct ingest *in, int argc, char **argv, double *period,
 int cmd_ingest(int argc, char **argv)
 {
 	struct ingest in = { .run_dir = DEFAULT_RUN_DIR, .flush_ns = 1000000000LL,
-			     .flush_files = 50000 };
+			     .flush_files = 50000, .ack_wait_ns = 60000000000LL };
 	double period = 0;
 	double loss = 0;
 	int status = 0;

@@ -8,11 +8,13 @@
  * the caller reports, never a half-written transaction.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include "heat-store.h"
 
@@ -77,8 +79,12 @@ static int sq_open(struct hs *h, const char *target, bool readonly, int busy_ms)
 {
 	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	sqlite3 *db = NULL;
+	struct stat st;
 	int rc;
 
+	if (readonly && stat(target, &st) && errno == ENOENT)
+		return hs_fail(h, HS_E_SCHEMA, "no database at %s: nothing has been indexed yet"
+			       " (ingest and scan make it)", target);
 	rc = sqlite3_open_v2(target, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	h->conn = db;
 	if (rc != SQLITE_OK)
@@ -115,10 +121,25 @@ static int sq_prepare(struct hs *h, struct hs_stmt **out, const char *sql)
 	if (!st)
 		return hs_fail(h, HS_E_OTHER, "out of memory");
 	st->head.h = h;
+	char want[16];
+	const char *name;
+	int i;
+
 	rc = sqlite3_prepare_v2(h->conn, sql, -1, &st->s, NULL);
 	if (rc != SQLITE_OK) {
 		free(st);
 		return fail(h, rc, "prepare");
+	}
+	/* SQLite numbers $N by first appearance: the SQL must have them in order */
+	for (i = 1; i <= sqlite3_bind_parameter_count(st->s); i++) {
+		snprintf(want, sizeof(want), "$%d", i);
+		name = sqlite3_bind_parameter_name(st->s, i);
+		if (!name || strcmp(name, want)) {
+			sqlite3_finalize(st->s);
+			free(st);
+			return hs_fail(h, HS_E_OTHER, "sqlite: parameter %d of \"%.80s...\" is %s", i,
+				       sql, name ? name : "unnamed");
+		}
 	}
 	*out = st;
 	return 0;
