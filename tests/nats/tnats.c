@@ -22,6 +22,9 @@
  *                                (ID "-": no msg id; 0x1f in PAYLOAD: a newline)
  *                                in order, asynchronously, then wait for every
  *                                ack: prints "stored N duplicate M"
+ *   tnats drain URL STREAM       the bare consumer of the benchmark: read every
+ *                                message with an ephemeral pull consumer (no
+ *                                acks, batches of 1024): "msgs/s=X secs=S msgs=N"
  *   tnats corepub URL SUBJECT    one plain publish, flushed (permission errors
  *                                come back asynchronously: reported too)
  *   tnats bench URL SUBJECT N SIZE MAXPENDING [R]
@@ -293,6 +296,45 @@ int main(int argc, char **argv)
 			fail("publish", s, e);
 		printf("%s %" PRIu64 "\n", pa->Duplicate ? "duplicate" : "stored", pa->Sequence);
 		jsPubAck_Destroy(pa);
+	} else if (!strcmp(argv[1], "drain")) {
+		jsStreamInfo *si = NULL;
+		jsConsumerConfig cc;
+		jsConsumerInfo *ci = NULL;
+		jsSubOptions so;
+		natsSubscription *sub = NULL;
+		natsMsgList list;
+		uint64_t got = 0;
+		double t0 = now();
+
+		s = js_GetStreamInfo(&si, js, argv[3], NULL, &e);
+		if (s != NATS_OK)
+			fail("stream info", s, e);
+		jsConsumerConfig_Init(&cc);
+		cc.DeliverPolicy = js_DeliverAll;
+		cc.AckPolicy = js_AckNone;
+		cc.InactiveThreshold = 60LL * 1000000000LL;
+		s = js_AddConsumer(&ci, js, argv[3], &cc, NULL, &e);
+		if (s != NATS_OK)
+			fail("add consumer", s, e);
+		jsSubOptions_Init(&so);
+		so.Stream = argv[3];
+		so.Consumer = ci->Name;
+		s = js_PullSubscribe(&sub, js, ">", NULL, NULL, &so, &e);
+		if (s != NATS_OK)
+			fail("pull subscribe", s, e);
+		while (got < si->State.Msgs) {
+			memset(&list, 0, sizeof(list));
+			s = natsSubscription_Fetch(&list, sub, 1024, 1000, &e);
+			if (s != NATS_OK && s != NATS_TIMEOUT)
+				fail("fetch", s, e);
+			got += (uint64_t)list.Count;
+			natsMsgList_Destroy(&list);
+		}
+		printf("msgs/s=%.0f secs=%.3f msgs=%" PRIu64 "\n", got / (now() - t0), now() - t0, got);
+		natsSubscription_Destroy(sub);
+		js_DeleteConsumer(js, argv[3], ci->Name, NULL, NULL);
+		jsConsumerInfo_Destroy(ci);
+		jsStreamInfo_Destroy(si);
 	} else if (!strcmp(argv[1], "putmany")) {
 		static char line[1 << 20];
 		jsOptions o;

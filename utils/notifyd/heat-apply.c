@@ -1122,12 +1122,16 @@ static int write_files(struct ha *a)
 
 	if (ha_prepare_upsert(a->store, &st))
 		return HS_ERR;
+	/* one upsert a file, not waiting for each one's answer where the engine can */
+	ret = hs_pipeline(a->store, true);
 	for (i = 0; i < a->cap && !ret; i++) {
 		if (a->tab[i].ino) {
 			ret = write_file(st, &a->tab[i]);
 			a->c.rows++;
 		}
 	}
+	if (hs_pipeline(a->store, false))
+		ret = HS_ERR;
 	hs_finalize(st);
 	return ret;
 }

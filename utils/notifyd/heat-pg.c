@@ -18,7 +18,14 @@
 #include "heat-store.h"
 
 #define PG_MAX_PARAMS	32
+#define PIPE_SYNC	1000	/* statements between syncs: their answers fit the socket */
 #define BYTEAOID	17
+
+struct pgpipe {
+	bool on;
+	bool failed;
+	int queued;
+};
 
 struct hs_stmt {
 	struct hs_stmt_head head;
@@ -102,6 +109,8 @@ static void pg_close(struct hs *h)
 {
 	PQfinish(h->conn);
 	h->conn = NULL;
+	free(h->pipe);
+	h->pipe = NULL;
 }
 
 /* the number of $N parameters in sql: the highest N */
@@ -201,12 +210,88 @@ static void drain(struct hs_stmt *st)
 	st->running = false;
 }
 
+/* what a pipeline's statements answered, up to its sync point: 0 or HS_ERR */
+static int pipe_drain(struct hs *h)
+{
+	struct pgpipe *pp = h->pipe;
+	ExecStatusType t;
+	PGresult *r;
+
+	if (!PQpipelineSync(h->conn))
+		return fail_res(h, NULL, "pipeline sync");
+	for (;;) {
+		r = PQgetResult(h->conn);
+		if (!r && PQstatus(h->conn) == CONNECTION_BAD) {
+			pp->failed = true;
+			pp->queued = 0;
+			return fail_res(h, NULL, "pipeline");
+		}
+		if (!r)
+			continue;	/* the end of one statement's answer */
+		t = PQresultStatus(r);
+		if (t == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			break;
+		}
+		if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK && !pp->failed) {
+			fail_res(h, r, t == PGRES_PIPELINE_ABORTED ? "pipeline" : "statement");
+			pp->failed = true;
+		}
+		PQclear(r);
+	}
+	pp->queued = 0;
+	return pp->failed ? HS_ERR : 0;
+}
+
+static int pg_pipeline(struct hs *h, bool on)
+{
+	struct pgpipe *pp = h->pipe;
+	int ret = 0;
+
+	if (on) {
+		if (!pp) {
+			pp = h->pipe = calloc(1, sizeof(*pp));
+			if (!pp)
+				return hs_fail(h, HS_E_OTHER, "out of memory");
+		}
+		pp->queued = 0;
+		pp->failed = false;
+		pp->on = PQenterPipelineMode(h->conn) == 1;
+		return pp->on ? 0 : fail_res(h, NULL, "pipeline mode");
+	}
+	if (!pp || !pp->on)
+		return 0;
+	if (pp->queued || pp->failed)
+		ret = pipe_drain(h);
+	pp->on = false;
+	PQexitPipelineMode(h->conn);
+	return ret;
+}
+
+/* in a pipeline: send, and read the answers every PIPE_SYNC statements */
+static int pipe_step(struct hs_stmt *st)
+{
+	struct hs *h = st->head.h;
+	struct pgpipe *pp = h->pipe;
+
+	if (pp->failed)
+		return HS_ERR;
+	if (!PQsendQueryPrepared(h->conn, st->name, st->nparams, st->vals, st->lens, st->fmts, 0))
+		return fail_res(h, NULL, "send");
+	st->changes = 1;
+	if (++pp->queued >= PIPE_SYNC && pipe_drain(h))
+		return HS_ERR;
+	return HS_DONE;
+}
+
 static int pg_step(struct hs_stmt *st)
 {
 	struct hs *h = st->head.h;
 	PGresult *r;
 	int ret;
 
+	if (h->pipe && ((struct pgpipe *)h->pipe)->on)
+		return pipe_step(st);
 	if (!st->running) {
 		if (!PQsendQueryPrepared(h->conn, st->name, st->nparams, st->vals, st->lens,
 					 st->fmts, 0))
@@ -350,6 +435,7 @@ static const struct hs_engine engine = {
 	.changes = pg_changes,
 	.reset = pg_reset,
 	.finalize = pg_finalize,
+	.pipeline = pg_pipeline,
 };
 
 const struct hs_engine *const hs_postgres = &engine;

@@ -156,6 +156,11 @@ int hs_run(struct hs_stmt *st)
 	return ret == HS_ERR ? HS_ERR : 0;
 }
 
+int hs_pipeline(struct hs *h, bool on)
+{
+	return h->e->pipeline ? h->e->pipeline(h, on) : 0;
+}
+
 int hs_meta_get(struct hs *h, const char *key, char *val, size_t size)
 {
 	struct hs_stmt *st;

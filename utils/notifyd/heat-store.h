@@ -71,11 +71,18 @@ struct hs_engine {
 	int64_t (*changes)(struct hs_stmt *st);
 	void (*reset)(struct hs_stmt *st);
 	void (*finalize)(struct hs_stmt *st);
+	/*
+	 * Statements that return nothing may be sent without waiting for
+	 * each one's answer until pipeline(h, false), which returns the
+	 * first failure (NULL: the engine has no such mode).
+	 */
+	int (*pipeline)(struct hs *h, bool on);
 };
 
 struct hs {
 	const struct hs_engine *e;
 	void *conn;
+	void *pipe;		/* the engine's pipeline state */
 	bool readonly;
 	enum hs_err kind;	/* of the last failure */
 	char err[512];
@@ -191,5 +198,8 @@ void hs_finalize(struct hs_stmt *st);
 
 /* run a statement that returns no rows, then reset it: 0 or HS_ERR */
 int hs_run(struct hs_stmt *st);
+
+/* between hs_pipeline(h, true) and (h, false), hs_run() need not wait */
+int hs_pipeline(struct hs *h, bool on);
 
 #endif
