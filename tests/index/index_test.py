@@ -650,13 +650,13 @@ def t_bad_database():
     pg.psql("ALTER DATABASE postgres SET default_transaction_read_only = on")
     r = heat(pg.url, "ingest", "--server", n.url, "--durable", "pg", timeout=120)
     q = heat(pg.url, "cold", "--limit", "1")
-    pg.psql("ALTER DATABASE postgres SET default_transaction_read_only = off")
+    pg.psql("BEGIN READ WRITE; ALTER DATABASE postgres SET default_transaction_read_only = off; COMMIT")
     check(r.returncode == 3 and b"25006" in r.stderr and q.returncode == 0 and
           not same_dumps(before, dump(pg.url)),
           f"postgresql read-only: exit {r.returncode}, queries answer: {r.stderr.decode().strip()[-160:]}")
     ok, rc, log = ingest_all(pg.url, n.url, 200, durable="pg")
     diffs = same_files(dump_files(dump(pg.url)), expect_files(rs[:200], {A: 1}))
-    check(ok and not diffs, f"postgresql: then everything applied once {diffs}")
+    check(ok and not diffs, f"postgresql: then everything applied once {diffs} (ok {ok}, exit {rc}) {log[-400:]}")
     check(pg.stop(), "the PostgreSQL server is stopped")
     n.close()
 

@@ -107,9 +107,9 @@ if [ -n "$HEAT" ]; then
 	echo "demo: $HEAT hot --since 1h"
 	$HEAT hot --since 1h | tee /tmp/hot.txt
 	if [ "$hrc" -eq 0 ] && grep -v '^#' /tmp/cold.txt | head -n 1 | grep -q "last_use=never .*path=$MNT/projects/old.log\$"; then
-		ok "index: the file nobody read is the coldest (added by the scan)"
+		ok "index: the file nobody read (only written) is the coldest, last_use=never"
 	else
-		bad "index: the file nobody read is the coldest (ingest exit $hrc)"
+		bad "index: the file nobody read (only written) is the coldest, last_use=never (ingest exit $hrc)"
 	fi
 	# each file's reads and bytes: exactly what its READ records say
 	reads_of() {

@@ -500,8 +500,8 @@ static int nats_loop(struct ingest *in, struct nats *n)
 			list.Msgs[i] = NULL;
 		}
 		natsMsgList_Destroy(&list);
-		if (s != NATS_OK && s != NATS_TIMEOUT && natsConnection_Status(n->nc) ==
-		    NATS_CONN_STATUS_CONNECTED)
+		/* reconnecting (the library does it), or the server refused: not a busy loop */
+		if (s != NATS_OK && s != NATS_TIMEOUT)
 			usleep(200000);
 		if ((flush_due(in) || in->since_flush >= 16384 || s == NATS_TIMEOUT) &&
 		    in->first_pending && !nats_flush(in, n))
