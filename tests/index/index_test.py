@@ -469,6 +469,14 @@ def t_sigkill_and_restart():
             return int(v[0]) if v else 0
         except sqlite3.Error:
             return 0
+    # killed from inside, at its Nth write to the WAL (mid-transaction), then from outside
+    walkill = dict(os.environ, LD_PRELOAD=os.environ["ASAN_LIB"] + ":" + os.environ["WALKILL_SO"])
+    inside = []
+    for at in (31, 77, 150, 260):
+        i = Ingest(cut, "--server", n.url, "--durable", "cut", "--flush-interval", "10ms",
+                   "--flush-files", "50", "--ack-wait", "2s", env=dict(walkill, WALKILL_AT=str(at)))
+        inside.append(i.p.wait(300))
+        seen.append(position())
     for k in range(6):
         i = Ingest(cut, "--server", n.url, "--durable", "cut", "--flush-interval", "10ms",
                    "--flush-files", "50", "--ack-wait", "2s")
@@ -481,14 +489,15 @@ def t_sigkill_and_restart():
             i.stop(signal.SIGKILL)
             kills += 1
         seen.append(position())
+    check(inside == [-9] * 4, f"four runs killed themselves in the middle of writing a transaction ({inside})")
     ok, rc, log = ingest_all(cut, n.url, len(lines), durable="cut")
     done = lambda: same_files(dump_files(dump(cut)), expect_files(applied, ids)) == []  # noqa: E731
     # what the killed runs took and did not acknowledge comes again an ack wait later
     i = Ingest(cut, "--server", n.url, "--durable", "cut", "--flush-interval", "10ms")
     wait_for(done, 120)
     i.stop()
-    check(kills == 4 and 0 < seen[0] and seen[-1] < len(lines),
-          f"ingest SIGKILLed {kills} times and stopped twice mid-stream, at stream messages {seen}")
+    check(kills == 4 and 0 < max(seen) and seen[-1] < len(lines),
+          f"then ingest SIGKILLed {kills} times and stopped twice mid-stream; positions {seen}")
     check(ok and "duplicate" in log, f"the last run finishes the stream (exit {rc})")
     diffs = same_dumps(dump(whole), dump(cut))
     check(not diffs, f"killed and restarted gives the index an uninterrupted run gives {diffs}")

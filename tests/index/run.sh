@@ -41,6 +41,8 @@ gcc -std=c11 -Wall -Wextra -Werror "${san[@]}" -o "$out/tnats" "$here/../nats/tn
 gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -I"$src/kmod/src" \
 	-o "$out/fake-scoutfs.so" "$here/../daemon/fake-scoutfs.c" -ldl ||
 	fail_setup "cannot build the ioctl stand-in"
+gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -o "$out/walkill.so" "$here/walkill.c" -ldl ||
+	fail_setup "cannot build walkill.c"
 
 # what each binary itself links (NEEDED), sanitizer runtimes aside:
 # the index its libraries, the core tools libc alone
@@ -81,6 +83,7 @@ fi
 
 export BIN_DIR=$out
 export FAKE_SO=$out/fake-scoutfs.so
+export WALKILL_SO=$out/walkill.so
 export ASAN_LIB
 ASAN_LIB=$(gcc -print-file-name=libasan.so)
 export ASAN_OPTIONS="detect_leaks=$leaks:abort_on_error=0:exitcode=99"
