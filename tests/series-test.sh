@@ -206,29 +206,20 @@ offline() {
 	fi
 }
 
-# expect_fail NAME PATTERN -- CMD...: CMD fails, saying PATTERN
-expect_fail() {
-	local name=$1 pat=$2 out rc=0
-	shift 3
+# expect ok|fails NAME PATTERN -- CMD...: CMD exits 0 (or not), saying PATTERN
+expect() {
+	local want=$1 name=$2 pat=$3 out rc=0 good
+	shift 4
 	out=$("$@" 2>&1) || rc=$?
-	if [ "$rc" -ne 0 ] && grep -qE -- "$pat" <<<"$out"; then
+	if [ "$want" = ok ]; then good=$((rc == 0)); else good=$((rc != 0)); fi
+	if [ "$good" -eq 1 ] && grep -qE -- "$pat" <<<"$out"; then
 		ok "$name"
 	else
 		bad "$name" "exit $rc, output: $(tail -n 4 <<<"$out")"
 	fi
 }
-
-# expect_ok NAME PATTERN -- CMD...
-expect_ok() {
-	local name=$1 pat=$2 out rc=0
-	shift 3
-	out=$("$@" 2>&1) || rc=$?
-	if [ "$rc" -eq 0 ] && grep -qE -- "$pat" <<<"$out"; then
-		ok "$name"
-	else
-		bad "$name" "exit $rc, output: $(tail -n 4 <<<"$out")"
-	fi
-}
+expect_ok() { expect ok "$@"; }
+expect_fail() { expect fails "$@"; }
 
 offline "$top" "this tree"
 
