@@ -422,7 +422,7 @@ def t_known_workload():
 
 # ---- restart and SIGKILL mid-ingest
 
-def big_workload(nrec=12000, nfiles=700):
+def big_workload(nrec=24000, nfiles=700):
     rnd = random.Random(7)
     mounts = [(FSID, "n1", RID_A), (FSID, "n2", RID_B), (FSID, "n3", RID_C)]
     seqs = {m: 1 for m in mounts}
@@ -472,7 +472,7 @@ def t_sigkill_and_restart():
     # killed from inside, at its Nth write to the WAL (mid-transaction), then from outside
     walkill = dict(os.environ, LD_PRELOAD=os.environ["ASAN_LIB"] + ":" + os.environ["WALKILL_SO"])
     inside = []
-    for at in (31, 77, 150, 260):
+    for at in (31, 77, 77, 77):
         i = Ingest(cut, "--server", n.url, "--durable", "cut", "--flush-interval", "10ms",
                    "--flush-files", "50", "--ack-wait", "2s", env=dict(walkill, WALKILL_AT=str(at)))
         inside.append(i.p.wait(300))

@@ -647,6 +647,7 @@ int cmd_ingest(int argc, char **argv)
 	in.stream = NN_DEFAULT_STREAM;
 	in.durable = DEFAULT_DURABLE;
 #endif
+	signals();	/* a SIGTERM while it starts stops it cleanly too */
 	in.a = ha_new(NULL, 0, 0);	/* for --path-map; the real one below */
 	if (!in.a)
 		return EXIT_TRANSIENT;
@@ -669,7 +670,6 @@ int cmd_ingest(int argc, char **argv)
 		status = heat_store_error(in.h, "cannot read the mounts");
 	if (status)
 		goto out;
-	signals();
 #ifdef HEAT_NATS
 	if (in.nats)
 		status = run_nats(&in);
