@@ -26,7 +26,8 @@ for set in "$@"; do
 	case "$set" in
 	vm) pkgs+=(qemu-system-x86 busybox-static cpio gzip gcc make sparse
 		uuid-dev libssl-dev libblkid-dev pkg-config libc6-dev kmod
-		binutils coreutils socat python3 libnats-dev nats-server dmsetup) ;;
+		binutils coreutils socat python3 libnats-dev nats-server dmsetup
+		libsqlite3-dev libpq-dev) ;;
 	lint) pkgs+=(shellcheck) ;;
 	systemd) pkgs+=(systemd) ;;
 	kernel) pkgs+=(gcc make flex bison bc libelf-dev libssl-dev xz-utils

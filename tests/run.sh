@@ -17,6 +17,10 @@
 #           under ASan/UBSan, over the real daemon and the stand-in, with
 #           real nats-server processes (tests/nats-tier.sh); SKIPPED when
 #           libnats-dev or nats-server can't be installed
+#   index   commit 5's scoutfs-notify-heat (the access index) under
+#           ASan/UBSan with real nats-server, SQLite and PostgreSQL, over
+#           the real daemon and forwarder and the stand-in
+#           (tests/index-tier.sh); required under CI
 #   upstream-report  the verdict logic of `make upstream-suite` on
 #           made-up guest logs (tests/upstream/report_test.py)
 #   matrix  needs SCOUTFS_SRC: for every release (or $RELEASES) apply,
@@ -95,6 +99,7 @@ tier series tests/series-test.sh
 
 tier daemon tests/daemon-tier.sh
 tier nats tests/nats-tier.sh
+tier index tests/index-tier.sh
 tier upstream-report python3 tests/upstream/report_test.py
 
 if [ -z "${SCOUTFS_SRC:-}" ]; then
