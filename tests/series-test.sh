@@ -284,6 +284,8 @@ rt=$(copy rt)
 ed=$rt/build/edit
 base=$(cat "$rt/base.txt")
 nr=$(commit_dirs "$rt" | wc -l)
+# the commit the edit appends
+new=$(printf '%04d' $((nr + 1)))
 expect_ok "series-edit makes the series commits" "branch notify" -- ss "$rt" edit
 if [ "$(git -C "$ed" rev-list --count "$base..notify")" = "$nr" ] &&
 	[ "$(git -C "$ed" symbolic-ref --short HEAD)" = notify ]; then
@@ -317,16 +319,16 @@ expect_fail "series-edit refuses to drop unexported work" "not exported" -- ss "
 expect_ok "series-export writes the edit back" "wrote series/v1.28" -- ss "$rt" export
 if head -n 1 "$rt/kmod/src/notify.c" | grep -q edit-marker-1 &&
 	grep -q 'edit-marker-2' "$rt/commits/0002-hooks/edits.diff" &&
-	[ "$(cat "$rt"/commits/0005-*/files 2>/dev/null)" = utils/notifyd/edit-marker-3 ] &&
+	[ "$(cat "$rt"/commits/"$new"-*/files 2>/dev/null)" = utils/notifyd/edit-marker-3 ] &&
 	[ -f "$rt/utils/notifyd/edit-marker-3" ]; then
-	ok "the edit is in the source: notify.c, commit 2's edits.diff, a new commits/0005-*"
+	ok "the edit is in the source: notify.c, commit 2's edits.diff, a new commits/$new-*"
 else
 	bad "the edit is in the source" "$(cd "$rt" && git status --short | head)"
 fi
 for d in "$rt/patches" "$rt"/series/*; do
 	name=${d#"$rt"/}
 	if grep -q '^+/\* edit-marker-1 \*/' "$d"/0001-*.patch &&
-		[ -f "$(find "$d" -name '0005-scoutfs-add-an-edit-marker.patch')" ]; then
+		[ -f "$(find "$d" -name "$new-scoutfs-add-an-edit-marker.patch")" ]; then
 		ok "$name: the amended commit 1 and the new commit"
 	else
 		bad "$name: the amended commit 1 and the new commit" "$(ls "$d")"
