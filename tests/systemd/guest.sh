@@ -34,7 +34,8 @@
 #   journal   the daemon's messages carry their priorities
 #
 # Every wait is a bounded poll for a condition (a check fails when it
-# runs out).  Prints PASS:/FAIL: lines and ends with `systemd-test: N
+# runs out).  Prints `systemd-test: run NONCE` (from the kernel command
+# line), PASS:/FAIL: lines, and ends with `systemd-test: N
 # passed, N failed`; the service's ExecStopPost= then powers the VM off.
 set -euo pipefail
 
@@ -51,6 +52,9 @@ MNT=/mnt/scoutfs
 MOUNT_OPTS=metadev_path=/dev/ram0,quorum_slot_nr=0
 SCOUTFS_DEV=/dev/ram1
 
+# this run's nonce (notify.nonce= on the kernel command line) before the
+# results: the host takes the closing line only after it
+echo "systemd-test: run $(sed -n 's/.*notify\.nonce=\([^ ]*\).*/\1/p' /proc/cmdline)"
 pass=0
 fail=0
 ok() {
