@@ -331,8 +331,9 @@ section "verify: the unit as shipped"
 frag=$(prop "$U" FragmentPath)
 check "the unit is loaded from $frag, identical to the built tree's utils/notifyd/ (sha256)" \
 	test "$(sha256sum <"$frag" | cut -d' ' -f1)" = "$UNIT_SHA256"
-out=$(systemd-analyze verify --man=no "/usr/lib/systemd/system/$U" "/etc/systemd/system/$M" 2>&1) || true
-check "systemd-analyze verify $U $M: ${out:-clean}" test -z "$out"
+RC=0
+out=$(systemd-analyze verify --man=no "/usr/lib/systemd/system/$U" "/etc/systemd/system/$M" 2>&1) || RC=$?
+check "systemd-analyze verify $U $M: exit $RC, ${out:-clean}" test -z "$out" -a "$RC" = 0
 check "ExecStart runs /usr/sbin/scoutfs-notifyd $MNT" execstart_is "$U" "/usr/sbin/scoutfs-notifyd $MNT"
 
 # --------------------------------------------------------------------
