@@ -21,6 +21,8 @@
 #     tier name is refused
 #   - .ci/run: fails without the shared tree, and requires every tier
 #     run.sh has
+#   - matrix.sh: a release counted by vm-test.sh's own closing line and
+#     exit status, not by the last closing line of any program
 #
 # Ends with `harness: N passed, N failed`.
 set -euo pipefail
@@ -147,6 +149,29 @@ if [ -e "$work/vmrun/console.log" ]; then
 else
 	ok "vm-run.sh deletes the console log before anything can fail"
 fi
+
+# matrix.sh on a stub vm-test.sh: STUB_VMTEST=ok (its own closing
+# line), killed (only the guest's closing line, exit 1), exit1 (its
+# closing line with 0 failed, exit 1)
+t=$work/matrix
+fake_top "$t"
+cp "$top/tests/matrix.sh" "$t/tests/"
+stub "$t/tests/abi-test.sh" 'echo "PASS patches/ x"; echo "1 passed, 0 failed"'
+# shellcheck disable=SC2016 # the stub's own code
+stub "$t/scripts/vm-test.sh" 'echo "vm-run.sh: booting 5.10 (suites: kernel; clock: wall)"
+case ${STUB_VMTEST:-ok} in
+ok) echo "vm-test.sh: the guest of this run: 5 passed, 0 failed"; echo "vm: 5 passed, 0 failed" ;;
+killed) echo "guest: 57 passed, 0 failed"; exit 1 ;;
+exit1) echo "vm: 5 passed, 0 failed"; exit 1 ;;
+esac'
+matrix() {
+	env SCOUTFS_SRC=/nonexistent RELEASES=v1.30 "$@" "$t/tests/matrix.sh"
+}
+expect "matrix.sh: a release's run counted by vm-test.sh's own closing line" 0 '^matrix: 6 passed, 0 failed$' matrix
+expect "matrix.sh: a vm-test.sh that died after the guest's closing line fails" fail \
+	"no closing line 'vm: N passed, N failed' \(exit 1\)" matrix STUB_VMTEST=killed
+expect "matrix.sh: a vm-test.sh that exits 1 with 0 failed fails" fail 'exit 1 with no failure counted' \
+	matrix STUB_VMTEST=exit1
 
 # guest_closing: this run's closing line only
 printf 'guest: run aaa\nguest: 3 passed, 0 failed\nguest: run bbb\nPASS: x\nguest: 4 passed, 1 failed\n' >"$work/gc.log"
