@@ -26,6 +26,10 @@
 #
 # Ends with `harness: N passed, N failed`.
 set -euo pipefail
+# what a caller's environment would change in the scripts under test
+# (CI's REQUIRED_TIERS, a debug kernel run, a timeout): each case sets
+# its own
+unset TIERS REQUIRED_TIERS DEBUG_KERNEL VM_TIMEOUT RELEASES MATRIX_BASE_SUITES MATRIX_BASE_TIMEOUT
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=tests/lib/counts.sh
