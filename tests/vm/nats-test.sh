@@ -40,7 +40,10 @@ done
 # wait_secs SECS CMD...: run CMD every half second until it succeeds, for
 # at most SECS of wall time (wait_for counts 50 ms steps, which commands
 # that take long themselves under emulation stretch far beyond SECS)
-wait_secs() {
+# A subshell: its deadline is its own, so that a CMD that waits itself
+# (drained waits for the forwarder's counts) can't move the outer one;
+# with a shared variable the outer wait never ran out.
+wait_secs() (
 	end=$(($(date +%s) + $1))
 	shift
 	while ! "$@" 2>/dev/null; do
@@ -48,7 +51,7 @@ wait_secs() {
 		usleep 500000
 	done
 	return 0
-}
+)
 lines_ge() {
 	[ -f "$1" ] && [ "$(grep -c "$2" "$1")" -ge "$3" ]
 }
