@@ -122,6 +122,12 @@ fence_agent() {
 }
 fence_agent &
 FENCER=$!
+# the guest's timeout (SIGTERM): stop what the suite started, so that no
+# server, daemon or forwarder keeps the guest's output pipe open and the
+# guest can still report (a timed-out suite hung it until the VM's own
+# timeout)
+# shellcheck disable=SC2046 # a list of pids
+trap 'echo "nats-test: terminated, stopping what it started"; kill $(jobs -p) 2>/dev/null; exit 143' TERM
 
 # ---- one filesystem, three mounts
 if ! scoutfs mkfs -A -f -Q 0,127.0.0.1,53000 -Q 1,127.0.0.1,53001 -Q 2,127.0.0.1,53002 \
