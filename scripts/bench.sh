@@ -114,6 +114,29 @@ elif pkg-config --exists sqlite3 libpq libnats 2>/dev/null && command -v nats-se
 else
 	echo "bench.sh: SKIPPED: the access index benchmark: SQLite, libpq, libnats, PostgreSQL, nats-server or commit 5 missing"
 fi
+# vm_bench CLOCK VM-RUN-ARGS...: one boot of the bench suite; its console
+# to build/bench-CLOCK.log (made fresh), with a `bench.sh:` line that
+# tests/bench/report.py reads when the run failed (vm-run.sh's exit
+# status, or no closing line after this run's nonce): every verdict of
+# that clock is then "not measured"
+vm_bench() {
+	local clock=$1 log=$top/build/bench-$1.log nonce rc=0 closing
+	shift
+	nonce=$(run_nonce)
+	rm -f "$log"
+	"$top/scripts/vm-run.sh" --out "$vm" --suite bench --timeout 3600 --nonce "$nonce" \
+		--base-ko "$vm-unpatched/scoutfs.ko" "$@" >"$work/vm-$clock.out" 2>&1 || rc=$?
+	grep -E '^(bench|FAIL|vm-run)' "$work/vm-$clock.out" || true
+	if [ -f "$vm/console.log" ]; then
+		cp "$vm/console.log" "$log"
+	else
+		tail -n 5 "$work/vm-$clock.out" >"$log"
+	fi
+	closing=$(guest_closing "$log" "$nonce" guest)
+	[ "$rc" -eq 0 ] || echo "bench.sh: FAILED: scripts/vm-run.sh exited $rc" | tee -a "$log"
+	[ -n "$closing" ] ||
+		echo "bench.sh: FAILED: no closing line of this run's guest (guest: run $nonce)" | tee -a "$log"
+}
 
 vmlog=()
 if ! part vm; then
@@ -149,10 +172,7 @@ elif [ -n "$src" ]; then
 		icount) args=(--icount "$icount_shift") ;;
 		*) die "BENCH_CLOCKS: unknown clock '$clock'" ;;
 		esac
-		"$top/scripts/vm-run.sh" --out "$vm" --suite bench --timeout 3600 \
-			--base-ko "$vm-unpatched/scoutfs.ko" "${daemons[@]}" "${args[@]}" |
-			grep -E '^(bench|FAIL|vm-run)' || true
-		cp "$vm/console.log" "$top/build/bench-$clock.log"
+		vm_bench "$clock" "${daemons[@]}" "${args[@]}"
 		vmlog+=(--"$clock" "$top/build/bench-$clock.log")
 	done
 else

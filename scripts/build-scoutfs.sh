@@ -9,7 +9,9 @@
 #
 # --out DIR gets src/ (the tree) and build logs; with --no-series the
 # release is built unpatched (for comparisons).  Prints one
-# `build: <step> ok|FAILED` line per step and exits non-zero on failure.
+# `build: <step> ok|FAILED` line per step and exits non-zero on failure;
+# what an earlier build in DIR made (scoutfs.ko, src/, the logs) is
+# deleted before anything is built.
 # sparse is clean when the patched build prints no more sparse
 # warnings than the same release unpatched (upstream's own count,
 # usually 0, is printed).
@@ -46,7 +48,9 @@ eval "$kl"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 tree=$out/src
+# what an earlier build left is never taken for this one's
 rm -rf "$tree"
+rm -f "$out/scoutfs.ko" "$out/apply.log" "$out/kmod.log" "$out/sparse.txt" "$out/utils.log"
 git clone -q --shared --no-checkout "$src" "$tree" || die "cannot clone '$src'"
 git -C "$tree" -c advice.detachedHead=false checkout -q --detach "$base" ||
 	die "no release '$base' in '$src'"

@@ -3,7 +3,8 @@
 # a fresh tree of BASE, builds it, boots it in QEMU, starts
 # scoutfs-notifyd on a fresh scoutfs mount with scoutfs-notify-watch
 # connected, does some file activity, and prints the decoded records
-# (tests/vm/demo.sh is what runs in the VM).
+# (tests/vm/demo.sh is what runs in the VM); exits non-zero unless this
+# run's guest (its nonce) went to the end with every check passed.
 #
 #   scripts/demo.sh [--src DIR] [--base TAG]
 set -euo pipefail
@@ -20,7 +21,12 @@ src_base_args "$@"
 out=$top/build/vm/$base
 "$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --out "$out"
 [ -d "$out/src/utils/notifyd" ] || die "the $base series has no scoutfs-notifyd"
-"$top/scripts/vm-run.sh" --out "$out" --suite demo --timeout 600 |
+nonce=$(run_nonce)
+"$top/scripts/vm-run.sh" --out "$out" --suite demo --timeout 600 --nonce "$nonce" |
 	sed -n '/vm: guest up/,/vm: guest done/p'
-grep -q '^demo: what scoutfs-notify-watch printed' "$out/console.log" ||
-	die "the demo did not run to the end; console in $out/console.log"
+# this run's guest, to the end, and every check of the demo passed
+read -r gp gf <<<"$(guest_closing "$out/console.log" "$nonce" guest)" || true
+if ! grep -q '^demo: what scoutfs-notify-watch printed' "$out/console.log" || [ -z "${gp:-}" ] ||
+	[ "$gf" -ne 0 ]; then
+	die "the demo did not run to the end, or a check of it failed (guest: ${gp:-?} passed, ${gf:-?} failed); console in $out/console.log"
+fi

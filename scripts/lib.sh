@@ -28,6 +28,22 @@
 #                          untouched
 #   bullseye_update        apt-get update with $apt_opts (log in $cache)
 #   bullseye_lists         true when bullseye's package lists are there
+#   run_nonce              a fresh random word for a guest's kernel command
+#                          line (notify.nonce=), which the guest prints
+#                          before its results
+#   guest_closing LOG NONCE NAME
+#                          "P F" from the `NAME: P passed, F failed` line
+#                          that follows `NAME: run NONCE` in LOG: the
+#                          closing line of this run's guest; nothing when
+#                          LOG has none (a stale log, a guest that never
+#                          started or never finished)
+#   build_counted OUT ARGS...
+#                          scripts/build-scoutfs.sh ARGS --out OUT, its
+#                          output to stdout and a fresh OUT.build.log (the
+#                          old scoutfs.ko deleted first); sets $build_pass
+#                          (its ok steps) and $build_fail (its FAILED
+#                          steps, or 1 when it exited non-zero without
+#                          one or left no scoutfs.ko)
 
 : "${top:?scripts/lib.sh needs top set to the repository}"
 me=$(basename "$0")
@@ -120,4 +136,35 @@ bullseye_update() {
 
 bullseye_lists() {
 	ls "$apt_dir"/lists/*bullseye*Packages* >/dev/null 2>&1
+}
+
+run_nonce() {
+	od -An -N8 -tx8 /dev/urandom | tr -d ' \n'
+}
+
+guest_closing() {
+	[ -f "$1" ] || return 0
+	awk -v name="$3" -v run="$3: run $2" -v re="^$3: [0-9]+ passed, [0-9]+ failed\$" '
+		index($0, name ": run ") == 1 { seen = ($0 == run); next }
+		seen && $0 ~ re { last = $2 " " $4 }
+		END { if (last != "") print last }' "$1"
+}
+
+# shellcheck disable=SC2034 # build_pass and build_fail are the caller's
+build_counted() {
+	local out=$1 rc=0 nfail
+	shift
+	mkdir -p "$(dirname "$out")"
+	rm -f "$out.build.log" "$out/scoutfs.ko"
+	"$top/scripts/build-scoutfs.sh" "$@" --out "$out" 2>&1 | tee "$out.build.log" || rc=$?
+	build_pass=$(grep -c '^build: .* ok' "$out.build.log" || true)
+	nfail=$(grep -c '^build: .* FAILED' "$out.build.log" || true)
+	if [ "$nfail" -eq 0 ] && [ "$rc" -ne 0 ]; then
+		echo "FAIL: scripts/build-scoutfs.sh exited $rc"
+		nfail=1
+	elif [ "$nfail" -eq 0 ] && [ ! -f "$out/scoutfs.ko" ]; then
+		echo "FAIL: scripts/build-scoutfs.sh left no $out/scoutfs.ko"
+		nfail=1
+	fi
+	build_fail=$nfail
 }

@@ -17,8 +17,10 @@
 # VM's, default 1500 s) to $VM_TIMEOUT.  Work files go to
 # build/systemd/TAG/ (the console in console.log); --no-build boots what
 # an earlier run built there (for work on the checks).  Ends with `systemd:
-# N passed, N failed`: the build steps count as tests, and a guest that
-# does not finish, or does not power off by itself, is a failure.
+# N passed, N failed`: the build steps count as tests; a build that
+# exits non-zero or leaves no scoutfs.ko, a guest that does not finish
+# (no closing line after this run's nonce, notify.nonce= on the kernel
+# command line) or does not power off by itself, is a failure.
 # Needs root the first time (debootstrap of the root, cached).
 set -euo pipefail
 
@@ -72,13 +74,16 @@ pass=0
 fail=0
 t=$SECONDS
 if $build; then
-	"$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --out "$out" | tee "$out.build.log" || true
+	build_counted "$out" --src "$src" --base "$base"
+	pass=$build_pass
+	fail=$build_fail
+elif [ ! -f "$out/scoutfs.ko" ]; then
+	echo "FAIL: --no-build: no $out/scoutfs.ko of an earlier build"
+	fail=1
 fi
-pass=$((pass + $(grep -c '^build: .* ok' "$out.build.log" || true)))
-nfail=$(grep -c '^build: .* FAILED' "$out.build.log" || true)
 tree=$out/src
-if [ "$nfail" -ne 0 ] || [ ! -f "$out/scoutfs.ko" ]; then
-	echo "systemd: $pass passed, $((nfail > 0 ? nfail : 1)) failed"
+if [ "$fail" -ne 0 ]; then
+	echo "systemd: $pass passed, $fail failed"
 	exit 1
 fi
 echo "$me: build took $((SECONDS - t)) s"
@@ -136,21 +141,24 @@ systemctl --root="$ov" --quiet enable "${enable[@]}" ||
 (cd "$ov" && find . | cpio -o -H newc --quiet) >"$out/overlay.cpio"
 cat "$ROOT_CPIO" "$out/overlay.cpio" >"$out/initrd"
 
-echo "$me: booting $KVER with systemd as PID 1, scoutfs $(git -C "$tree" describe --tags --always) (timeout ${timeout}s)"
+nonce=$(run_nonce)
+rm -f "$out/console.log"
+echo "$me: booting $KVER with systemd as PID 1, scoutfs $(git -C "$tree" describe --tags --always) (timeout ${timeout}s; run $nonce)"
 t=$SECONDS
 rc=0
 boot_vm "$timeout" 4G "$out/initrd" \
-	"console=ttyS0 panic=-1 quiet loglevel=1 rdinit=/usr/lib/systemd/systemd systemd.show_status=false" \
+	"console=ttyS0 panic=-1 quiet loglevel=1 rdinit=/usr/lib/systemd/systemd systemd.show_status=false notify.nonce=$nonce" \
 	"$out/console.log" || rc=$?
 echo "$me: the VM ran $((SECONDS - t)) s (exit $rc)"
 rm -f "$out/initrd"
 
-line=$(grep -E '^systemd-test: [0-9]+ passed, [0-9]+ failed$' "$out/console.log" | tail -n 1 || true)
-if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-	pass=$((pass + BASH_REMATCH[1]))
-	fail=$((fail + BASH_REMATCH[2]))
+# the closing line of this run's guest only (its nonce before it)
+read -r gp gf <<<"$(guest_closing "$out/console.log" "$nonce" systemd-test)" || true
+if [ -n "${gp:-}" ] && [ $((gp + gf)) -gt 0 ]; then
+	pass=$((pass + gp))
+	fail=$((fail + gf))
 else
-	echo "$me: the guest did not finish (exit $rc); console in $out/console.log"
+	echo "FAIL: the guest of this run (systemd-test: run $nonce) did not finish or ran nothing (exit $rc); console in $out/console.log"
 	fail=$((fail + 1))
 fi
 if [ "$rc" -eq 0 ]; then

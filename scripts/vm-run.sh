@@ -2,7 +2,7 @@
 # Boot a build of the series in QEMU and run guest suites in it.
 #
 #   scripts/vm-run.sh --out DIR [--suite "kernel daemon"] [--timeout SECS]
-#                     [--base-ko PATH]
+#                     [--base-ko PATH] [--nonce WORD]
 #
 # DIR is what scripts/build-scoutfs.sh made (src/ and scoutfs.ko).  This
 # builds every tests/vm/*.c statically against the patched ioctl.h,
@@ -10,7 +10,12 @@
 # libraries, the modules scoutfs needs, tests/vm/), and boots Debian's
 # kernel with it under TCG with a hard timeout.  The guest's /init runs
 # tests/vm/guest.sh with the suites; its console goes to stdout and to
-# DIR/console.log.  VM_ONLY=NAME runs only that test of the test
+# DIR/console.log, which is deleted before anything else is done (a run
+# that fails before the boot leaves none).  --nonce WORD (default: a
+# fresh one, printed) goes on the kernel command line as notify.nonce=,
+# and the guest prints `guest: run WORD` before its results: a caller
+# takes the closing line only after it (guest_closing in
+# scripts/lib.sh).  VM_ONLY=NAME runs only that test of the test
 # programs (their -t NAME).  --base-ko adds an unpatched scoutfs.ko as
 # /modules/scoutfs-base.ko (for the benchmark); --bin adds a further
 # program to /usr/sbin.  --icount SHIFT runs QEMU with `-icount
@@ -44,6 +49,7 @@ fi
 base_ko=""
 extra_bins=()
 icount=""
+nonce=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--out) out=${2:?}; shift 2 ;;
@@ -52,15 +58,19 @@ while [ $# -gt 0 ]; do
 	--base-ko) base_ko=${2:?}; shift 2 ;;
 	--bin) extra_bins+=("${2:?}"); shift 2 ;;
 	--icount) icount=${2:?}; shift 2 ;;
+	--nonce) nonce=${2:?}; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 done
+[ -z "$out" ] || rm -f "$out/console.log"
 if [ -z "$out" ] || [ ! -f "$out/scoutfs.ko" ] || [ ! -d "$out/src" ]; then
 	die "--out must name a dir made by scripts/build-scoutfs.sh"
 fi
 out=$(cd "$out" && pwd)
 tree=$out/src
+[ -n "$nonce" ] || nonce=$(run_nonce)
+case "$nonce" in *[!0-9a-zA-Z]*) die "--nonce must be letters and digits" ;; esac
 case "$timeout" in '' | *[!0-9]*) die "--timeout must be a number of seconds" ;; esac
 case "$icount" in *[!0-9]*) die "--icount must be a shift (a number, e.g. 0)" ;; esac
 
@@ -223,9 +233,9 @@ if [ -n "$icount" ]; then
 	qemu_args=(-icount "shift=$icount,sleep=off")
 	export VM_CPUS=1
 fi
-echo "vm-run.sh: booting $KVER with scoutfs $(git -C "$tree" describe --tags --always) (suites: $suite; clock: $clock; timeout ${timeout}s)"
+echo "vm-run.sh: booting $KVER with scoutfs $(git -C "$tree" describe --tags --always) (suites: $suite; clock: $clock; timeout ${timeout}s; run $nonce)"
 rc=0
 boot_vm "$timeout" "$mem" "$out/initrd.gz" \
-	"$append notify.suite=$suites notify.clock=$clock notify.watchdog=$wd${VM_ONLY:+ notify.only=$VM_ONLY}" \
+	"$append notify.nonce=$nonce notify.suite=$suites notify.clock=$clock notify.watchdog=$wd${VM_ONLY:+ notify.only=$VM_ONLY}" \
 	"$out/console.log" "${qemu_args[@]}" || rc=$?
 exit "$rc"

@@ -14,8 +14,10 @@
 # and boots the debug kernel (lockdep, KASAN, kmemleak, UBSAN:
 # docs/debug-kernel.md) instead of Debian's; its work files go to
 # build/vm/TAG-debug/, and any report of those detectors fails the run.
-# Ends with `vm: N passed, N failed`: the build steps count as tests,
-# and a guest that doesn't finish is a failure.
+# Ends with `vm: N passed, N failed`: the build steps count as tests;
+# a build that exits non-zero or leaves no scoutfs.ko, a guest that
+# doesn't finish (no closing line after this run's nonce, see
+# scripts/vm-run.sh) and a non-zero exit of vm-run.sh are failures.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -54,16 +56,12 @@ case "${DEBUG_KERNEL:-0}" in
 *) fail_run "DEBUG_KERNEL must be 0 or 1, not '$DEBUG_KERNEL'" ;;
 esac
 export DEBUG_KERNEL
-mkdir -p "$top/build/vm"
 pass=0
 fail=0
-if "$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --out "$out" | tee "$out.build.log"; then
-	:
-fi
-pass=$((pass + $(grep -c '^build: .* ok' "$out.build.log" || true)))
-nfail=$(grep -c '^build: .* FAILED' "$out.build.log" || true)
-if [ "$nfail" -ne 0 ] || [ ! -f "$out/scoutfs.ko" ]; then
-	echo "vm: $pass passed, $((nfail > 0 ? nfail : 1)) failed"
+build_counted "$out" --src "$src" --base "$base"
+pass=$build_pass
+if [ "$build_fail" -ne 0 ]; then
+	echo "vm: $pass passed, $build_fail failed"
 	exit 1
 fi
 
@@ -79,15 +77,26 @@ if [ -z "$suite" ]; then
 	[ "$DEBUG_KERNEL" = 0 ] || suite+=" faults detectors"
 fi
 
+# the closing line of this run's guest only (its nonce before it), and
+# vm-run.sh's exit status too (QEMU's, or timeout's when it killed it)
+nonce=$(run_nonce)
 rc=0
-"$top/scripts/vm-run.sh" --out "$out" --suite "$suite" || rc=$?
-line=$(grep -E '^guest: [0-9]+ passed, [0-9]+ failed$' "$out/console.log" | tail -n 1 || true)
-if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-	pass=$((pass + BASH_REMATCH[1]))
-	fail=$((fail + BASH_REMATCH[2]))
-else
-	echo "vm-test.sh: the guest did not finish (exit $rc); console in $out/console.log"
+"$top/scripts/vm-run.sh" --out "$out" --suite "$suite" --nonce "$nonce" || rc=$?
+read -r gp gf <<<"$(guest_closing "$out/console.log" "$nonce" guest)" || true
+if [ -z "${gp:-}" ]; then
+	echo "FAIL: the guest of this run (guest: run $nonce) did not finish (exit $rc); console in $out/console.log"
 	fail=$((fail + 1))
+else
+	echo "vm-test.sh: the guest of this run: $gp passed, $gf failed"
+	pass=$((pass + gp))
+	fail=$((fail + gf))
+	if [ "$rc" -ne 0 ]; then
+		echo "FAIL: scripts/vm-run.sh exited $rc"
+		fail=$((fail + 1))
+	elif [ "$gp" -eq 0 ] && [ "$gf" -eq 0 ]; then
+		echo "FAIL: the guest ran nothing"
+		fail=$((fail + 1))
+	fi
 fi
 echo "vm: $base: $pass passed, $fail failed"
 echo "vm: $pass passed, $fail failed"

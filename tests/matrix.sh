@@ -6,8 +6,10 @@
 # (tests/abi-test.sh).  The base release's boot also runs the faults
 # suite, the demo's guest side and the nats suite (MATRIX_BASE_SUITES,
 # default "kernel daemon faults demo nats"), so CI covers them on one
-# release; the others run vm-test's default suites.  With DEBUG_KERNEL=1
-# (`make test DEBUG_KERNEL=1`) every release runs on the debug kernel
+# release (its boot bounded by MATRIX_BASE_TIMEOUT, default 1800 s, as
+# it runs every suite); the others run vm-test's default suites.  With
+# DEBUG_KERNEL=1 (`make test DEBUG_KERNEL=1`) every release runs on the
+# debug kernel
 # with vm-test's debug suites, the faults suite included
 # (scripts/vm-test.sh --debug-kernel, docs/debug-kernel.md).  Prints the
 # table docs/releases.md shows, writes it to build/matrix.md
@@ -33,21 +35,37 @@ mkdir -p "$logs"
 
 pass=0
 fail=0
+# add_counts LOG PATTERN RC: the counts of the closing line PATTERN
+# (e.g. "vm: ") in LOG, a script's own, never one of the lines of the
+# programs it ran; a missing line, a non-zero exit RC with no failure
+# counted, or a run of nothing is a failure
 add_counts() {
-	local line
-	line=$(grep -E '[0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1 || true)
+	local line p f
+	line=$(grep -E "^$2[0-9]+ passed, [0-9]+ failed\$" "$1" | tail -n 1 || true)
 	if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-		pass=$((pass + BASH_REMATCH[1]))
-		fail=$((fail + BASH_REMATCH[2]))
+		p=${BASH_REMATCH[1]}
+		f=${BASH_REMATCH[2]}
 	else
-		fail=$((fail + 1))
+		echo "FAIL: $1: no closing line '$2N passed, N failed' (exit $3)"
+		p=0
+		f=1
 	fi
+	if [ "$f" -eq 0 ] && [ "$3" -ne 0 ]; then
+		echo "FAIL: $1: exit $3 with no failure counted"
+		f=1
+	elif [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+		echo "FAIL: $1: ran nothing"
+		f=1
+	fi
+	pass=$((pass + p))
+	fail=$((fail + f))
 }
 
 echo "matrix: ABI identity (tests/abi-test.sh)"
-tests/abi-test.sh >"$logs/abi.log" 2>&1 || true
+rc=0
+tests/abi-test.sh >"$logs/abi.log" 2>&1 || rc=$?
 grep -E '^(FAIL|SKIPPED)' "$logs/abi.log" || true
-add_counts "$logs/abi.log"
+add_counts "$logs/abi.log" "" "$rc"
 
 # step LOG STEP: how a build step of scripts/vm-test.sh went
 step() {
@@ -69,12 +87,16 @@ for r in $releases; do
 	fi
 	echo "matrix: $r (scripts/vm-test.sh ${args[*]:2})"
 	start=$SECONDS
-	scripts/vm-test.sh "${args[@]}" >"$logs/$r.log" 2>&1 || true
+	rc=0
+	# the base release's one boot runs every suite: a bound of its own
+	vmt=${VM_TIMEOUT:-}
+	[ "$r" != "$base" ] || vmt=${MATRIX_BASE_TIMEOUT:-1800}
+	VM_TIMEOUT=$vmt scripts/vm-test.sh "${args[@]}" >"$logs/$r.log" 2>&1 || rc=$?
 	took=$((SECONDS - start))
 	echo "matrix: $r took $took s"
-	grep -E '^(FAIL|build:|vm: [0-9])' "$logs/$r.log" || true
-	add_counts "$logs/$r.log"
-	vm=$(sed -n 's/^guest: \([0-9]*\) passed, \([0-9]*\) failed$/\1 passed, \2 failed/p' "$logs/$r.log" | tail -n 1)
+	grep -E '^(FAIL|build:|vm: [0-9])|SKIPPED: ' "$logs/$r.log" || true
+	add_counts "$logs/$r.log" "vm: " "$rc"
+	vm=$(sed -n 's/^vm-test.sh: the guest of this run: \([0-9]*\) passed, \([0-9]*\) failed$/\1 passed, \2 failed/p' "$logs/$r.log")
 	[ -n "$vm" ] || vm="did not run"
 	if [ "$r" = "$base" ]; then
 		prefix="patches/ "

@@ -9,7 +9,12 @@ the same in-flight limit) on the same servers in the same run, in
 alternating rounds; and the latency from a record's emit (its time_ns)
 to its line out of scoutfs-notify-watch-nats.  The records come from
 tests/daemon/fake-scoutfs.c's `stream` command: as fast as the daemon
-drains them.  Prints a markdown section.
+drains them.  Prints a markdown section.  A round that failed (a bare
+loop that did not finish, a forward round that timed out before every
+record was stored or counted lost) is no figure: the verdict then says
+"not measured" with the reason (tests/bench/verdict.py), as it does for
+fewer than three rounds; what the forwarder lost is part of the verdict.
+tests/bench/report_test.py tests the verdicts (table()) on made-up rounds.
 
     tests/bench/nats-bench.py BINDIR    (scoutfs-notifyd, scoutfs-notify-forward,
                                          scoutfs-notify-watch-nats, tnats, fake-scoutfs.so)
@@ -26,14 +31,16 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testlib import free_port, poll  # noqa: E402
+from verdict import rounds_problems, throughput  # noqa: E402
 
-BIN = sys.argv[1]
+BIN = None  # set by main()
 ROUNDS = int(os.environ.get("BENCH_NATS_ROUNDS", "3"))
 RECORDS = int(os.environ.get("BENCH_NATS_RECORDS", "100000"))
 BATCH = 64
 FSID = "5ca1ab1e0123abcd"
-WORK = tempfile.mkdtemp(prefix="nats-bench")
+WORK = None  # set by main()
 
 
 def wait_for(pred, secs=120.0, step=0.05):
@@ -146,7 +153,6 @@ def forward_round(urls, replicas, stream, extra=()):
                           "--run-dir", f.run, "--no-paths", *extra, f.mnt],
                          stderr=open(log, "w"), env=f.env)
     wait_for(lambda: "forwarding" in open(log).read() or p.poll() is not None)
-    t0 = time.monotonic()
     f.send(f"stream {RECORDS}")
     # the daemon drained them all (those the forwarder could not take
     # in time it dropped for it), then one more record ends any gap at
@@ -156,7 +162,6 @@ def forward_round(urls, replicas, stream, extra=()):
     ok = wait_for(lambda: (lambda c: c.get("buffered", 1) == 0 and
                            c.get("stored", 0) + c.get("lost", 0) >= RECORDS + 2)(counts(p, log)),
                   600, 0.1)
-    t = time.monotonic() - t0
     c = counts(p, log)
     i = info(urls[0], stream)
     payload = tn("get", urls[0], stream, "2").stdout.rstrip(b"\n")
@@ -167,8 +172,14 @@ def forward_round(urls, replicas, stream, extra=()):
     stored = c.get("stored", 0)
     # the stream's own clock: from its first message stored to its last
     span = (i["last_ns"] - i["first_ns"]) / 1e9 if i else 0
-    return {"rate": (i["msgs"] - 1) / span * stored / i["msgs"] if ok and span > 0 else 0,
-            "stored": stored, "lost": c.get("lost", 0),
+    failed = None
+    if not ok:
+        failed = (f"a forward round timed out: {stored:,} stored + {c.get('lost', 0):,} lost "
+                  f"of {RECORDS + 2:,}, {c.get('buffered', '?')} buffered")
+    elif span <= 0:
+        failed = "a forward round has no stream clock span"
+    return {"rate": (i["msgs"] - 1) / span * stored / i["msgs"] if not failed else None,
+            "failed": failed, "stored": stored, "lost": c.get("lost", 0),
             "bytes": i["bytes"] / max(i["msgs"], 1) if i else 0, "msgs": i["msgs"] if i else 0,
             "payload": len(payload)}
 
@@ -183,10 +194,9 @@ def bare_round(urls, replicas, stream, size):
     tn("rmstream", urls[0], stream)
     out = r.stdout.decode()
     if r.returncode or "msgs/s=" not in out or not i or i["last_ns"] <= i["first_ns"]:
-        print(f"<!-- bare loop failed: {r.stderr.decode()[-300:]} -->")
-        return 0
+        return None, f"a bare round failed (exit {r.returncode}: {r.stderr.decode().strip()[-200:]})"
     # measured as the forwarder is: by the stream's clock
-    return (i["msgs"] - 1) / ((i["last_ns"] - i["first_ns"]) / 1e9)
+    return (i["msgs"] - 1) / ((i["last_ns"] - i["first_ns"]) / 1e9), None
 
 
 def latency(urls):
@@ -233,30 +243,81 @@ def med(xs):
     return statistics.median(xs) if xs else 0
 
 
-def main():
-    rows = []
-    for replicas, servers in ((1, 1), (3, 3)):
-        cl = Cluster(servers)
-        fw, bare, lost, nbytes, payloads, fb, fbmsgs = [], [], [], [], [], [], []
-        for r in range(ROUNDS):
+def cell(xs):
+    return f"{med(xs):,.0f} ({min(xs):,.0f}-{max(xs):,.0f})" if xs else "-"
+
+
+def row_verdict(r, rounds=None):
+    """the 70% target of one replica count: r's "bare" and "fw" are the
+    rounds' rates (None: that round failed), "failed" their reasons,
+    "lost" the records the forwarder lost over every round of it"""
+    rounds = ROUNDS if rounds is None else rounds
+    bare = [x for x in r["bare"] if x is not None]
+    fw = [x for x in r["fw"] if x is not None]
+    problems = list(r["failed"])
+    problems += [f"bare loop: {p}" for p in rounds_problems(len(bare), rounds)]
+    problems += [f"forwarder: {p}" for p in rounds_problems(len(fw), rounds)]
+    ratio = med(fw) / med(bare) if bare and fw and med(bare) else None
+    v = throughput(ratio >= 0.7 if ratio is not None else None, r["lost"], r["records"], problems,
+                   "records by the forwarder")
+    return ratio, v
+
+
+def table(rows, rounds=None):
+    """the forwarder's throughput table, one row per replica count"""
+    out = [f"| replicas | bare libnats loop (msgs/s) | scoutfs-notify-forward | ratio | target >= 70% "
+           f"| forward --batch {BATCH} | messages for {RECORDS:,} records | records lost | bytes per record |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        ratio, v = row_verdict(r, rounds)
+        fb = [x for x in r["fb"] if x is not None]
+        out.append(f"| {r['rep']} | {cell([x for x in r['bare'] if x is not None])} "
+                   f"| {cell([x for x in r['fw'] if x is not None])} "
+                   f"| {f'{ratio:.0%}' if ratio is not None else '-'} | {v} | {cell(fb)} "
+                   f"| {r['fbmsgs']:,.0f} | {r['lost']:,} | {r['bytes']:.0f} ({r['payload']:.0f} of JSON) |")
+    return "\n".join(out)
+
+
+def measure(replicas, servers):
+    """ROUNDS alternating rounds on a fresh cluster: a row for table()"""
+    cl = Cluster(servers)
+    r = {"rep": replicas, "bare": [], "fw": [], "fb": [], "failed": [], "lost": 0, "records": 0}
+    nbytes, payloads, fbmsgs = [], [], []
+    try:
+        for _ in range(ROUNDS):
             res = forward_round(cl.urls, replicas, "BENCH")
-            fw.append(res["rate"])
-            lost.append(res["lost"])
+            r["fw"].append(res["rate"])
             nbytes.append(res["bytes"])
             payloads.append(res["payload"])
-            bare.append(bare_round(cl.urls, replicas, "BENCH", res["payload"] or 300))
-            res = forward_round(cl.urls, replicas, "BENCH", ("--batch", str(BATCH)))
-            fb.append(res["rate"])
-            fbmsgs.append(res["msgs"])
-            lost.append(res["lost"])
-        rows.append({"rep": replicas, "bare": bare, "fw": fw, "fb": fb, "lost": sum(lost),
-                     "bytes": med(nbytes), "payload": med(payloads), "fbmsgs": med(fbmsgs)})
-        if replicas == 1:
-            p50, p99 = latency(cl.urls)
+            rate, why = bare_round(cl.urls, replicas, "BENCH", res["payload"] or 300)
+            r["bare"].append(rate)
+            bres = forward_round(cl.urls, replicas, "BENCH", ("--batch", str(BATCH)))
+            r["fb"].append(bres["rate"])
+            fbmsgs.append(bres["msgs"])
+            for x in (res, bres):
+                r["lost"] += x["lost"]
+                r["records"] += RECORDS
+                if x["failed"]:
+                    r["failed"].append(x["failed"])
+            if why:
+                r["failed"].append(why)
+        lat = latency(cl.urls) if replicas == 1 else None
+    finally:
         cl.close()
+    r.update(bytes=med(nbytes), payload=med(payloads), fbmsgs=med(fbmsgs))
+    return r, lat
 
-    def cell(xs):
-        return f"{med(xs):,.0f} ({min(xs):,.0f}-{max(xs):,.0f})"
+
+def main():
+    global BIN, WORK
+    BIN = sys.argv[1]
+    WORK = tempfile.mkdtemp(prefix="nats-bench")
+    rows = []
+    for replicas, servers in ((1, 1), (3, 3)):
+        r, lat = measure(replicas, servers)
+        rows.append(r)
+        if lat:
+            p50, p99 = lat
 
     print("#### Forwarder throughput, native (records/s from the ring into the stream)")
     print()
@@ -268,20 +329,14 @@ def main():
           f"msg ids and the same in-flight limit (16384) to the same servers; `--batch {BATCH}` "
           f"puts up to {BATCH} records in a message. Bytes per record: what the stream stores per "
           f"record, one record per message (JSON payload, subject, Nats-Msg-Id header, "
-          f"JetStream's own), paths not resolved.")
+          f"JetStream's own), paths not resolved. A failed round is no figure (-); the verdict "
+          f"then says why it is not measured.")
     print()
-    print(f"| replicas | bare libnats loop (msgs/s) | scoutfs-notify-forward | ratio | target >= 70% "
-          f"| forward --batch {BATCH} | messages for {RECORDS:,} records | records lost | bytes per record |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        ratio = med(r["fw"]) / med(r["bare"]) if med(r["bare"]) else 0
-        print(f"| {r['rep']} | {cell(r['bare'])} | {cell(r['fw'])} | {ratio:.0%} | "
-              f"{'met' if ratio >= 0.7 else 'MISSED'} | {cell(r['fb'])} | {r['fbmsgs']:,.0f} | "
-              f"{r['lost']} | {r['bytes']:.0f} ({r['payload']:.0f} of JSON) |")
+    print(table(rows))
     print()
     print("Records lost: what the daemon dropped for the forwarder when it fell behind (each loss "
-          "published as a gap message), summed over the rounds.  The daemon's ATTACH record, the first "
-          "message of the forwarder's connection, is stored as a record, not lost.")
+          "published as a gap message), summed over the rounds of both forms.  The daemon's ATTACH "
+          "record, the first message of the forwarder's connection, is stored as a record, not lost.")
     print()
     print("#### Emit to consumer latency, native (one server)")
     print()
@@ -294,4 +349,5 @@ def main():
     shutil.rmtree(WORK, ignore_errors=True)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/sanitize.sh
+. "$here/../lib/sanitize.sh"
 src=${1:?usage: tests/daemon/run.sh SRC_DIR}
 src=$(cd "$src" && pwd)
 
@@ -30,7 +32,6 @@ command -v python3 >/dev/null || fail_setup "python3 is needed to drive the test
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-san=("-fsanitize=address,undefined" -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1)
 # the same flags as utils/notifyd/Makefile, plus the sanitizers
 make -s -C "$src/utils/notifyd" clean
 make -s -C "$src/utils/notifyd" EXTRA_CFLAGS="${san[*]}" scoutfs-notifyd scoutfs-notify-watch ||
@@ -42,18 +43,8 @@ gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -I"$src/kmod/src" \
 	-o "$out/fake-scoutfs.so" "$here/fake-scoutfs.c" -ldl ||
 	fail_setup "cannot build the ioctl stand-in"
 
-# LeakSanitizer needs ptrace-like access to stop the world; use it where
-# it works and say so where it doesn't
-leaks=1
-cat >"$out/leak.c" <<'EOF'
-#include <stdlib.h>
-int main(void) { return malloc(1) == NULL; }
-EOF
-gcc "${san[@]}" -o "$out/leak" "$out/leak.c"
-if ! ASAN_OPTIONS=detect_leaks=1 "$out/leak" 2>/dev/null; then
-	echo "daemon tier: LeakSanitizer does not work here, running without leak checks"
-	leaks=0
-fi
+# LeakSanitizer where it works here; a SKIPPED line where it doesn't
+leak_checks "$out"
 # libasan must come first in the preload list
 asan_lib=$(gcc -print-file-name=libasan.so)
 

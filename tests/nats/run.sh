@@ -14,6 +14,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib/sanitize.sh
+. "$here/../lib/sanitize.sh"
 src=${1:?usage: tests/nats/run.sh SRC_DIR}
 src=$(cd "$src" && pwd)
 
@@ -30,7 +32,6 @@ command -v nats-server >/dev/null || fail_setup "nats-server is not installed"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-san=("-fsanitize=address,undefined" -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1)
 make -s -C "$src/utils/notifyd" clean
 make -s -C "$src/utils/notifyd" NOTIFY_NATS=1 EXTRA_CFLAGS="${san[*]}" \
 	scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-notify-watch-nats ||
@@ -60,16 +61,8 @@ for b in scoutfs-notifyd scoutfs-notify-watch; do
 done
 echo "nats tier: scoutfs-notify-forward and scoutfs-notify-watch-nats link libc and libnats only; scoutfs-notifyd and scoutfs-notify-watch libc only"
 
-leaks=1
-cat >"$out/leak.c" <<'C'
-#include <stdlib.h>
-int main(void) { return malloc(1) == NULL; }
-C
-gcc "${san[@]}" -o "$out/leak" "$out/leak.c"
-if ! ASAN_OPTIONS=detect_leaks=1 "$out/leak" 2>/dev/null; then
-	echo "nats tier: LeakSanitizer does not work here, running without leak checks"
-	leaks=0
-fi
+# LeakSanitizer where it works here; a SKIPPED line where it doesn't
+leak_checks "$out"
 
 export BIN_DIR=$out
 export FAKE_SO=$out/fake-scoutfs.so

@@ -34,7 +34,8 @@
 #   journal   the daemon's messages carry their priorities
 #
 # Every wait is a bounded poll for a condition (a check fails when it
-# runs out).  Prints PASS:/FAIL: lines and ends with `systemd-test: N
+# runs out).  Prints `systemd-test: run NONCE` (from the kernel command
+# line), PASS:/FAIL: lines, and ends with `systemd-test: N
 # passed, N failed`; the service's ExecStopPost= then powers the VM off.
 set -euo pipefail
 
@@ -51,6 +52,9 @@ MNT=/mnt/scoutfs
 MOUNT_OPTS=metadev_path=/dev/ram0,quorum_slot_nr=0
 SCOUTFS_DEV=/dev/ram1
 
+# this run's nonce (notify.nonce= on the kernel command line) before the
+# results: the host takes the closing line only after it
+echo "systemd-test: run $(sed -n 's/.*notify\.nonce=\([^ ]*\).*/\1/p' /proc/cmdline)"
 pass=0
 fail=0
 ok() {
@@ -327,8 +331,9 @@ section "verify: the unit as shipped"
 frag=$(prop "$U" FragmentPath)
 check "the unit is loaded from $frag, identical to the built tree's utils/notifyd/ (sha256)" \
 	test "$(sha256sum <"$frag" | cut -d' ' -f1)" = "$UNIT_SHA256"
-out=$(systemd-analyze verify --man=no "/usr/lib/systemd/system/$U" "/etc/systemd/system/$M" 2>&1) || true
-check "systemd-analyze verify $U $M: ${out:-clean}" test -z "$out"
+RC=0
+out=$(systemd-analyze verify --man=no "/usr/lib/systemd/system/$U" "/etc/systemd/system/$M" 2>&1) || RC=$?
+check "systemd-analyze verify $U $M: exit $RC, ${out:-clean}" test -z "$out" -a "$RC" = 0
 check "ExecStart runs /usr/sbin/scoutfs-notifyd $MNT" execstart_is "$U" "/usr/sbin/scoutfs-notifyd $MNT"
 
 # --------------------------------------------------------------------

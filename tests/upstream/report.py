@@ -21,7 +21,10 @@ On the debug kernel (`--debug-kernel`) every pass must also have the
 guest's three detector checks (kmemleak, lockdep, kernel log); what they
 found is a problem.
 
-Identical means: every pass ran to run-tests.sh's end (no timeout), the
+Identical means: every pass ran to run-tests.sh's end (no timeout), ran
+every test expected (the release's sequence less its exclusions; with
+--only, at least one), run-tests.sh's exit status agrees with its
+results (0 when nothing failed or skipped, else 1), the
 same tests ran in each with the same result, the notify pass's kernel
 log has no more warning lines than the base pass's, every reader's
 daemon stayed up and its client received records, and no test failed or
@@ -150,6 +153,24 @@ def parse(path, passes):
     return p, readers, counters, failures + sorted(set(missing)), done
 
 
+def ran_problems(name, d, n, expected, only):
+    """a pass that ran fewer tests than expected (with --only: none), or
+    whose run-tests.sh exit status does not say what its results say
+    (0 when no test failed or skipped, 1 otherwise)"""
+    out = []
+    ran = len(d["results"])
+    if only and ran == 0:
+        out.append(f"{name} ran no test")
+    elif not only and ran != expected:
+        out.append(f"{name} ran {ran} tests of the {expected} expected")
+    want = 0 if n["failed"] == 0 and n["skipped"] == 0 else 1
+    if d["exit"] is None:
+        out.append(f"{name}: no exit status of run-tests.sh")
+    elif d["exit"] != want and not d["timeout"]:
+        out.append(f"{name}: run-tests.sh exited {d['exit']}, its results say {want}")
+    return out
+
+
 def host_load(path, cores):
     """a sentence on the host's load while the VMs ran, from its samples"""
     if not path:
@@ -184,6 +205,8 @@ def main():
     p, readers, counters, failures, done = parse(a.console, passes)
     nexcl = sum(1 for l in open(a.excluded) if l.strip() and not l.startswith("#"))
 
+    # what each pass must run: the release's sequence less its exclusions
+    expected = a.nseq - nexcl
     problems = []
     if not done:
         problems.append("the guest did not finish")
@@ -217,6 +240,7 @@ def main():
                    f"{n['skipped']} | {warn} | {secs} |")
         if d["timeout"]:
             problems.append(f"{name} timed out")
+        problems += ran_problems(name, d, n, expected, a.only)
         if d["summary"] is None:
             problems.append(f"{name} did not reach run-tests.sh's summary")
         else:

@@ -6,8 +6,9 @@ is tested here on console logs made up in the guest's format: identical
 passes give `identical` and exit 0; every way two passes can differ (a
 result, a test missing, a timeout, more kernel warnings, a reader's
 daemon dying or receiving nothing, the guest not finishing, an --only
-run) gives `DIFFERENT`, a non-zero exit and a closing count with the
-failures in it.  A notify pass alone is never called identical; on the
+run, passes that ran no test or fewer than expected, an exit status of
+run-tests.sh that contradicts its results) gives `DIFFERENT`, a non-zero
+exit and a closing count with the failures in it.  A notify pass alone is never called identical; on the
 debug kernel the detectors' findings, or their checks missing, fail.  Ends with `upstream-report: N passed, N failed`.
 """
 import os
@@ -37,9 +38,11 @@ CLEAN = ["kmemleak: no leak", "lockdep: still on at the end",
 
 
 def console(results=None, warn=(0, 0), readers=None, done=True, timeout=None, summary=True,
-            extra=(), harness=(), passes=("base", "notify"), detectors=None):
+            extra=(), harness=(), passes=("base", "notify"), detectors=None, exits=None):
     """a guest console log: results[pass][test] overrides 'passed';
-    detectors: the debug kernel's check lines after each pass"""
+    detectors: the debug kernel's check lines after each pass; exits:
+    run-tests.sh's exit status of each pass (default: what its results
+    give, 0 when nothing failed or skipped, else 1)"""
     results = results or {}
     readers = readers if readers is not None else [
         {"up": True, "attaches": 3, "lines": 120, "gaps": 0}] * 2
@@ -70,7 +73,9 @@ def console(results=None, warn=(0, 0), readers=None, done=True, timeout=None, su
             n = {k: sum(1 for r in res.values() if r == k) for k in ("passed", "failed", "skipped")}
             out.append(f"[== all tests run: {n['passed']} passed, {n['skipped']} skipped, "
                        f"0 skipped (permitted), {n['failed']} failed ==]")
-        out.append(f"upstream: {name}: run-tests.sh exited {124 if timeout == name else 0} after 100s")
+        rc = 0 if all(r == "passed" for r in res.values()) else 1
+        rc = (exits or {}).get(name, 124 if timeout == name else rc)
+        out.append(f"upstream: {name}: run-tests.sh exited {rc} after 100s")
         if timeout == name:
             out.append(f"upstream: {name}: TIMED OUT after 2400s")
         if name == "notify":
@@ -91,13 +96,18 @@ def console(results=None, warn=(0, 0), readers=None, done=True, timeout=None, su
     return "\n".join(out) + "\n"
 
 
-def run(text, only=None, passes="base notify", debug=False):
+def run(text, only=None, passes="base notify", debug=False, nseq=len(TESTS) + 2):
+    """report.py on TEXT; the release's sequence: NSEQ tests, two of them
+    excluded (so len(TESTS) expected to run)"""
     with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
         f.write(text)
         path = f.name
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("slow-one.sh\nslow-two.sh\n")
+        excluded = f.name
     try:
         args = [sys.executable, REPORT, "--console", path, "--passes", passes,
-                "--base", "v1.30", "--excluded", EXCLUDED, "--nseq", "65"]
+                "--base", "v1.30", "--excluded", excluded, "--nseq", str(nseq)]
         if only:
             args += ["--only", only]
         if debug:
@@ -105,6 +115,7 @@ def run(text, only=None, passes="base notify", debug=False):
         p = subprocess.run(args, capture_output=True, text=True, timeout=60)
     finally:
         os.unlink(path)
+        os.unlink(excluded)
     lines = p.stdout.strip().splitlines()
     verdict = next((l for l in lines if l.startswith("upstream-suite: identical")
                     or l.startswith("upstream-suite: DIFFERENT")
@@ -197,7 +208,7 @@ def test_exclusions():
     check(entries and not errors, f"tests/upstream/excluded.txt: {len(entries)} names, each with a reason {errors}")
     src = os.environ.get("SCOUTFS_SRC")
     if not src:
-        print("note: SCOUTFS_SRC is not set: excluded.txt not checked against upstream's sequences")
+        print("SKIPPED: excluded.txt against upstream's sequences: SCOUTFS_SRC is not set")
         return
     releases = subprocess.run([os.path.join(TOP, "apply.sh"), "--list"], capture_output=True,
                               text=True, check=True).stdout.split()
@@ -250,6 +261,27 @@ def main():
     expect_different("a run with --only", console(), "--only: not the full subset", only="beta")
     expect_different("run-tests.sh's summary missing", console(summary=False),
                      "did not reach run-tests.sh's summary")
+
+    # verdicts over nothing: passes that ran no test, or fewer than the
+    # sequence less its exclusions, or whose exit status says otherwise
+    none = {t: None for t, _ in TESTS}
+    expect_different("both passes ran no test", console({"base": none, "notify": none}),
+                     "base ran 0 tests of the 3 expected; notify ran 0 tests of the 3 expected")
+    expect_different("both passes ran the same two tests of three",
+                     console({"base": {"gamma": None}, "notify": {"gamma": None}}),
+                     "base ran 2 tests of the 3 expected", (2, 2))
+    rc, verdict, counts, _ = run(console(), nseq=len(TESTS) + 3)
+    check(rc != 0 and "ran 3 tests of the 4 expected" in verdict,
+          f"a sequence with a test that ran in neither pass: DIFFERENT ({verdict})")
+    expect_different("run-tests.sh exited 1 with every test passed", console(exits={"base": 1}),
+                     "base: run-tests.sh exited 1, its results say 0", (3, 1))
+    expect_different("run-tests.sh exited 0 with a test failed in both passes",
+                     console({"base": {"beta": "failed"}, "notify": {"beta": "failed"}}, exits={"notify": 0}),
+                     "notify: run-tests.sh exited 0, its results say 1", (3, 1))
+    cut = "\n".join(l for l in console().splitlines() if " exited " not in l) + "\n"
+    expect_different("no exit status of run-tests.sh", cut, "base: no exit status of run-tests.sh")
+    expect_different("--only selecting nothing", console({"base": none, "notify": none}),
+                     "base ran no test", only="nothing-matches")
 
     # the same result in both passes, but for want of what the guest
     # provides: not identical (upstream's test hosts have the tools)
@@ -324,7 +356,8 @@ def main():
     raw_only = "\n".join(l for l in console().splitlines()
                          if not re.match(r"^upstream: \w+ [a-z0-9_-]+ (passed|failed|skipped) ", l)) + "\n"
     rc, verdict, counts, _ = run(raw_only)
-    check(rc != 0 and counts == (0, 2) and "disagree with run-tests.sh's summary" in verdict,
+    check(rc != 0 and counts == (0, 4) and "disagree with run-tests.sh's summary" in verdict
+          and "base ran 0 tests of the 3 expected" in verdict,
           f"run-tests.sh's lines alone give no results ({counts}: {verdict})")
 
     # the notify pass alone: no comparison, never "identical"

@@ -21,6 +21,12 @@
 #    daemon's CPU time (/proc/PID/schedstat) per record.
 # 3. Emit-to-client latency with records trickling (paced reads), for
 #    the same daemons.
+# A step that fails prints `bench: FAILED <section> ...: why` (section
+# hook, drain or latency, with its round and daemon) and is counted in
+# the closing `bench: N passed, N failed`; what was asked (rounds, reads,
+# latency samples) is in the first line, what was lost in each line
+# (ring-full drops and the client's losses): tests/bench/report.py gives
+# a verdict only to figures whose rounds are all there and whole.
 set -u
 
 MNT=$1
@@ -41,7 +47,13 @@ DAEMONS=new
 for b in /usr/sbin/scoutfs-notifyd-*; do
 	[ -x "$b" ] && DAEMONS="$DAEMONS ${b#/usr/sbin/scoutfs-notifyd-}"
 done
-echo "bench: clock $CLOCK cpus $(grep -c ^processor /proc/cpuinfo) rounds $ROUNDS preads $PREADS opens $OPENS daemons $DAEMONS"
+echo "bench: clock $CLOCK cpus $(grep -c ^processor /proc/cpuinfo) rounds $ROUNDS preads $PREADS opens $OPENS daemons $DAEMONS drain_rounds $DRAIN_ROUNDS lat_n $LAT_N"
+
+# failed SECTION WHY: a step that failed, counted
+failed() {
+	echo "bench: FAILED $1: $2"
+	fail=$((fail + 1))
+}
 
 mount_with() {
 	insmod "$1" || return 1
@@ -56,15 +68,31 @@ unmount() {
 	umount "$MNT" && rmmod scoutfs
 }
 
-# elapsed ns/op and the benchmark's own CPU ns/op
+# measure ROUND MODE: elapsed ns/op and the benchmark's own CPU ns/op;
+# what was lost meanwhile too (ring-full drops, and with the daemon
+# attached the client's losses)
 measure() {
+	d0=$(counter notify_dropped_ring_full)
 	read -r p_ns p_cpu <<EOF
 $(hookbench pread "$MNT/f" "$PREADS")
 EOF
 	read -r o_ns o_cpu <<EOF
 $(hookbench open "$MNT/f" "$OPENS")
 EOF
-	echo "bench: round $1 mode $2 pread_ns $p_ns open_ns $o_ns pread_cpu_ns $p_cpu open_cpu_ns $o_cpu"
+	if ! numbers "$p_ns" "$p_cpu" "$o_ns" "$o_cpu"; then
+		failed "hook round $1 mode $2" "hookbench gave no figures ('$p_ns $p_cpu' '$o_ns $o_cpu')"
+		return
+	fi
+	loss="dropped $(($(counter notify_dropped_ring_full) - d0))"
+	[ "$2" != notifyd ] || loss="$loss client_lost $(client_lost)"
+	echo "bench: round $1 mode $2 pread_ns $p_ns open_ns $o_ns pread_cpu_ns $p_cpu open_cpu_ns $o_cpu $loss"
+}
+
+# numbers X...: each is a number (hookbench prints figures like 12.5)
+numbers() {
+	for x in "$@"; do
+		case "$x" in '' | *[!0-9.]*) return 1 ;; esac
+	done
 }
 
 client_connected() {
@@ -111,91 +139,124 @@ lines_gt() {
 	[ "$(stats_lines)" -gt "$1" ]
 }
 
-r=1
-while [ $r -le "$ROUNDS" ]; do
-	if mount_with /modules/scoutfs-base.ko; then
-		measure $r unpatched
-		unmount
+# client_lost: what the daemon dropped for its client so far (SIGUSR1
+# makes it log its stats once it has drained what it found); "?" when it
+# did not say
+client_lost() {
+	s0=$(stats_lines)
+	kill -USR1 "$DPID"
+	if wait_for 30 lines_gt "$s0"; then
+		grep 'stats: drained' /tmp/notifyd.log | tail -n 1 | sed -n 's/.*client_lost \([0-9]*\).*/\1/p'
 	else
-		echo "bench: FAILED to mount the unpatched module"
-		fail=$((fail + 1))
+		echo "?"
 	fi
-	if mount_with /modules/scoutfs.ko; then
-		measure $r no_reader
-		if start_daemon new; then
-			measure $r notifyd
-		else
-			echo "bench: FAILED to start scoutfs-notifyd and a client"
-			cat /tmp/notifyd.log
-			fail=$((fail + 1))
-		fi
-		stop_daemon
-		rm -f /tmp/fan.ready
-		hookbench fanotify "$MNT" /tmp/fan.ready >/tmp/fan.out &
-		FPID=$!
-		if wait_for 30 test -e /tmp/fan.ready; then
-			measure $r fanotify
-		else
-			fail=$((fail + 1))
-		fi
-		kill -TERM $FPID
-		wait $FPID
-		unmount
-	fi
-	r=$((r + 1))
-done
+}
 
-# ring drain: a busy reader and a CPU hog, the daemons alternating
-mount_with /modules/scoutfs.ko
-r=1
-while [ $r -le "$DRAIN_ROUNDS" ]; do
-	for d in $DAEMONS; do
-		if ! start_daemon "$d"; then
-			echo "bench: FAILED to start the $d daemon"
-			fail=$((fail + 1))
-			stop_daemon
-			continue
-		fi
-		rm -f /tmp/hog.ready
-		hookbench hog /tmp/hog.ready $((DRAIN_SECS + 60)) &
-		HPID=$!
-		wait_for 30 test -e /tmp/hog.ready || fail=$((fail + 1))
-		s0=$(stats_lines)
-		e0=$(counter notify_emitted)
-		d0=$(counter notify_dropped_ring_full)
-		t0=$(cpu_ns "$DPID")
-		reads=$(hookbench busyread "$MNT/f" "$DRAIN_SECS")
-		kill -TERM $HPID
-		wait $HPID
-		# the daemon logs its counts once it has drained what it found
-		kill -USR1 "$DPID"
-		wait_for 30 lines_gt "$s0" || fail=$((fail + 1))
-		t1=$(cpu_ns "$DPID")
-		e1=$(counter notify_emitted)
-		d1=$(counter notify_dropped_ring_full)
-		lost=$(grep 'stats: drained' /tmp/notifyd.log | tail -n 1 | sed -n 's/.*client_lost \([0-9]*\).*/\1/p')
-		echo "bench: drain round $r daemon $d reads $reads emitted $((e1 - e0)) dropped $((d1 - d0)) client_lost ${lost:-?} daemon_ns $((t1 - t0))"
-		stop_daemon
-	done
-	r=$((r + 1))
-done
-
-# latency: paced reads, a client timing each READ's arrival
-for d in $DAEMONS; do
-	if ! start_daemon "$d"; then
-		fail=$((fail + 1))
-		stop_daemon
-		continue
+# hook_round ROUND: the four configurations, one after the other
+hook_round() {
+	if mount_with /modules/scoutfs-base.ko; then
+		measure "$1" unpatched
+		unmount || failed "hook round $1" "unmount of the unpatched module"
+	else
+		failed "hook round $1" "mount with the unpatched module"
 	fi
+	if ! mount_with /modules/scoutfs.ko; then
+		failed "hook round $1" "mount with the patched module"
+		return
+	fi
+	measure "$1" no_reader
+	if start_daemon new; then
+		measure "$1" notifyd
+	else
+		failed "hook round $1 mode notifyd" "scoutfs-notifyd and a client did not start"
+		cat /tmp/notifyd.log
+	fi
+	stop_daemon
+	rm -f /tmp/fan.ready
+	hookbench fanotify "$MNT" /tmp/fan.ready >/tmp/fan.out &
+	FPID=$!
+	if wait_for 30 test -e /tmp/fan.ready; then
+		measure "$1" fanotify
+	else
+		failed "hook round $1 mode fanotify" "the fanotify reader did not mark the filesystem"
+	fi
+	kill -TERM $FPID
+	wait $FPID
+	unmount || failed "hook round $1" "unmount of the patched module"
+}
+
+# drain_round ROUND DAEMON: a busy reader and a CPU hog for DRAIN_SECS
+drain_round() {
+	what="drain round $1 daemon $2"
+	if ! start_daemon "$2"; then
+		failed "$what" "the daemon and a client did not start"
+		stop_daemon
+		return
+	fi
+	rm -f /tmp/hog.ready
+	hookbench hog /tmp/hog.ready $((DRAIN_SECS + 60)) &
+	HPID=$!
+	wait_for 30 test -e /tmp/hog.ready || failed "$what" "the CPU hog did not start"
+	e0=$(counter notify_emitted)
+	d0=$(counter notify_dropped_ring_full)
+	t0=$(cpu_ns "$DPID")
+	reads=$(hookbench busyread "$MNT/f" "$DRAIN_SECS")
+	kill -TERM $HPID
+	wait $HPID
+	lost=$(client_lost)
+	t1=$(cpu_ns "$DPID")
+	e1=$(counter notify_emitted)
+	d1=$(counter notify_dropped_ring_full)
+	numbers "$reads" || failed "$what" "the busy reader gave no count ('$reads')"
+	[ "$lost" != "?" ] || failed "$what" "the daemon did not log its stats"
+	[ $((e1 - e0)) -gt 0 ] || failed "$what" "no record emitted"
+	echo "bench: drain round $1 daemon $2 reads ${reads:-?} emitted $((e1 - e0)) dropped $((d1 - d0)) client_lost $lost daemon_ns $((t1 - t0))"
+	stop_daemon
+}
+
+# latency_run DAEMON: paced reads, a client timing each READ's arrival
+latency_run() {
+	if ! start_daemon "$1"; then
+		failed "latency daemon $1" "the daemon and a client did not start"
+		stop_daemon
+		return
+	fi
+	rm -f /tmp/lat.out
 	hookbench latency "$SOCK" $LAT_N >/tmp/lat.out &
 	LPID=$!
-	wait_for 30 grep -q connected /tmp/lat.out
+	wait_for 30 grep -q connected /tmp/lat.out ||
+		failed "latency daemon $1" "the timing client did not connect"
 	hookbench paced "$MNT/f" $LAT_N 500
-	wait $LPID
-	echo "bench: latency daemon $d $(grep latency_us /tmp/lat.out)"
+	# a lost record never comes: the client then stops with what it has
+	wait_for 30 gone "$LPID" || kill -TERM "$LPID"
+	wait "$LPID" || failed "latency daemon $1" "the timing client exited $?"
+	echo "bench: latency daemon $1 asked $LAT_N $(grep latency_us /tmp/lat.out)"
 	stop_daemon
+}
+
+r=1
+while [ $r -le "$ROUNDS" ]; do
+	hook_round $r
+	r=$((r + 1))
 done
-unmount
+
+# ring drain and latency: the daemons alternating on one mount
+if mount_with /modules/scoutfs.ko; then
+	r=1
+	while [ $r -le "$DRAIN_ROUNDS" ]; do
+		for d in $DAEMONS; do
+			drain_round $r "$d"
+		done
+		r=$((r + 1))
+	done
+	for d in $DAEMONS; do
+		latency_run "$d"
+	done
+	unmount || failed "latency" "unmount"
+else
+	failed "drain" "mount with the patched module"
+	failed "latency" "mount with the patched module"
+fi
 
 [ "$fail" -ne 0 ] || pass=1
 echo "bench: $pass passed, $fail failed"

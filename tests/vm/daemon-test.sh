@@ -34,6 +34,10 @@ lines_ge() {
 bytes_ge() {
 	[ -f "$1" ] && [ "$(wc -c <"$1")" -ge "$2" ]
 }
+# denied RC FILE: a command that exited RC failed for want of permission
+denied() {
+	[ "$1" -ne 0 ] && grep -q "Permission denied" "$2"
+}
 
 FSID=$(stat -f -c %i "$MNT")
 SOCK=$RUN/$FSID/notify.sock
@@ -54,13 +58,24 @@ check "socket is 0600 root" test "$(stat -c '%a %u' "$SOCK")" = "600 0"
 check "socket dir is 0700 root" test "$(stat -c '%a %u' "$RUN/$FSID")" = "700 0"
 check "notify_reader_attached is 1" test "$(counter notify_reader_attached)" = 1
 
-# --- an unprivileged user can neither connect nor list the directory
+# --- an unprivileged user can neither connect nor list the directory:
+# refused for want of permission (EACCES), not for any other reason (no
+# such user, no socat); the same command as root connects
+check "user is uid 1000 and runs commands" test "$(su -s /bin/sh user -c 'id -u')" = 1000
+socat -u UNIX-CONNECT:"$SOCK",type=5 - </dev/null >/tmp/root.bin 2>/tmp/root.err &
+SOPID=$!
+check "root connects with the same socat command" wait_for 30 clients_ge 1
+kill "$SOPID" 2>/dev/null
+wait "$SOPID" 2>/dev/null
+wait_for 30 no_clients
 su -s /bin/sh user -c "socat -u UNIX-CONNECT:$SOCK,type=5 - </dev/null" >/tmp/u.out 2>&1
 rc=$?
-check "uid 1000 cannot connect (exit $rc: $(head -c 80 /tmp/u.out))" test "$rc" -ne 0
+check "uid 1000 cannot connect: permission denied (exit $rc: $(head -c 120 /tmp/u.out))" \
+	denied "$rc" /tmp/u.out
 su -s /bin/sh user -c "ls $RUN/$FSID" >/tmp/u.out 2>&1
 rc=$?
-check "uid 1000 cannot list the socket directory (exit $rc)" test "$rc" -ne 0
+check "uid 1000 cannot list the socket directory: permission denied (exit $rc: $(head -c 120 /tmp/u.out))" \
+	denied "$rc" /tmp/u.out
 su -s /bin/sh user -c "scoutfs-notify-watch $MNT" >/tmp/u.out 2>&1
 rc=$?
 check "scoutfs-notify-watch as uid 1000 fails clearly (exit $rc: $(head -c 80 /tmp/u.out))" \

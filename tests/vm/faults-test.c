@@ -378,6 +378,10 @@ static void t_fuzz(void)
 	uint64_t other = 0;
 	uint64_t lost = 0;
 	uint64_t pending = 0;
+	uint64_t preads = 0;
+	uint64_t e0;
+	uint64_t d0;
+	uint64_t emitted;
 	char *map;
 	char b[8];
 	int rfd = open_root();
@@ -394,6 +398,8 @@ static void t_fuzz(void)
 	n = drain(rfd, recs, 2048);
 	if (n > 0)
 		expect_seq = recs[n - 1].seq + 1;
+	e0 = counter("notify_emitted");
+	d0 = counter("notify_dropped_ring_full");
 
 	for (i = 0; i < ITERS; i++) {
 		uint64_t r = rnd();
@@ -404,6 +410,7 @@ static void t_fuzz(void)
 			if (pread(ffd, b, 8, 0) != 8)
 				die("pread");
 			pending++;
+			preads++;
 		}
 		switch ((r >> 8) % 8) {
 		case 0: ptr = NULL; break;
@@ -466,9 +473,17 @@ static void t_fuzz(void)
 	       (unsigned long long)seed, ITERS, (unsigned long long)got);
 	CHECK(other == 0, "only EINVAL and EFAULT came back (%llu others)",
 	      (unsigned long long)other);
-	CHECK(lost == 0 && got > 0,
-	      "nothing lost: every record copied out was the next one (%llu out of order)",
-	      (unsigned long long)lost);
+	/*
+	 * a record never copied out at the tail shows no seq gap: every
+	 * record emitted since the start (one per pread, nothing dropped)
+	 * must have come out
+	 */
+	emitted = counter("notify_emitted") - e0;
+	CHECK(lost == 0 && got > 0 && got == emitted && emitted == preads &&
+	      counter("notify_dropped_ring_full") == d0,
+	      "nothing lost: every record copied out was the next one (%llu out of order), and all "
+	      "%llu emitted (%llu preads) came out (%llu)", (unsigned long long)lost,
+	      (unsigned long long)emitted, (unsigned long long)preads, (unsigned long long)got);
 	CHECK(ioctl(rfd, _IOR(SCOUTFS_IOCTL_MAGIC, 25, uint64_t), recs) < 0 &&
 	      errno == ENOTTY, "nr 25 with a different size: ENOTTY (%s)", strerror(errno));
 	close(ffd);
@@ -632,27 +647,48 @@ static int connect_daemon(const char *sock, int secs)
 	return -1;
 }
 
-/* read records from a client socket until EOF, bounded; -1 without EOF */
-static long client_drain(int fd, int secs)
+/* what a client received: how many records, their seqs, and a hash of their bytes */
+struct got {
+	long recs;
+	uint64_t first;
+	uint64_t last;
+	uint64_t hash;
+};
+
+/* FNV-1a over every record's bytes, in order */
+static void got_add(struct got *g, const rec_t *r)
+{
+	const unsigned char *p = (const unsigned char *)r;
+	size_t i;
+
+	if (!g->recs++)
+		g->first = r->seq;
+	g->last = r->seq;
+	for (i = 0; i < sizeof(*r); i++)
+		g->hash = (g->hash ^ p[i]) * 0x100000001b3ULL;
+}
+
+/* read records from a client socket until EOF, bounded: false without EOF */
+static bool client_drain(int fd, int secs, struct got *g)
 {
 	uint64_t end = now_ns(CLOCK_MONOTONIC) + (uint64_t)secs * 1000000000ULL;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	char buf[256];
-	long recs = 0;
+	rec_t rec;
 	ssize_t n;
 
+	*g = (struct got){ .hash = 0xcbf29ce484222325ULL };
 	while (now_ns(CLOCK_MONOTONIC) < end) {
 		if (poll(&pfd, 1, 100) <= 0)
 			continue;
-		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		n = recv(fd, &rec, sizeof(rec), MSG_DONTWAIT);
 		if (n == 0)
-			return recs;
-		if (n == (ssize_t)sizeof(rec_t))
-			recs++;
+			return true;
+		if (n == (ssize_t)sizeof(rec))
+			got_add(g, &rec);
 		else if (n < 0 && errno != EAGAIN && errno != EINTR)
-			return -1;
+			return false;
 	}
-	return -1;
+	return false;
 }
 
 /* umount -f, retried every 50 ms for up to secs: 0 or the last errno */
@@ -748,7 +784,8 @@ static void t_force_umount(void)
 	for (loop = 0; loop < 2; loop++) {
 		bool daemon = loop == 0;
 		int cfd[2] = { -1, -1 };
-		long got[2];
+		struct got got[2];
+		bool eof[2] = { false, false };
 		pid_t rd;
 		pid_t em;
 		int i;
@@ -817,12 +854,18 @@ static void t_force_umount(void)
 			      "a reader waiting with no timeout gets ENOLINK after %" PRIu64 " ms (exit %d)",
 			      ms, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 		for (i = 0; daemon && i < 2; i++) {
-			got[i] = cfd[i] >= 0 ? client_drain(cfd[i], 10) : -1;
+			eof[i] = cfd[i] >= 0 && client_drain(cfd[i], 10, &got[i]);
 			close(cfd[i]);
 		}
+		/* the same records: as many, the same seqs, the same bytes; more than the ATTACH */
 		if (daemon)
-			CHECK(got[0] >= 0 && got[1] == got[0],
-			      "both clients got the same %ld records, then EOF", got[0]);
+			CHECK(eof[0] && eof[1] && got[0].recs > 1 && got[1].recs == got[0].recs &&
+			      got[1].first == got[0].first && got[1].last == got[0].last &&
+			      got[1].hash == got[0].hash,
+			      "both clients got the same %ld records (seq %" PRIu64 " to %" PRIu64
+			      ", hash %016" PRIx64 "; the other %ld, %" PRIu64 " to %" PRIu64 ", %016" PRIx64
+			      "), then EOF (%d %d)", got[0].recs, got[0].first, got[0].last, got[0].hash,
+			      got[1].recs, got[1].first, got[1].last, got[1].hash, eof[0], eof[1]);
 		kill(em, SIGKILL);
 		reap(em, 30);
 		err = force_umount_within(2, &ms);
@@ -841,11 +884,17 @@ static void t_force_umount(void)
 		int fd = open("/tmp/ftest-notifyd.log", O_RDONLY);
 		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
 
+		const char *said;
+
 		buf[n > 0 ? n : 0] = 0;
 		if (fd >= 0)
 			close(fd);
-		CHECK(strstr(buf, "being forcibly unmounted"), "the daemon said why it left: %s",
-		      strstr(buf, "forcibly") ? "being forcibly unmounted" : buf);
+		/* what the daemon wrote, the line that says it, not our own words */
+		said = strstr(buf, "being forcibly unmounted");
+		while (said && said > buf && said[-1] != '\n')
+			said--;
+		CHECK(said, "the daemon said why it left: %.*s", said ? (int)strcspn(said, "\n") : (int)strlen(buf),
+		      said ? said : buf);
 	}
 	err = mounted() ? 0 : fresh_mount();
 	CHECK(err == 0 && mounted(), "a fresh filesystem mounts on the devices afterwards: %s",

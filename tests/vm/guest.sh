@@ -6,7 +6,10 @@
 # with a scan of the kernel log for reports (warnings, oopses, lockdep,
 # KASAN, UBSAN, hung tasks, printed whole) and, on a kernel with
 # kmemleak (the debug kernel), a kmemleak scan after the module is gone,
-# then the closing line `guest: N passed, N failed`.
+# then the closing line `guest: N passed, N failed`.  It starts with
+# `guest: run NONCE`, NONCE from notify.nonce= on the kernel command
+# line: the host takes the closing line only after it (a console log of
+# an earlier run has another).
 #
 # Suites:
 #   kernel  tests/vm/kernel-test.c on the mount (the ring and the hooks)
@@ -26,6 +29,7 @@ set -u
 MNT=/mnt
 # shellcheck source=tests/vm/lib.sh
 . /t/lib.sh
+echo "guest: run $(sed -n 's/.*notify\.nonce=\([^ ]*\).*/\1/p' /proc/cmdline)"
 # notify.only=NAME on the kernel command line runs one test of a program
 ONLY=$(sed -n 's/.*notify\.only=\([^ ]*\).*/\1/p' /proc/cmdline)
 only_args() {
@@ -132,6 +136,8 @@ run_counted() {
 	fail=$((fail + f))
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		bad "$name: exit $rc"
+	elif [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+		bad "$name: ran nothing ($line)"
 	fi
 	if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
 		# what scoutfs said (the console shows only emergencies)

@@ -14,8 +14,10 @@
  *					once spinning
  *	hookbench paced FILE N USEC	N preads, USEC apart
  *	hookbench latency SOCK N	receive N READ records from the
- *					daemon's socket: emit-to-receipt
- *					latency p50 and p99 in microseconds
+ *					daemon's socket (or fewer, until
+ *					SIGTERM): emit-to-receipt latency p50
+ *					and p99 in microseconds, how many
+ *					arrived and the seq gaps between them
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -180,10 +182,15 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "latency")) {
 		struct scoutfs_ioctl_notify_record rec;
 		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		/* no SA_RESTART: SIGTERM ends the recv() and the wait */
+		struct sigaction sa = { .sa_handler = on_term };
 		uint64_t *lat = calloc(n, sizeof(*lat));
 		uint64_t got = 0;
+		uint64_t lost = 0;
+		uint64_t prev = 0;
 		int s = socket(AF_UNIX, SOCK_SEQPACKET, 0);
 
+		sigaction(SIGTERM, &sa, NULL);
 		strncpy(sun.sun_path, argv[2], sizeof(sun.sun_path) - 1);
 		if (!lat || s < 0 || connect(s, (struct sockaddr *)&sun, sizeof(sun))) {
 			fprintf(stderr, "hookbench: connect: %s\n", strerror(errno));
@@ -191,17 +198,21 @@ int main(int argc, char **argv)
 		}
 		printf("connected\n");
 		fflush(stdout);
-		while (got < n && recv(s, &rec, sizeof(rec), 0) == sizeof(rec)) {
+		while (!stop && got < n && recv(s, &rec, sizeof(rec), 0) == sizeof(rec)) {
 			uint64_t t = now(CLOCK_REALTIME);
 
+			if (prev && rec.seq > prev + 1)
+				lost += rec.seq - prev - 1;
+			prev = rec.seq;
 			if (rec.op == SCOUTFS_NOTIFY_OP_READ)
 				lat[got++] = t > rec.time_ns ? t - rec.time_ns : 0;
 		}
 		qsort(lat, got, sizeof(*lat), cmp_u64);
 		if (!got)
 			return 1;
-		printf("latency_us n %llu p50 %.1f p99 %.1f\n", (unsigned long long)got,
-		       lat[got / 2] / 1000.0, lat[(got * 99) / 100] / 1000.0);
+		printf("latency_us n %llu p50 %.1f p99 %.1f lost %llu\n", (unsigned long long)got,
+		       lat[got / 2] / 1000.0, lat[(got * 99) / 100] / 1000.0,
+		       (unsigned long long)lost);
 		return 0;
 	}
 	fprintf(stderr, "hookbench: unknown mode '%s'\n", argv[1]);

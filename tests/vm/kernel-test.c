@@ -613,6 +613,10 @@ struct old_read_notify {
 	__u64 _reserved[2];
 };
 
+/* a fact of the build, not of the run: checked by the compiler */
+_Static_assert(sizeof(struct old_read_notify) == sizeof(struct scoutfs_ioctl_read_notify),
+	       "the old argument must have the new one's size, so the same command value");
+
 static long old_call(int fd, rec_t *recs, uint64_t nr, uint64_t flags, uint64_t ms)
 {
 	struct old_read_notify rn = { (unsigned long)recs, nr, ms, flags, { 0, 0 } };
@@ -690,9 +694,6 @@ static void t_old_caller(void)
 	int st;
 	long n;
 
-	CHECK(sizeof(struct old_read_notify) == sizeof(struct scoutfs_ioctl_read_notify),
-	      "the old argument has the new one's size (%zu), so the same command value",
-	      sizeof(struct old_read_notify));
 	drain(rfd, recs, 16);
 	CHECK(old_call(rfd, recs, 16, 0, 0) == 0, "old zeroed call on an empty ring returns 0 at once");
 	t0 = now_ns(CLOCK_MONOTONIC);

@@ -39,8 +39,10 @@ gone() {
 }
 
 # wait_for SECS CMD...: run CMD every 50 ms until it succeeds; fails
-# when SECS (times SLOW) run out
-wait_for() {
+# when SECS (times SLOW) run out.  A subshell: its count is its own, so
+# neither a CMD that waits itself nor the caller's own variables can
+# change it (or be changed by it).
+wait_for() (
 	n=$(($1 * 20 * SLOW))
 	shift
 	while ! "$@" 2>/dev/null; do
@@ -49,4 +51,4 @@ wait_for() {
 		usleep 50000
 	done
 	return 0
-}
+)
