@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import check, finish  # noqa: E402
 from sdroot import exposure, sdroot, verify  # noqa: E402
-from testlib import HOSTILE_NAMES, poll, sanitizer_clean, strict_json, text_fields  # noqa: E402
+from testlib import HOSTILE_NAMES, no_sanitizer_report_at_all, poll, sanitizer_clean, strict_json, text_fields  # noqa: E402
 
 REC = struct.Struct("=QQQQQIIIIII")  # seq ino time_ns offset len op pid uid gid flags _pad
 assert REC.size == 64
@@ -939,6 +939,7 @@ def main():
             t()
         except Exception as ex:  # a test that crashes is a failure, not a stop
             check(False, f"{t.__name__} raised {type(ex).__name__}: {ex}")
+    check(*no_sanitizer_report_at_all())
     sys.exit(finish("daemon"))
 
 

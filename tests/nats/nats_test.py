@@ -27,7 +27,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import check, finish  # noqa: E402
 from sdroot import exposure, sdroot, verify  # noqa: E402
-from testlib import HOSTILE_NAMES, free_port, poll, sanitizer_clean, strict_json, text_fields  # noqa: E402
+from testlib import HOSTILE_NAMES, free_port, no_sanitizer_report_at_all, poll, sanitizer_clean, strict_json, \
+    text_fields  # noqa: E402
 
 BIN = os.environ["BIN_DIR"]
 NOTIFYD = os.path.join(BIN, "scoutfs-notifyd")
@@ -963,6 +964,7 @@ def main():
         p.kill()
         p.wait()
     check(not left, f"every test stopped the nats-server processes it started ({len(left)} left)")
+    check(*no_sanitizer_report_at_all())
     sys.exit(finish("nats"))
 
 

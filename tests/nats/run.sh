@@ -30,16 +30,20 @@ command -v nats-server >/dev/null || fail_setup "nats-server is not installed"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-san=("-fsanitize=address,undefined" -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1)
+# shellcheck source=tests/lib/sanitize.sh
+. "$here/../lib/sanitize.sh"
+san_pick "$out" || fail_setup "$SAN_NOTE"
+echo "nats tier: $SAN_NOTE"
+san=("${SAN_FLAGS[@]}")
 make -s -C "$src/utils/notifyd" clean
-make -s -C "$src/utils/notifyd" NOTIFY_NATS=1 EXTRA_CFLAGS="${san[*]}" \
+make -s -C "$src/utils/notifyd" NOTIFY_NATS=1 CC="$SAN_CC" EXTRA_CFLAGS="${san[*]}" \
 	scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-notify-watch-nats ||
 	fail_setup "cannot build the tools"
 for b in scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-notify-watch-nats; do
 	cp "$src/utils/notifyd/$b" "$out/"
 done
 read -ra natsflags <<<"$(pkg-config --cflags --libs libnats)"
-gcc -std=c11 -Wall -Wextra -Werror "${san[@]}" -o "$out/tnats" "$here/tnats.c" \
+"$SAN_CC" -std=c11 -Wall -Wextra -Werror "${san[@]}" -o "$out/tnats" "$here/tnats.c" \
 	"${natsflags[@]}" || fail_setup "cannot build tnats"
 gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -I"$src/kmod/src" \
 	-o "$out/fake-scoutfs.so" "$here/../daemon/fake-scoutfs.c" -ldl ||
@@ -48,7 +52,7 @@ gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -I"$src/kmod/src" \
 # what each binary itself links (NEEDED), sanitizer runtimes aside: the
 # NATS tools libc and libnats only, the core tools libc only
 needed() {
-	readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -vE '^(libasan|libubsan)\.' | sort | tr '\n' ' '
+	readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -vE '^(libasan|libubsan|libclang_rt\.[a-z_]+-x86_64|libgcc_s)\.' | sort | tr '\n' ' '
 }
 for b in scoutfs-notify-forward scoutfs-notify-watch-nats; do
 	[[ $(needed "$out/$b") =~ ^libc\.so\.6\ libnats\.so\.[0-9.]+\ $ ]] ||
@@ -60,23 +64,9 @@ for b in scoutfs-notifyd scoutfs-notify-watch; do
 done
 echo "nats tier: scoutfs-notify-forward and scoutfs-notify-watch-nats link libc and libnats only; scoutfs-notifyd and scoutfs-notify-watch libc only"
 
-leaks=1
-cat >"$out/leak.c" <<'C'
-#include <stdlib.h>
-int main(void) { return malloc(1) == NULL; }
-C
-gcc "${san[@]}" -o "$out/leak" "$out/leak.c"
-if ! ASAN_OPTIONS=detect_leaks=1 "$out/leak" 2>/dev/null; then
-	echo "nats tier: LeakSanitizer does not work here, running without leak checks"
-	leaks=0
-fi
-
 export BIN_DIR=$out
 export FAKE_SO=$out/fake-scoutfs.so
-export ASAN_LIB
-ASAN_LIB=$(gcc -print-file-name=libasan.so)
 export FORWARD_UNIT=$src/utils/notifyd/scoutfs-notify-forward@.service
 export DAEMON_UNIT=$src/utils/notifyd/scoutfs-notifyd@.service
-export ASAN_OPTIONS="detect_leaks=$leaks:abort_on_error=0:exitcode=99"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=98"
+san_options "$out/sanitizer"
 unshare -m --propagation private python3 "$here/nats_test.py" "$out/work"

@@ -42,7 +42,8 @@ static const char *stream = NN_DEFAULT_STREAM;
 static const char *durable;
 static const char *f_fsid;
 static const char *f_node;
-static char *ops[OPS_MAX];
+static char *ops[OPS_MAX];	/* --op's names, in opsbuf */
+static char *opsbuf;
 static int nops;
 static bool json;
 static uint64_t count;
@@ -827,7 +828,6 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	struct timespec zero = { 0, 0 };
 	char filter[256];
-	char *opsbuf = NULL;
 	char *tok;
 	char *save;
 	char *end;
