@@ -12,8 +12,12 @@
 #           ASan/UBSan against an ioctl stand-in (tests/daemon/run.sh)
 #   nats    patch 4's scoutfs-notify-forward and scoutfs-notify-watch-nats
 #           under ASan/UBSan, over the real daemon and the stand-in, with
-#           real nats-server processes (tests/nats-tier.sh); SKIPPED when
-#           libnats-dev or nats-server can't be installed
+#           real nats-server processes and the official Node.js client
+#           (tests/nats-tier.sh); SKIPPED when libnats-dev or nats-server
+#           can't be installed
+#   fuzz    libFuzzer on every parser and encoder of untrusted bytes in
+#           utils/notifyd/, FUZZ_SECS (30) seconds a target (tests/fuzz/run.sh;
+#           `make fuzz` runs longer)
 #   upstream-report  the verdict logic of `make upstream-suite` on
 #           made-up guest logs (tests/upstream/report_test.py)
 #   matrix  needs SCOUTFS_SRC: for every release (or $RELEASES) apply,
@@ -92,6 +96,7 @@ tier series-edit tests/series-edit-test.sh
 
 tier daemon tests/daemon-tier.sh
 tier nats tests/nats-tier.sh
+tier fuzz tests/fuzz/run.sh
 tier upstream-report python3 tests/upstream/report_test.py
 
 if [ -z "${SCOUTFS_SRC:-}" ]; then
