@@ -4,7 +4,8 @@
     python3 tests/fuzz/seeds.py
 
 What the records look like on the wire (notify-format.c's JSON, the
-records and file names it is given), so that fuzzing starts from inputs
+records and file names it is given, the subjects and batches of
+scoutfs-notify-forward), so that fuzzing starts from inputs
 that reach deep into the code.  The regression inputs beside them
 (found-*) are what was found; this script leaves them alone.
 """
@@ -101,6 +102,34 @@ def format_seeds():
         write("format", f"hostile-{i}", r + bytes([2 if i % 2 else 0]) + n)
 
 
+def msg(subject, payload):
+    return subject.encode() + b"\x1f" + payload
+
+
+def subj(node, op):
+    return f"scoutfs.notify.{FSID}.{node}.{op}"
+
+
+def watch_seeds():
+    sep = b"\x1e"
+    rec = lambda s, node="n1", **k: msg(subj(node, "read"), record(s, node=node, **k))  # noqa: E731
+    write("watch-nats", "in-order", sep.join(rec(s) for s in range(1, 6)))
+    write("watch-nats", "two-nodes", sep.join(
+        m for s in range(1, 5) for m in (rec(s), rec(s, "n2"))))
+    write("watch-nats", "reordered", sep.join(rec(s) for s in (1, 3, 2, 5, 4)))
+    write("watch-nats", "missing", sep.join(rec(s) for s in (1, 2, 6, 7)))
+    write("watch-nats", "again", sep.join(rec(s) for s in (1, 2, 3, 2, 3, 4)))
+    write("watch-nats", "gap", sep.join([rec(1), msg(subj("n1", "gap"), gap(1, 5)), rec(5)]))
+    write("watch-nats", "batch", sep.join([
+        msg(subj("n1", "batch"), b"\n".join([record(1, op=3), record(2), gap(2, 5), record(5)])),
+        msg(subj("n2", "batch"), b"\n".join([record(1, node="n2"), record(2, node="n2")])),
+        rec(6)]))
+    write("watch-nats", "hostile", sep.join(rec(s, path=n) for s, n in enumerate(HOSTILE_NAMES, 1)))
+    write("watch-nats", "bad", sep.join([rec(1), msg(subj("n1", "read"), b"{}"),
+                                         msg("scoutfs.notify.x", b"{}"), rec(2)]))
+
+
 if __name__ == "__main__":
     json_seeds()
     format_seeds()
+    watch_seeds()
