@@ -6,6 +6,7 @@
 #   json        notify-json.c, the strict parser of stream payloads
 #   format      notify-format.c's text and JSON encoders (file names)
 #   watch-nats  scoutfs-notify-watch-nats's handling of whole messages
+#   notifyd     scoutfs-notifyd's handling of what clients send
 #
 # (each target's properties are at the top of tests/fuzz/fuzz-<target>.c).
 # For each target: build it, check that every input of

@@ -5,7 +5,7 @@
 
 What the records look like on the wire (notify-format.c's JSON, the
 records and file names it is given, the subjects and batches of
-scoutfs-notify-forward), so that fuzzing starts from inputs
+scoutfs-notify-forward, the daemon's clients), so that fuzzing starts from inputs
 that reach deep into the code.  The regression inputs beside them
 (found-*) are what was found; this script leaves them alone.
 """
@@ -129,7 +129,19 @@ def watch_seeds():
                                          msg("scoutfs.notify.x", b"{}"), rec(2)]))
 
 
+def notifyd_seeds():
+    # actions: 0 connect, 1 send (2 length bytes, the bytes), 2 close,
+    # 3 shutdown, 4 broadcast, 5/7 look, 6 client_msg alone; the client is b >> 3
+    write("notifyd", "three-clients", bytes([0, 0, 0, 4 | 2 << 3, 5, 1 | 1 << 3, 5, 0, 4, 5]) +
+          bytes([1, 0]))
+    write("notifyd", "talkers", bytes([0, 0, 0, 0, 1, 12, 0]) + b"hello daemon" +
+          bytes([2 | 1 << 3, 3 | 2 << 3, 4, 5, 4 | 7 << 3, 5]))
+    write("notifyd", "empty-and-big", bytes([0, 0, 1, 0, 0, 1 | 1 << 3, 0, 1]) + b"x" * 256 +
+          bytes([4, 5, 6, 4, 0]) + b"\x01\x02\x03\x04")
+
+
 if __name__ == "__main__":
     json_seeds()
     format_seeds()
     watch_seeds()
+    notifyd_seeds()
