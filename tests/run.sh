@@ -45,6 +45,13 @@ total_pass=0
 total_fail=0
 summary=()
 
+# REQUIRED_TIERS: the tiers (names, space separated) that may not skip
+# anything: a SKIPPED line anywhere in such a tier's output fails it.
+# .ci/run names them, so that what CI must test can't quietly not run.
+required() {
+	[[ " ${REQUIRED_TIERS:-} " == *" $1 "* ]]
+}
+
 # Run one tier, show its output, and add its closing line to the totals.
 # A tier that ends without a closing line counts as one failure.
 tier() {
@@ -65,6 +72,10 @@ tier() {
 		p=0
 		f=1
 		echo "tier $name: no closing line (exit $rc)"
+	fi
+	if required "$name" && grep -q '^SKIPPED: ' "$log"; then
+		echo "tier $name: required (REQUIRED_TIERS), but it skipped: $(grep '^SKIPPED: ' "$log" | head -n 3 | tr '\n' ' ')"
+		f=$((f + 1))
 	fi
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
@@ -88,6 +99,10 @@ walltime() {
 skip() {
 	echo "=== tier $1: SKIPPED: $2"
 	summary+=("$(printf '%-15s SKIPPED: %s' "$1" "$2")")
+	if required "$1"; then
+		echo "tier $1: required (REQUIRED_TIERS), but it skipped"
+		total_fail=$((total_fail + 1))
+	fi
 }
 
 tier lint tests/lint.sh

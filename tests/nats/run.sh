@@ -64,6 +64,26 @@ for b in scoutfs-notifyd scoutfs-notify-watch; do
 done
 echo "nats tier: scoutfs-notify-forward and scoutfs-notify-watch-nats link libc and libnats only; scoutfs-notifyd and scoutfs-notify-watch libc only"
 
+# The official Node.js NATS client for t_node_client: npm's nats@2.
+# When it can't be had, the test prints SKIPPED with the reason.
+node_nats() {
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >"$out/npm.log" 2>&1 ||
+			return 1
+	fi
+	timeout 300 npm install --prefix "$out/node" --no-audit --no-fund --no-save nats@2 \
+		>"$out/npm.log" 2>&1 && [ -f "$out/node/node_modules/nats/package.json" ]
+}
+if node_nats; then
+	export NODE_NATS=$out/node/node_modules
+	echo "nats tier: Node.js $(node --version), npm nats $(sed -n 's/^ *"version": "\(.*\)",$/\1/p' \
+		"$NODE_NATS/nats/package.json" | head -n 1)"
+else
+	export NODE_NATS_SKIP
+	NODE_NATS_SKIP="npm cannot install nats@2 ($(grep -m 1 -E '^npm (ERR!|error)' "$out/npm.log" 2>/dev/null ||
+		tail -n 1 "$out/npm.log" 2>/dev/null))"
+fi
+
 export BIN_DIR=$out
 export FAKE_SO=$out/fake-scoutfs.so
 export FORWARD_UNIT=$src/utils/notifyd/scoutfs-notify-forward@.service
