@@ -42,6 +42,7 @@ FSID = "5ca1ab1e0123abcd"
 RID = "0123456789abcdef"    # the stand-in's default
 STREAM = "SCOUTFS_NOTIFY"
 DOCS_STREAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "stream.md")
+DOCS_INTERFACE = os.path.join(os.path.dirname(DOCS_STREAM), "interface.md")
 
 
 def wait_for(pred, secs=60.0):
@@ -726,6 +727,55 @@ def t_node_client():
     n.close()
 
 
+def docs_snippet(lang):
+    """the ```lang block of the "Exact nanoseconds" section of docs/interface.md"""
+    with open(DOCS_INTERFACE) as f:
+        section = f.read().split("\n### Exact nanoseconds\n", 1)[1].split("\n### ", 1)[0]
+    return section.split(f"```{lang}\n", 1)[1].split("```", 1)[0]
+
+
+def t_exact_ns():
+    """time_ns beyond 2^53: the exact nanoseconds from "time", as docs/interface.md says"""
+    n = Nats()
+    e = Env()
+    f = e.forward(n.url)
+    check(e.emit_paced(f, 1, 200), "200 records")
+    r = watch_nats(n.url, "--all", "--json", count=201)
+    lines = r.stdout.split(b"\n")[:-1]
+    exact = [int(re.search(rb'"time_ns": ([0-9]+)', x).group(1)) for x in lines]
+    check(r.returncode == 0 and len(exact) == 201 and min(exact) > 2**53,
+          f"201 records, every time_ns beyond 2^53 (exit {r.returncode}, {len(exact)} lines)")
+    rounded = sum(1 for x in exact if int(float(x)) != x)
+    check(rounded > 0, f"a double rounds {rounded} of the 201 (what JSON.parse does to them)")
+    ns = {}
+    exec("import calendar, time\n" + docs_snippet("python"), ns)
+    py = [ns["time_ns"](json.loads(x)["time"]) for x in lines]
+    check(py == exact and [json.loads(x)["time_ns"] for x in lines] == exact,
+          "Python: the docs' time_ns(), and json's own integers, give every time_ns exactly")
+    if not os.environ.get("NODE_NATS"):
+        print("SKIPPED: t_exact_ns: JavaScript: node is not there", flush=True)
+    else:
+        js = docs_snippet("js") + """
+const lines = require("fs").readFileSync(0, "utf8").split("\\n").filter((l) => l);
+let same = 0, rounded = 0;
+for (const l of lines) {
+  const o = JSON.parse(l);
+  const want = BigInt(/"time_ns": ([0-9]+)/.exec(l)[1]);
+  if (timeNs(o.time) === want) same++;
+  if (BigInt(o.time_ns) !== want) rounded++;
+}
+console.log(`${lines.length} ${same} ${rounded}`);
+"""
+        r = run(["node", "-e", js], input=b"\n".join(lines) + b"\n")
+        got = r.stdout.decode().split()
+        check(r.returncode == 0 and got == ["201", "201", str(rounded)],
+              f"JavaScript: the docs' timeNs() gives all 201 exactly, JSON.parse rounds {rounded} "
+              f"(lines, exact, rounded: {got}; {r.stderr.decode().strip()[-200:]})")
+    check(stop(f) == 0, "SIGTERM: exit 0")
+    e.close()
+    n.close()
+
+
 def t_durable():
     n = Nats()
     e = Env()
@@ -1075,7 +1125,7 @@ def t_systemd_unit():
 
 TESTS = [t_once_in_order, t_dedup_and_restart, t_gaps_exact, t_outage_within_buffer,
          t_outage_beyond_buffer, t_bad_config, t_readonly_user, t_per_node_publish, t_node_client,
-         t_durable, t_start_and_filters,
+         t_exact_ns, t_durable, t_start_and_filters,
          t_hostile_names, t_bad_messages, t_batch, t_reorder, t_redelivery, t_systemd_unit]
 
 
