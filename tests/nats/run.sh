@@ -51,8 +51,11 @@ gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -I"$src/kmod/src" \
 
 # what each binary itself links (NEEDED), sanitizer runtimes aside: the
 # NATS tools libc and libnats only, the core tools libc only
+runtimes='libasan|libubsan'
+# clang's shared ASan runtime, and the unwinder that it (not the tools) needs
+[ "$SAN_CC" = clang ] && runtimes+='|libclang_rt\.asan-x86_64|libgcc_s'
 needed() {
-	readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -vE '^(libasan|libubsan|libclang_rt\.[a-z_]+-x86_64|libgcc_s)\.' | sort | tr '\n' ' '
+	readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -vE "^($runtimes)\." | sort | tr '\n' ' '
 }
 for b in scoutfs-notify-forward scoutfs-notify-watch-nats; do
 	[[ $(needed "$out/$b") =~ ^libc\.so\.6\ libnats\.so\.[0-9.]+\ $ ]] ||
