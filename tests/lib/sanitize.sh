@@ -53,18 +53,18 @@ san_install_clang() {
 san_pick() {
 	local dir=$1 cc tried=()
 	# shellcheck disable=SC2054
-	local base=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1)
+	local san_base=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1)
 	for cc in ${SAN_CC:-gcc clang}; do
 		case $cc in
 		gcc)
-			SAN_FLAGS=("${base[@]}")
+			SAN_FLAGS=("${san_base[@]}")
 			ASAN_LIB=$(gcc -print-file-name=libasan.so)
 			;;
 		clang)
 			san_install_clang || { tried+=("clang (cannot install clang and libclang-rt-14-dev)"); continue; }
 			# the shared runtime, so that it can come first in LD_PRELOAD
 			ASAN_LIB=$(clang -print-file-name=libclang_rt.asan-x86_64.so)
-			SAN_FLAGS=("${base[@]}" -shared-libasan "-Wl,-rpath,${ASAN_LIB%/*}")
+			SAN_FLAGS=("${san_base[@]}" -shared-libasan "-Wl,-rpath,${ASAN_LIB%/*}")
 			;;
 		*)
 			tried+=("$cc (not gcc or clang)")
