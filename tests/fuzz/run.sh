@@ -81,6 +81,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 [ -n "$keep" ] || keep=$work/keep
 mkdir -p "$keep"
+keep=$(cd "$keep" && pwd)	# the fuzzers run in its subdirectories
 if ! msg=$(SCOUTFS_SRC='' tools_src "$work/src" 2>&1); then
 	bad "the tools' sources" "$msg"
 	closing || exit 1
