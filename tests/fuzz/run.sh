@@ -103,6 +103,12 @@ target_parts() {
 	esac
 }
 
+# of a run of inputs: the input that failed, and why
+failing() {
+	grep -E 'Running:|property broken|ERROR|SUMMARY|^    #[0-9] ' <<<"$1" |
+		grep -B 1 -A 12 -E 'property broken|ERROR' | head -n 30
+}
+
 # the inputs of tests/fuzz/refused/<target>/, each of which must be refused
 refusals() {
 	local t=$1 bin=$2 dir=$here/refused/$1 n out
@@ -111,7 +117,7 @@ refusals() {
 	if out=$(cd "$keep/$t" && FUZZ_MUST_REFUSE=1 "$bin" -timeout=10 "$dir"/* 2>&1); then
 		ok "$t: the $n inputs of tests/fuzz/refused/$t are refused"
 	else
-		bad "$t: tests/fuzz/refused/$t" "$(echo "$out" | grep -E 'Running:|property broken' | head -n 10)"
+		bad "$t: tests/fuzz/refused/$t" "$(failing "$out")"
 	fi
 }
 
@@ -126,7 +132,7 @@ replay() {
 	if out=$(cd "$keep/$t" && "$bin" -timeout=10 -rss_limit_mb=2048 "$corpus"/* 2>&1); then
 		ok "$t: the $n inputs of tests/fuzz/corpus/$t run clean"
 	else
-		bad "$t: the corpus" "$(echo "$out" | grep -E 'Running:|property broken|ERROR|SUMMARY|#[0-9] ' | head -n 30)"
+		bad "$t: the corpus" "$(failing "$out")"
 		return 1
 	fi
 }
