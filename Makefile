@@ -1,6 +1,9 @@
 # scoutfs-notify entry points.  See README.md (and docs/ for each one).
 #
 #   make test                          every test tier that can run here
+#   make fuzz [FUZZ_SECS=300]          the fuzz targets, FUZZ_SECS seconds each
+#                                      (tests/fuzz/run.sh; make test runs 30 s each),
+#                                      what they grow and find kept in build/fuzz/
 #   make vm-test SCOUTFS_SRC=... [BASE=v1.30] [DEBUG_KERNEL=1]
 #                                      the series on a real kernel in QEMU
 #                                      (DEBUG_KERNEL=1: on the lockdep/KASAN/
@@ -27,8 +30,9 @@ SCOUTFS_SRC ?=
 SUITE ?=
 DEBUG_KERNEL ?=
 PASSES ?=
+FUZZ_SECS ?= 300
 
-.PHONY: test vm-test systemd-test demo bench upstream-suite series series-check series-edit series-export lint help
+.PHONY: test fuzz vm-test systemd-test demo bench upstream-suite series series-check series-edit series-export lint help
 
 help:
 	@sed -n '3,/^[^#]/{/^#/s/^# \{0,1\}//p}' Makefile
@@ -38,6 +42,9 @@ test:
 
 lint:
 	tests/lint.sh
+
+fuzz:
+	tests/fuzz/run.sh --time "$(FUZZ_SECS)" --keep build/fuzz
 
 vm-test:
 	scripts/vm-test.sh --src "$(SCOUTFS_SRC)" --base "$(BASE)" $(if $(SUITE),--suite "$(SUITE)") $(if $(filter 1,$(DEBUG_KERNEL)),--debug-kernel)

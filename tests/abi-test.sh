@@ -8,7 +8,8 @@
 #     is the file the patch finds there), so the series applies without
 #     a 3-way fallback
 #   - the patched kmod/src/ioctl.h compiles in userspace (C11, -Wall
-#     -Wextra -Werror) and tests/abi/abi-dump.c prints the ABI: the
+#     -Wextra -Werror, with ASan, UBSan and LeakSanitizer,
+#     tests/lib/sanitize.sh) and tests/abi/abi-dump.c prints the ABI: the
 #     SCOUTFS_IOC_READ_NOTIFY value (dir, type, nr, size), sizeof and
 #     every field's offset and size of struct scoutfs_ioctl_notify_record
 #     and struct scoutfs_ioctl_read_notify, and the SCOUTFS_NOTIFY_* and
@@ -31,7 +32,17 @@ cd "$top"
 
 # shellcheck source=tests/lib/counts.sh
 . "$top/tests/lib/counts.sh"
+# shellcheck source=tests/lib/sanitize.sh
+. "$top/tests/lib/sanitize.sh"
 finish() {
+	# what the sanitized ABI dumps reported, if they ran
+	if [ -n "${SAN_REPORT_DIR:-}" ]; then
+		if [ -z "$(ls -A "$SAN_REPORT_DIR")" ]; then
+			ok "no ABI dump wrote an ASan, LSan or UBSan report"
+		else
+			bad "no ABI dump wrote an ASan, LSan or UBSan report" "$(head -n 30 "$SAN_REPORT_DIR"/*)"
+		fi
+	fi
 	echo "$pass passed, $fail failed"
 	exit $((fail > 0))
 }
@@ -52,9 +63,14 @@ command -v gcc >/dev/null || {
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+if ! san_pick "$work"; then
+	bad "sanitizers" "$SAN_NOTE"
+	finish
+fi
+san_options "$work/sanitizer"
 export GIT_AUTHOR_NAME=abi-test GIT_AUTHOR_EMAIL=abi-test@localhost
 export GIT_COMMITTER_NAME=abi-test GIT_COMMITTER_EMAIL=abi-test@localhost
-cflags=(-std=c11 -Wall -Wextra -Werror)
+cflags=(-std=c11 -Wall -Wextra -Werror "${SAN_FLAGS[@]}")
 
 # --- the series: "label dir tag" lines, patches/ first
 
@@ -143,7 +159,7 @@ gen_list() {
 
 # Compile and run abi-dump.c in dir $1 against the ioctl.h in dir $2.
 run_dump() {
-	gcc "${cflags[@]}" -I "$1" -I "$top/tests/abi" -I "$2" -o "$1/abi-dump" "$top/tests/abi/abi-dump.c" &&
+	"$SAN_CC" "${cflags[@]}" -I "$1" -I "$top/tests/abi" -I "$2" -o "$1/abi-dump" "$top/tests/abi/abi-dump.c" &&
 		"$1/abi-dump"
 }
 

@@ -15,12 +15,16 @@
 #           ASan/UBSan against an ioctl stand-in (tests/daemon/run.sh)
 #   nats    patch 4's scoutfs-notify-forward and scoutfs-notify-watch-nats
 #           under ASan/UBSan, over the real daemon and the stand-in, with
-#           real nats-server processes (tests/nats-tier.sh); SKIPPED when
-#           libnats-dev or nats-server can't be installed
+#           real nats-server processes and the official Node.js client
+#           (tests/nats-tier.sh); SKIPPED when libnats-dev or nats-server
+#           can't be installed
 #   index   commit 5's scoutfs-notify-heat (the access index) under
 #           ASan/UBSan with real nats-server, SQLite and PostgreSQL, over
 #           the real daemon and forwarder and the stand-in
 #           (tests/index-tier.sh); required under CI
+#   fuzz    libFuzzer on every parser and encoder of untrusted bytes in
+#           utils/notifyd/, FUZZ_SECS (30) seconds a target (tests/fuzz/run.sh;
+#           `make fuzz` runs longer)
 #   upstream-report  the verdict logic of `make upstream-suite` on
 #           made-up guest logs (tests/upstream/report_test.py)
 #   bench-report  the verdicts of `make bench` on made-up logs
@@ -49,7 +53,7 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
 logdir=${TEST_LOG_DIR:-$top/build/test-logs}
 mkdir -p "$logdir"
-ALL_TIERS="lint apply series daemon nats index upstream-report bench-report harness matrix systemd"
+ALL_TIERS="lint apply series daemon nats index fuzz upstream-report bench-report harness matrix systemd"
 
 # known NAMES...: each is a tier
 known() {
@@ -163,6 +167,7 @@ tier series tests/series-test.sh
 tier daemon tests/daemon-tier.sh
 tier nats tests/nats-tier.sh
 tier index tests/index-tier.sh
+tier fuzz tests/fuzz/run.sh
 tier upstream-report python3 tests/upstream/report_test.py
 tier bench-report python3 tests/bench/report_test.py
 tier harness tests/harness-test.sh

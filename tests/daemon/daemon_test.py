@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import check, run_tests  # noqa: E402
 from sdroot import exposure, sdroot, verify  # noqa: E402
-from testlib import HOSTILE_NAMES, poll, sanitizer_clean, strict_json, text_fields  # noqa: E402
+from testlib import HOSTILE_NAMES, no_sanitizer_report_at_all, poll, sanitizer_clean, strict_json, text_fields  # noqa: E402
 
 REC = struct.Struct("=QQQQQIIIIII")  # seq ino time_ns offset len op pid uid gid flags _pad
 assert REC.size == 64
@@ -944,7 +944,8 @@ TESTS = [t_flood, t_systemd_unit, t_bad_args, t_refusals, t_start_modes_order_an
 
 def main():
     os.makedirs(WORK, exist_ok=True)
-    sys.exit(run_tests(TESTS, "daemon", os.environ.get("DAEMON_TEST")))
+    sys.exit(run_tests(TESTS, "daemon", os.environ.get("DAEMON_TEST"),
+                       after=lambda: check(*no_sanitizer_report_at_all())))
 
 
 main()

@@ -32,28 +32,26 @@ command -v python3 >/dev/null || fail_setup "python3 is needed to drive the test
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
+# shellcheck source=tests/lib/sanitize.sh
+. "$here/../lib/sanitize.sh"
+san_pick "$out" || fail_setup "$SAN_NOTE"
+echo "daemon tier: $SAN_NOTE"
+san=("${SAN_FLAGS[@]}")
 # the same flags as utils/notifyd/Makefile, plus the sanitizers
 make -s -C "$src/utils/notifyd" clean
-make -s -C "$src/utils/notifyd" EXTRA_CFLAGS="${san[*]}" scoutfs-notifyd scoutfs-notify-watch ||
+make -s -C "$src/utils/notifyd" CC="$SAN_CC" EXTRA_CFLAGS="${san[*]}" scoutfs-notifyd scoutfs-notify-watch ||
 	fail_setup "cannot build the daemon and its client"
 cp "$src/utils/notifyd/scoutfs-notifyd" "$src/utils/notifyd/scoutfs-notify-watch" "$out/"
-gcc -std=c11 -Wall -Wextra -Werror "${san[@]}" -o "$out/tclient" "$here/tclient.c" ||
+"$SAN_CC" -std=c11 -Wall -Wextra -Werror "${san[@]}" -o "$out/tclient" "$here/tclient.c" ||
 	fail_setup "cannot build the test client"
 gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -I"$src/kmod/src" \
 	-o "$out/fake-scoutfs.so" "$here/fake-scoutfs.c" -ldl ||
 	fail_setup "cannot build the ioctl stand-in"
-
-# LeakSanitizer where it works here; a SKIPPED line where it doesn't
-leak_checks "$out"
-# libasan must come first in the preload list
-asan_lib=$(gcc -print-file-name=libasan.so)
 
 export NOTIFYD_BIN=$out/scoutfs-notifyd
 export WATCH_BIN=$out/scoutfs-notify-watch
 export TCLIENT_BIN=$out/tclient
 export FAKE_SO=$out/fake-scoutfs.so
 export UNIT_FILE=$src/utils/notifyd/scoutfs-notifyd@.service
-export ASAN_LIB=$asan_lib
-export ASAN_OPTIONS="detect_leaks=$leaks:abort_on_error=0:exitcode=99"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=98"
+san_options "$out/sanitizer"
 unshare -m --propagation private python3 "$here/daemon_test.py" "$out/work"

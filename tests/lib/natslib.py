@@ -17,9 +17,11 @@ SERVERS = []    # every nats-server started, stopped at the end whatever happene
 
 
 class Nats:
-    """One nats-server with JetStream on a loopback port and a temporary store."""
+    """One nats-server with JetStream on a loopback port and a temporary store
+    (ENV: variables its configuration reads, passwords)."""
 
-    def __init__(self, work, auth=""):
+    def __init__(self, work, auth="", env=None):
+        self.env = dict(os.environ, **(env or {}))
         self.dir = tempfile.mkdtemp(dir=work, prefix="nats")
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
@@ -35,7 +37,7 @@ class Nats:
         self.n += 1
         self.log = os.path.join(self.dir, f"nats{self.n}.log")
         self.p = subprocess.Popen(["nats-server", "-c", self.conf], stdout=open(self.log, "w"),
-                                  stderr=subprocess.STDOUT)
+                                  stderr=subprocess.STDOUT, env=self.env)
         SERVERS.append(self.p)
         ok = poll(lambda: "Server is ready" in open(self.log).read() or
                   self.p.poll() is not None, 60, 0.02)

@@ -4,6 +4,7 @@ bench): what they all need from a test, written once.
     from testlib import HOSTILE_NAMES, free_port, poll, sanitizer_clean, strict_json, text_fields
 """
 import json
+import os
 import socket
 import time
 
@@ -36,8 +37,38 @@ def poll(pred, secs, step):
     return bool(pred())
 
 
+def sanitizer_reports(seen=set()):
+    """the sanitizer reports written to $SAN_REPORT_DIR (tests/lib/sanitize.sh:
+    ASan, LSan and UBSan write there, not to stderr) since the last call,
+    each printed"""
+    d = os.environ.get("SAN_REPORT_DIR")
+    if not d or not os.path.isdir(d):
+        return []
+    new = sorted(f for f in os.listdir(d) if f not in seen)
+    for f in new:
+        seen.add(f)
+        with open(os.path.join(d, f), errors="replace") as fh:
+            print(f"    sanitizer report {f}:\n" + "".join("    | " + x for x in fh.readlines()[:40]),
+                  flush=True)
+    return new
+
+
 def sanitizer_clean(text):
-    return not any(s in text for s in SAN)
+    """no sanitizer report in text, nor written by any program since the last look"""
+    return not any(s in text for s in SAN) and not sanitizer_reports()
+
+
+def no_sanitizer_report_at_all():
+    """(ok, what) for a tier's last check: leak checks were on (the runner
+    set SAN_REPORT_DIR, tests/lib/sanitize.sh) and no program of the
+    whole run wrote a report, read by a test or not"""
+    sanitizer_reports()
+    d = os.environ.get("SAN_REPORT_DIR")
+    if not d or not os.path.isdir(d):
+        return False, "sanitizer reports: SAN_REPORT_DIR is not set (leak checks are not on)"
+    left = sorted(os.listdir(d))
+    return not left, (f"no program of the run wrote an ASan, LSan or UBSan report "
+                      f"({len(left)} reports{': ' + ', '.join(left[:10]) if left else ''})")
 
 
 def strict_json(raw):

@@ -26,7 +26,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import check, run_tests  # noqa: E402
 from sdroot import exposure, sdroot, verify  # noqa: E402
-from testlib import HOSTILE_NAMES, free_port, poll, sanitizer_clean, strict_json, text_fields  # noqa: E402
+from testlib import HOSTILE_NAMES, free_port, no_sanitizer_report_at_all, poll, sanitizer_clean, strict_json, \
+    text_fields  # noqa: E402
 import natslib  # noqa: E402
 from natslib import SERVERS  # noqa: E402
 
@@ -41,6 +42,8 @@ WORK = sys.argv[1]
 FSID = "5ca1ab1e0123abcd"
 RID = "0123456789abcdef"    # the stand-in's default
 STREAM = "SCOUTFS_NOTIFY"
+DOCS_STREAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "stream.md")
+DOCS_INTERFACE = os.path.join(os.path.dirname(DOCS_STREAM), "interface.md")
 
 
 def wait_for(pred, secs=60.0):
@@ -52,30 +55,30 @@ def run(args, env=None, timeout=120, input=None):
 
 
 def Nats(auth=""):
-    return natslib.Nats(WORK, auth)
+    return natslib.Nats(WORK, auth, env=PASSWORDS)
 
 
 def tnats(*args, env=None):
     return run([TNATS, *args], env=env)
 
 
-def stream_info(url):
-    r = tnats("info", url, STREAM)
+def stream_info(url, env=None):
+    r = tnats("info", url, STREAM, env=env)
     if r.returncode:
         return None
     return {k: int(v) for k, v in (x.split("=") for x in r.stdout.decode().split())}
 
 
-def stream_msgs(url):
-    i = stream_info(url)
+def stream_msgs(url, env=None):
+    i = stream_info(url, env)
     return i["msgs"] if i else -1
 
 
-def dump(url):
+def dump(url, env=None):
     """every message: (stream seq, subject, msg id, payload bytes, payload object)"""
     # a loaded host can make a JetStream request time out: said, and tried again
     for attempt in range(3):
-        r = tnats("dump", url, STREAM)
+        r = tnats("dump", url, STREAM, env=env)
         if r.returncode == 0:
             break
         print(f"    dump: tnats exit {r.returncode}: {r.stderr.decode(errors='replace').strip()[-300:]}"
@@ -444,22 +447,20 @@ def t_outage_beyond_buffer():
     n.close()
 
 
-AUTH = """authorization {
-  users = [
-    { user: admin, password: adminpw }
-    { user: reader, password: readerpw, permissions: {
-        publish: { allow: ["$JS.API.CONSUMER.CREATE.SCOUTFS_NOTIFY",
-                           "$JS.API.CONSUMER.CREATE.SCOUTFS_NOTIFY.>",
-                           "$JS.API.CONSUMER.DURABLE.CREATE.SCOUTFS_NOTIFY.>",
-                           "$JS.API.CONSUMER.INFO.SCOUTFS_NOTIFY.>",
-                           "$JS.API.CONSUMER.MSG.NEXT.SCOUTFS_NOTIFY.>",
-                           "$JS.API.CONSUMER.DELETE.SCOUTFS_NOTIFY.>",
-                           "$JS.API.STREAM.INFO.SCOUTFS_NOTIFY",
-                           "$JS.ACK.SCOUTFS_NOTIFY.>"] }
-        subscribe: { allow: ["_INBOX.>"] }
-    } }
-  ]
-}"""
+def docs_auth():
+    """the authorization block of docs/stream.md's access control, as the page has it"""
+    with open(DOCS_STREAM) as f:
+        section = f.read().split("\n## Access control\n", 1)[1]
+    block = section.split("\n```\n", 2)[1]
+    assert block.startswith("authorization {"), block[:40]
+    return block
+
+
+# the passwords the docs' block takes from nats-server's environment
+PASSWORDS = {"FWD_N1_PASS": "fwdn1pw", "FWD_N2_PASS": "fwdn2pw", "READER_PASS": "readerpw"}
+# and an admin of the tests' own, which may do anything
+AUTH = docs_auth().replace("users = [\n", "users = [\n    { user: admin, password: adminpw }\n", 1)
+ADMIN = dict(os.environ, TNATS_USER="admin", TNATS_PASSWORD="adminpw")
 
 
 def t_bad_config():
@@ -567,6 +568,188 @@ def t_readonly_user():
           "the stream still holds 101 messages")
     r = tnats("pub", n.url, f"scoutfs.notify.{FSID}.n1.read", env=aenv)
     check(r.returncode == 0, "admin can publish (the check above can fail)")
+    check(stop(f) == 0, "SIGTERM: exit 0")
+    e.close()
+    n.close()
+
+
+def nodes_lines(out):
+    """{node: [(op, seq), ...]} of a consumer's JSON lines"""
+    got = {}
+    for line in out.split(b"\n")[:-1]:
+        o = json.loads(line)
+        got.setdefault(o["node"], []).append((o["op"], o["seq"]))
+    return got
+
+
+def t_per_node_publish():
+    """docs/stream.md's forwarder users: a node's credentials store that node's records only"""
+    n = Nats(AUTH)
+    n1pw = dict(os.environ, TNATS_USER="fwd-n1", TNATS_PASSWORD="fwdn1pw")
+    e1 = Env()                          # the filesystem mounted on n1 ...
+    f1 = e1.forward(n.url, "n1", "--user", "fwd-n1", env=dict(e1.env, NATS_PASSWORD="fwdn1pw"))
+    check(f1.poll() is None and "created stream" in e1.log(f1),
+          f"n1's forwarder runs as fwd-n1, with the docs' permissions only, and created the stream "
+          f"({e1.log(f1).strip()[-200:]})")
+    check(e1.emit_paced(f1, 1, 100), "n1: 100 records")
+    e2 = Env(rid="fedcba9876543210")    # ... and on n2
+    f2 = e2.forward(n.url, "n2", "--user", "fwd-n2", env=dict(e2.env, NATS_PASSWORD="fwdn2pw"))
+    check(f2.poll() is None and "using the existing stream" in e2.log(f2), "n2's forwarder runs as fwd-n2")
+    check(e2.emit_paced(f2, 1, 50), "n2: 50 records")
+    check(wait_for(lambda: stream_msgs(n.url, ADMIN) == 152), "152 messages: n1's 101, n2's 51")
+
+    # n1's credentials on n2's subjects
+    subj = f"scoutfs.notify.{FSID}.n2.read"
+    r = tnats("pub", n.url, subj, env=n1pw)
+    check(r.returncode != 0, f"fwd-n1 cannot store on n2's subjects ({r.stderr.decode().strip()[-120:]})")
+    r = tnats("corepub", n.url, subj, env=n1pw)
+    check(r.returncode != 0 and "Permissions Violation" in r.stderr.decode(),
+          f"... a permissions violation ({r.stderr.decode().strip()[-120:]})")
+    r = run([TNATS, "put", n.url, subj, f"{FSID}.fedcba9876543210.51.x"],
+            input=record_json(FSID, "n2", "fedcba9876543210", 51), env=n1pw)
+    check(r.returncode != 0, "nor store a record made to look like n2's next one")
+    r = tnats("pub", n.url, f"scoutfs.notify.{FSID}.n1.read", env=n1pw)
+    check(r.returncode == 0, "fwd-n1 can publish on n1's subjects (the checks above can fail)")
+    check(stream_msgs(n.url, ADMIN) == 153, "153 messages")
+
+    # a forwarder with n1's credentials that calls itself n2
+    e3 = Env(rid="0000000000000003")
+    f3 = e3.forward(n.url, "n2", "--user", "fwd-n1", env=dict(e3.env, NATS_PASSWORD="fwdn1pw"))
+    e3.send("emit 10")
+    viol = f'Permissions Violation for Publish to "scoutfs.notify.{FSID}.n2.'
+    check(wait_for(lambda: viol in e3.log(f3), 30),
+          f"a forwarder with fwd-n1's credentials as --node n2 says why it stores nothing "
+          f"({e3.log(f3).strip()[-200:]})")
+    msgs = dump(n.url, ADMIN)
+    check(len(msgs) == 153 and not [m for m in msgs if m[4].get("rid") == "0000000000000003"],
+          f"... and stores nothing ({len(msgs)} messages)")
+    check(stop(f3) == 0 and "records were not acknowledged" in e3.log(f3),
+          "SIGTERM: exit 0, saying what the stream did not take")
+
+    # n1's credentials, on n1's own subject, with n2's name in the payload:
+    # n2's next record, which a consumer that believed it would then take
+    # the real one for a delivery again and not print it
+    r = run([TNATS, "put", n.url, f"scoutfs.notify.{FSID}.n1.read", f"{FSID}.forged.52"],
+            input=record_json(FSID, "n2", "fedcba9876543210", 52), env=n1pw)
+    check(r.returncode == 0, "fwd-n1 can store a record naming n2 on n1's subjects ...")
+    check(e2.emit_paced(f2, 1, 50), "n2: 50 more records")
+    check(wait_for(lambda: stream_msgs(n.url, ADMIN) == 204), "204 messages")
+    r = watch_nats(n.url, "--user", "reader", "--all", "--json", "--reorder-wait", "2s", count=202,
+                   timeout=60, env=dict(os.environ, NATS_PASSWORD="readerpw"))
+    got = nodes_lines(r.stdout)
+    check(got.get("n1") == [("ATTACH", 1)] + [("READ", q) for q in range(2, 102)] and
+          got.get("n2") == [("ATTACH", 1)] + [("READ", q) for q in range(2, 102)],
+          f"... which the consumer refuses: n2's records are n2's forwarder's, 1 to 101, no gap, "
+          f"n1's 1 to 101 (exit {r.returncode}: " +
+          ", ".join(f"{k}: {len(v)} lines, {[x for x in v if x[0] == 'GAP']} gaps" for k, v in got.items()) + ")")
+    check(b"its fsid, node or op differ from its subject's" in r.stderr and
+          b"not a schema 1 record" in r.stderr,
+          f"and says so, as for the stranger's empty record ({r.stderr.decode().strip()[-300:]})")
+    for f, e in ((f1, e1), (f2, e2)):
+        check(stop(f) == 0 and sanitizer_clean(e.log(f)), "SIGTERM: exit 0, no sanitizer report")
+    for e in (e1, e2, e3):
+        e.close()
+    n.close()
+
+
+def node_client(url, user, password, msgs, mode, stream=STREAM, subject=""):
+    """tests/nats/node-client.js: {name: (ok, detail)} and whether it got to the end"""
+    r = run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "node-client.js"),
+             url, user, password, stream, str(msgs), mode], timeout=240,
+            env=dict(os.environ, NODE_PATH=os.environ["NODE_NATS"], SUBJECT=subject))
+    steps = {}
+    for line in r.stdout.decode(errors="replace").splitlines():
+        m = re.match(r"(ok|fail) ([^\t]+)\t(.*)$", line)
+        if m:
+            steps[m.group(2)] = (m.group(1) == "ok", m.group(3))
+    done = r.stdout.endswith(b"done\n")
+    if not done or r.returncode:
+        print(f"    node {mode}: exit {r.returncode}, stderr {r.stderr.decode(errors='replace')[-500:]}",
+              flush=True)
+    return steps, done
+
+
+def t_node_client():
+    """the official Node.js client (npm nats 2.x) as docs/stream.md's reader"""
+    if not os.environ.get("NODE_NATS"):
+        print(f"SKIPPED: t_node_client: {os.environ.get('NODE_NATS_SKIP', 'no Node.js NATS client')}",
+              flush=True)
+        return
+    n = Nats(AUTH)
+    e = Env()
+    f = e.forward(n.url, "n1", "--user", "fwd-n1", env=dict(e.env, NATS_PASSWORD="fwdn1pw"))
+    check(e.emit_paced(f, 1, 100), "100 records")
+    check(wait_for(lambda: stream_msgs(n.url, ADMIN) == 101), "101 messages")
+    steps, done = node_client(n.url, "reader", "readerpw", 101, "read")
+    check(done and len(steps) >= 18, f"the reader's calls ran to the end ({len(steps)} steps)")
+    for name, (ok, detail) in steps.items():
+        check(ok, f"node client as reader: {name}: {detail}")
+    steps, done = node_client(n.url, "reader", "readerpw", 101, "write", subject=f"scoutfs.notify.{FSID}.n1.read")
+    check(done and len(steps) >= 9, f"the reader's refused calls ran to the end ({len(steps)} steps)")
+    for name, (ok, detail) in steps.items():
+        check(ok, f"node client as reader, refused: {name}: {detail}")
+    steps, done = node_client(n.url, "admin", "adminpw", 0, "admin", stream="NODE_SCRATCH",
+                              subject="node.scratch.x")
+    allowed = [k for k, (ok, d) in steps.items() if d == "it was allowed"]
+    check(done and len(allowed) == 7 and len(steps) == 8,
+          f"as admin the same calls work, so a refusal can fail ({allowed}; {steps})")
+    check(stream_msgs(n.url, ADMIN) == 101, "the stream still holds 101 messages")
+
+    # more than flow control lets a push consumer take without replying
+    r = tnats("bench", n.url, f"scoutfs.notify.{FSID}.nfill.read", "20000", "400", "4096", env=ADMIN)
+    check(r.returncode == 0 and stream_msgs(n.url, ADMIN) == 20101, "20000 more messages (as admin)")
+    steps, done = node_client(n.url, "reader", "readerpw", 20101, "push")
+    check(done and steps.get("ordered push over the whole stream", (False,))[0],
+          f"an ordered push consumer reads all 20101 (flow control replies allowed): {steps}")
+    check(stop(f) == 0 and sanitizer_clean(e.log(f)), "SIGTERM: exit 0, no sanitizer report")
+    e.close()
+    n.close()
+
+
+def docs_snippet(lang):
+    """the ```lang block of the "Exact nanoseconds" section of docs/interface.md"""
+    with open(DOCS_INTERFACE) as f:
+        section = f.read().split("\n### Exact nanoseconds\n", 1)[1].split("\n### ", 1)[0]
+    return section.split(f"```{lang}\n", 1)[1].split("```", 1)[0]
+
+
+def t_exact_ns():
+    """time_ns beyond 2^53: the exact nanoseconds from "time", as docs/interface.md says"""
+    n = Nats()
+    e = Env()
+    f = e.forward(n.url)
+    check(e.emit_paced(f, 1, 200), "200 records")
+    r = watch_nats(n.url, "--all", "--json", count=201)
+    lines = r.stdout.split(b"\n")[:-1]
+    exact = [int(re.search(rb'"time_ns": ([0-9]+)', x).group(1)) for x in lines]
+    check(r.returncode == 0 and len(exact) == 201 and min(exact) > 2**53,
+          f"201 records, every time_ns beyond 2^53 (exit {r.returncode}, {len(exact)} lines)")
+    rounded = sum(1 for x in exact if int(float(x)) != x)
+    check(rounded > 0, f"a double rounds {rounded} of the 201 (what JSON.parse does to them)")
+    ns = {}
+    exec("import calendar, time\n" + docs_snippet("python"), ns)
+    py = [ns["time_ns"](json.loads(x)["time"]) for x in lines]
+    check(py == exact and [json.loads(x)["time_ns"] for x in lines] == exact,
+          "Python: the docs' time_ns(), and json's own integers, give every time_ns exactly")
+    if not os.environ.get("NODE_NATS"):
+        print("SKIPPED: t_exact_ns: JavaScript: node is not there", flush=True)
+    else:
+        js = docs_snippet("js") + """
+const lines = require("fs").readFileSync(0, "utf8").split("\\n").filter((l) => l);
+let same = 0, rounded = 0;
+for (const l of lines) {
+  const o = JSON.parse(l);
+  const want = BigInt(/"time_ns": ([0-9]+)/.exec(l)[1]);
+  if (timeNs(o.time) === want) same++;
+  if (BigInt(o.time_ns) !== want) rounded++;
+}
+console.log(`${lines.length} ${same} ${rounded}`);
+"""
+        r = run(["node", "-e", js], input=b"\n".join(lines) + b"\n")
+        got = r.stdout.decode().split()
+        check(r.returncode == 0 and got == ["201", "201", str(rounded)],
+              f"JavaScript: the docs' timeNs() gives all 201 exactly, JSON.parse rounds {rounded} "
+              f"(lines, exact, rounded: {got}; {r.stderr.decode().strip()[-200:]})")
     check(stop(f) == 0, "SIGTERM: exit 0")
     e.close()
     n.close()
@@ -840,9 +1023,9 @@ def t_reorder():
     n.close()
 
 
-NOACK = AUTH.replace('"$JS.API.STREAM.INFO.SCOUTFS_NOTIFY",\n                           "$JS.ACK.SCOUTFS_NOTIFY.>"] }',
-                     '"$JS.API.STREAM.INFO.SCOUTFS_NOTIFY"] }').replace(
-    "{ user: reader, password: readerpw,", "{ user: noack, password: noackpw,")
+# the docs' reader, but one that may not acknowledge
+NOACK = re.sub(r'\s*"\$JS\.ACK\.SCOUTFS_NOTIFY\.>",', "", AUTH).replace(
+    "{ user: reader, password: $READER_PASS,", "{ user: noack, password: noackpw,")
 
 
 def t_redelivery():
@@ -924,7 +1107,8 @@ def t_systemd_unit():
 
 
 TESTS = [t_once_in_order, t_dedup_and_restart, t_gaps_exact, t_outage_within_buffer,
-         t_outage_beyond_buffer, t_bad_config, t_readonly_user, t_durable, t_start_and_filters,
+         t_outage_beyond_buffer, t_bad_config, t_readonly_user, t_per_node_publish, t_node_client,
+         t_exact_ns, t_durable, t_start_and_filters,
          t_hostile_names, t_bad_messages, t_batch, t_reorder, t_redelivery, t_systemd_unit]
 
 
@@ -934,6 +1118,7 @@ def servers_stopped():
         p.kill()
         p.wait()
     check(not left, f"every test stopped the nats-server processes it started ({len(left)} left)")
+    check(*no_sanitizer_report_at_all())
 
 
 def main():

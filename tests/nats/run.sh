@@ -32,15 +32,20 @@ command -v nats-server >/dev/null || fail_setup "nats-server is not installed"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
+# shellcheck source=tests/lib/sanitize.sh
+. "$here/../lib/sanitize.sh"
+san_pick "$out" || fail_setup "$SAN_NOTE"
+echo "nats tier: $SAN_NOTE"
+san=("${SAN_FLAGS[@]}")
 make -s -C "$src/utils/notifyd" clean
-make -s -C "$src/utils/notifyd" NOTIFY_NATS=1 EXTRA_CFLAGS="${san[*]}" \
+make -s -C "$src/utils/notifyd" NOTIFY_NATS=1 CC="$SAN_CC" EXTRA_CFLAGS="${san[*]}" \
 	scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-notify-watch-nats ||
 	fail_setup "cannot build the tools"
 for b in scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-notify-watch-nats; do
 	cp "$src/utils/notifyd/$b" "$out/"
 done
 read -ra natsflags <<<"$(pkg-config --cflags --libs libnats)"
-gcc -std=c11 -Wall -Wextra -Werror "${san[@]}" -o "$out/tnats" "$here/tnats.c" \
+"$SAN_CC" -std=c11 -Wall -Wextra -Werror "${san[@]}" -o "$out/tnats" "$here/tnats.c" \
 	"${natsflags[@]}" || fail_setup "cannot build tnats"
 gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -I"$src/kmod/src" \
 	-o "$out/fake-scoutfs.so" "$here/../daemon/fake-scoutfs.c" -ldl ||
@@ -48,8 +53,11 @@ gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -I"$src/kmod/src" \
 
 # what each binary itself links (NEEDED), sanitizer runtimes aside: the
 # NATS tools libc and libnats only, the core tools libc only
+runtimes='libasan|libubsan'
+# clang's shared ASan runtime, and the unwinder that it (not the tools) needs
+[ "$SAN_CC" = clang ] && runtimes+='|libclang_rt\.asan-x86_64|libgcc_s'
 needed() {
-	readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -vE '^(libasan|libubsan)\.' | sort | tr '\n' ' '
+	readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -vE "^($runtimes)\." | sort | tr '\n' ' '
 }
 for b in scoutfs-notify-forward scoutfs-notify-watch-nats; do
 	[[ $(needed "$out/$b") =~ ^libc\.so\.6\ libnats\.so\.[0-9.]+\ $ ]] ||
@@ -61,15 +69,29 @@ for b in scoutfs-notifyd scoutfs-notify-watch; do
 done
 echo "nats tier: scoutfs-notify-forward and scoutfs-notify-watch-nats link libc and libnats only; scoutfs-notifyd and scoutfs-notify-watch libc only"
 
-# LeakSanitizer where it works here; a SKIPPED line where it doesn't
-leak_checks "$out"
+# The official Node.js NATS client for t_node_client: npm's nats@2.
+# When it can't be had, the test prints SKIPPED with the reason.
+node_nats() {
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >"$out/npm.log" 2>&1 ||
+			return 1
+	fi
+	timeout 300 npm install --prefix "$out/node" --no-audit --no-fund --no-save nats@2 \
+		>"$out/npm.log" 2>&1 && [ -f "$out/node/node_modules/nats/package.json" ]
+}
+if node_nats; then
+	export NODE_NATS=$out/node/node_modules
+	echo "nats tier: Node.js $(node --version), npm nats $(sed -n 's/^ *"version": "\(.*\)",$/\1/p' \
+		"$NODE_NATS/nats/package.json" | head -n 1)"
+else
+	export NODE_NATS_SKIP
+	NODE_NATS_SKIP="npm cannot install nats@2 ($(grep -m 1 -E '^npm (ERR!|error)' "$out/npm.log" 2>/dev/null ||
+		tail -n 1 "$out/npm.log" 2>/dev/null))"
+fi
 
 export BIN_DIR=$out
 export FAKE_SO=$out/fake-scoutfs.so
-export ASAN_LIB
-ASAN_LIB=$(gcc -print-file-name=libasan.so)
 export FORWARD_UNIT=$src/utils/notifyd/scoutfs-notify-forward@.service
 export DAEMON_UNIT=$src/utils/notifyd/scoutfs-notifyd@.service
-export ASAN_OPTIONS="detect_leaks=$leaks:abort_on_error=0:exitcode=99"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=98"
+san_options "$out/sanitizer"
 unshare -m --propagation private python3 "$here/nats_test.py" "$out/work"

@@ -126,6 +126,7 @@ int main(int argc, char **argv)
 	jsCtx *js;
 	jsErrCode e = 0;
 	natsStatus s;
+	int ret = 0;
 
 	if (argc < 4) {
 		fprintf(stderr, "usage: see tnats.c\n");
@@ -218,7 +219,7 @@ int main(int argc, char **argv)
 		if (got < si->State.Msgs) {
 			fprintf(stderr, "tnats: dump: %" PRIu64 " of %" PRIu64 " messages\n", got,
 				si->State.Msgs);
-			return 1;
+			ret = 1;
 		}
 		natsSubscription_Destroy(sub);
 		js_DeleteConsumer(js, argv[3], ci->Name, NULL, NULL);
@@ -392,8 +393,9 @@ int main(int argc, char **argv)
 			nats_Sleep(50);
 		}
 		if (async_err)
-			return 1;
-		printf("published\n");
+			ret = 1;
+		else
+			printf("published\n");
 	} else if (!strcmp(argv[1], "bench") && argc >= 7) {
 		long n = atol(argv[4]);
 		long size = atol(argv[5]);
@@ -411,7 +413,7 @@ int main(int argc, char **argv)
 		o.PublishAsync.MaxPending = atol(argv[6]);
 		o.PublishAsync.StallWait = 200;
 		if (natsConnection_JetStream(&bjs, nc, &o) != NATS_OK)
-			return 1;
+			fail("JetStream", NATS_ERR, 0);
 		t0 = now();
 		for (i = 0; i < n; i++) {
 			snprintf(id, sizeof(id), "bench.%s.%ld", argc > 7 ? argv[7] : "0", i);
@@ -434,10 +436,10 @@ int main(int argc, char **argv)
 		free(payload);
 	} else {
 		fprintf(stderr, "usage: see tnats.c\n");
-		return 2;
+		ret = 2;
 	}
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
 	nats_Close();
-	return 0;
+	return ret;
 }

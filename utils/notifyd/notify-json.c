@@ -335,6 +335,7 @@ int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t
 	bool seen[F_NR] = { false };
 	uint64_t num[F_NR] = { 0 };
 	bool is_u[F_NR] = { false };
+	bool is_bool[F_NR] = { false };
 	bool truth[F_NR] = { false };
 	char *str[F_NR] = { NULL };
 	size_t slen[F_NR] = { 0 };
@@ -404,6 +405,7 @@ int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t
 				goto out;
 			if (f < F_NR && w[0] != 'n') {
 				truth[f] = w[0] == 't';
+				is_bool[f] = true;
 				seen[f] = true;
 			} else if (f < F_NR) {
 				fail(&p, "\"%s\" is null", names[f]);
@@ -451,11 +453,11 @@ int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t
 			fail(&p, "\"%s\" must be a string", names[f]);
 			goto out;
 		}
-		if (want_bool && (str[f] || is_u[f] || num[f])) {
+		if (want_bool && !is_bool[f]) {
 			fail(&p, "\"%s\" must be true or false", names[f]);
 			goto out;
 		}
-		if (!want_str && !want_bool && (str[f] || !is_u[f])) {
+		if (!want_str && !want_bool && !is_u[f]) {
 			fail(&p, "\"%s\" must be an unsigned integer", names[f]);
 			goto out;
 		}
@@ -475,7 +477,9 @@ int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t
 		}
 	}
 	if (str[F_OP] && !strcmp(str[F_OP], "GAP")) {
-		if (!seen[F_AFTER_SEQ] || !seen[F_LOST] || num[F_SEQ] <= num[F_AFTER_SEQ] + 1 ||
+		/* after_seq < seq - 1, written so that it can't wrap */
+		if (!seen[F_AFTER_SEQ] || !seen[F_LOST] || num[F_SEQ] <= num[F_AFTER_SEQ] ||
+		    num[F_SEQ] - num[F_AFTER_SEQ] < 2 ||
 		    num[F_LOST] != num[F_SEQ] - num[F_AFTER_SEQ] - 1) {
 			fail(&p, "a GAP needs after_seq < seq - 1 and lost = seq - after_seq - 1");
 			goto out;
@@ -523,7 +527,7 @@ int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t
 			goto out;
 		}
 		nf_time(num[F_TIME_NS], when, sizeof(when));
-		if (strcmp(when, str[F_TIME])) {
+		if (slen[F_TIME] != strlen(when) || memcmp(when, str[F_TIME], slen[F_TIME])) {
 			fail(&p, "\"time\" is not \"time_ns\"");
 			goto out;
 		}

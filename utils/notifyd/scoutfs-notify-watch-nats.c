@@ -42,7 +42,8 @@ static const char *stream = NN_DEFAULT_STREAM;
 static const char *durable;
 static const char *f_fsid;
 static const char *f_node;
-static char *ops[OPS_MAX];
+static char *ops[OPS_MAX];	/* --op's names, in opsbuf */
+static char *opsbuf;
 static int nops;
 static bool json;
 static uint64_t count;
@@ -235,43 +236,66 @@ static uint64_t stream_seq(natsMsg *m)
 	return seq;
 }
 
+/* the subject token of a record's op: open, read, ..., opN, or gap */
+static void op_token(const struct nj_record *r, char *name, size_t size)
+{
+	const char *n = r->gap ? "GAP" : nf_op_name(r->rec.op);
+	size_t i;
+
+	if (!n) {
+		snprintf(name, size, "op%u", r->rec.op);
+		return;
+	}
+	for (i = 0; n[i] && i < size - 1; i++)
+		name[i] = (char)(n[i] >= 'A' && n[i] <= 'Z' ? n[i] - 'A' + 'a' : n[i]);
+	name[i] = '\0';
+}
+
+/*
+ * One record or gap of a message on the subject of fs, nd and op (NULL
+ * in a batch): parsed into *r and agreeing with the subject, its fsid
+ * and node those of the subject, its op the subject's op.  Whoever may
+ * publish on one node's subjects can then never speak for another
+ * node, here or in the order kept for each mount.  0, or -1 with why.
+ */
+static int subject_record(const char *data, size_t len, const char *fs, const char *nd,
+			  const char *op, struct nj_record *r, char *why, size_t size)
+{
+	char err[160];
+	char name[16];
+
+	if (nj_parse(data, len, r, err, sizeof(err))) {
+		snprintf(why, size, "not a schema %d record: %s", NF_JSON_SCHEMA, err);
+		return -1;
+	}
+	op_token(r, name, sizeof(name));
+	if (!r->fsid || !r->node || strcmp(r->fsid, fs) || strcmp(r->node, nd) ||
+	    (op && strcmp(op, name))) {
+		snprintf(why, size, "its fsid, node or op differ from its subject's");
+		nj_free(r);
+		return -1;
+	}
+	return 0;
+}
+
 /* one record or gap of a message: false if not printed (filtered or malformed) */
 static bool print_one(const char *data, size_t len, const char *fs, const char *nd,
 		      const char *op, natsMsg *m)
 {
 	struct nj_record r;
 	struct nf_origin o;
-	char err[160];
+	char why[224];
 	char name[16];
-	const char *n;
-	size_t i;
 
-	if (nj_parse(data, len, &r, err, sizeof(err))) {
-		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": not a schema %d record: %s\n",
-			stream_seq(m), NF_JSON_SCHEMA, err);
+	if (subject_record(data, len, fs, nd, op, &r, why, sizeof(why))) {
+		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": %s\n", stream_seq(m), why);
 		return false;
 	}
-	if (!r.fsid || !r.node || strcmp(r.fsid, fs) || strcmp(r.node, nd) ||
-	    (op && r.gap != !strcmp(op, "gap"))) {
-		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": its fsid, node or op differ from its subject's\n",
-			stream_seq(m));
+	/* a batched message: filter each record by its op */
+	op_token(&r, name, sizeof(name));
+	if (!op && !wanted_op(name)) {
 		nj_free(&r);
 		return false;
-	}
-	if (!op) {
-		/* a batched message: filter each record by its op */
-		n = r.gap ? "GAP" : nf_op_name(r.rec.op);
-		if (n) {
-			for (i = 0; n[i] && i < sizeof(name) - 1; i++)
-				name[i] = (char)(n[i] >= 'A' && n[i] <= 'Z' ? n[i] - 'A' + 'a' : n[i]);
-			name[i] = '\0';
-		} else {
-			snprintf(name, sizeof(name), "op%u", r.rec.op);
-		}
-		if (!wanted_op(name)) {
-			nj_free(&r);
-			return false;
-		}
 	}
 	o = (struct nf_origin){ r.fsid, r.node, r.rid };
 	if (json) {
@@ -393,27 +417,39 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* the seqs a message covers and whose they are; false if it's not records */
+/*
+ * The seqs a message covers and whose they are, from its first and last
+ * records, each agreeing with the message's subject (see
+ * subject_record()); false if it's not records of its subject's mount,
+ * which then leaves every mount's order untouched.
+ */
 static bool msg_range(natsMsg *m, struct origin *o, uint64_t *start, uint64_t *next)
 {
+	const char *subj = natsMsg_GetSubject(m);
 	const char *data = natsMsg_GetData(m);
 	size_t len = natsMsg_GetDataLength(m);
 	const char *nl = memchr(data, '\n', len);
 	const char *lastl = data;
+	char fs[NN_TOKEN_MAX + 1];
+	char nd[NN_TOKEN_MAX + 1];
+	char op[NN_TOKEN_MAX + 1];
+	const char *rop;
 	struct nj_record r;
-	char err[16];
+	char why[224];
 	size_t i;
 
+	if (!subj || !split_subject(subj, fs, nd, op, sizeof(fs)))
+		return false;
+	rop = strcmp(op, "batch") ? op : NULL;
 	for (i = len; i > 0; i--) {
 		if (data[i - 1] == '\n') {
 			lastl = data + i;
 			break;
 		}
 	}
-	if (nj_parse(data, nl ? (size_t)(nl - data) : len, &r, err, sizeof(err)))
+	if (subject_record(data, nl ? (size_t)(nl - data) : len, fs, nd, rop, &r, why, sizeof(why)))
 		return false;
-	if (!r.fsid || !r.node || !r.rid || strlen(r.fsid) > NN_TOKEN_MAX ||
-	    strlen(r.node) > NN_TOKEN_MAX || strlen(r.rid) > NN_TOKEN_MAX) {
+	if (!r.rid || strlen(r.rid) > NN_TOKEN_MAX) {
 		nj_free(&r);
 		return false;
 	}
@@ -424,7 +460,8 @@ static bool msg_range(natsMsg *m, struct origin *o, uint64_t *start, uint64_t *n
 	*start = r.gap ? r.after_seq + 1 : r.seq;
 	if (lastl != data) {
 		nj_free(&r);
-		if (nj_parse(lastl, len - (size_t)(lastl - data), &r, err, sizeof(err)))
+		if (subject_record(lastl, len - (size_t)(lastl - data), fs, nd, rop, &r, why,
+				   sizeof(why)))
 			return false;
 	}
 	*next = r.gap ? r.seq : r.seq + 1;
@@ -827,7 +864,6 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	struct timespec zero = { 0, 0 };
 	char filter[256];
-	char *opsbuf = NULL;
 	char *tok;
 	char *save;
 	char *end;

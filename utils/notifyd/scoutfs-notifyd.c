@@ -11,7 +11,8 @@
  * It never blocks on a client.  Sends are non-blocking and batched
  * with sendmmsg(); a client whose socket buffer is full loses the rest
  * of the batch and sees the gap in the records' seq.  Clients send
- * nothing: data or a hangup from a client closes that client.
+ * nothing: data (see client_msg()) or a hangup from a client closes
+ * that client.
  *
  * A client's first message is the ATTACH record of this daemon's
  * attachment (drained before the socket existed, so no client could
@@ -87,6 +88,7 @@
 #define EXIT_UNMOUNTED		4	/* the filesystem was (or is being forcibly) unmounted */
 #define MAX_CLIENTS		1024
 #define CLIENT_SNDBUF		(4 * 1024 * 1024)
+#define CLIENT_MSG_MAX		256	/* what is read of a client's message */
 
 typedef struct scoutfs_ioctl_notify_record rec_t;
 
@@ -459,12 +461,39 @@ static void accept_clients(int lfd)
 }
 
 /*
- * Clients only receive.  Anything they send, and a hangup, ends them:
- * that keeps a broken or hostile client from costing us anything.
+ * What a client sent, one message of len bytes (of which buf holds the
+ * first CLIENT_MSG_MAX): why the client must go, or NULL to keep it.
+ * Clients only receive, so any message ends the client: that keeps a
+ * broken or hostile client from costing us anything.  Every byte a
+ * client sends is judged here and nowhere else.
  */
+static const char *client_msg(struct client *c, const unsigned char *buf, size_t len)
+{
+	(void)c;
+	(void)buf;
+	(void)len;
+	return "sent data";
+}
+
+/* a client is readable: its message, or its hangup; why it must go, or NULL */
+static const char *client_readable(struct client *c)
+{
+	unsigned char buf[CLIENT_MSG_MAX];
+	ssize_t n;
+
+	n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return NULL;
+	if (n <= 0)
+		return "hung up";
+	return client_msg(c, buf, (size_t)n);
+}
+
+/* drop the clients that sent something they may not, or hung up */
 static void check_clients(void)
 {
 	static struct pollfd pfds[MAX_CLIENTS];
+	const char *why;
 	int i;
 
 	if (nr_clients == 0)
@@ -475,10 +504,13 @@ static void check_clients(void)
 		return;
 	/* from the end, as dropping moves the last client into the hole */
 	for (i = nr_clients - 1; i >= 0; i--) {
-		if (pfds[i].revents & (POLLHUP | POLLERR | POLLRDHUP))
-			drop_client(i, "hung up");
-		else if (pfds[i].revents & POLLIN)
-			drop_client(i, "sent data");
+		why = NULL;
+		if (pfds[i].revents & POLLIN)
+			why = client_readable(&clients[i]);
+		else if (pfds[i].revents & (POLLHUP | POLLERR | POLLRDHUP))
+			why = "hung up";
+		if (why)
+			drop_client(i, why);
 	}
 }
 

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Write the fuzz targets' seed inputs: tests/fuzz/corpus/<target>/seed-*.
+
+    python3 tests/fuzz/seeds.py
+
+What the records look like on the wire (notify-format.c's JSON, the
+records and file names it is given, the subjects and batches of
+scoutfs-notify-forward, the daemon's clients), so that fuzzing starts from inputs
+that reach deep into the code.  The regression inputs beside them
+(found-*) are what was found; this script leaves them alone.
+"""
+import base64
+import os
+import struct
+import sys
+import time
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "..", "lib"))
+from testlib import HOSTILE_NAMES  # noqa: E402
+
+FSID = "5ca1ab1e0123abcd"
+RID = "0123456789abcdef"
+OPS = {1: "OPEN", 2: "READ", 3: "ATTACH", 4: "MMAP"}
+REC = struct.Struct("=QQQQQIIIIII")
+
+
+def rfc3339(ns):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def jstr(b):
+    """a JSON string of bytes b as notify-format.c writes it (b valid UTF-8)"""
+    out = '"'
+    for ch in b.decode("utf-8"):
+        c = ord(ch)
+        if ch in '"\\':
+            out += "\\" + ch
+        elif c < 0x20 or c == 0x7f or 0x80 <= c <= 0x9f or c == 0x61c or 0x200b <= c <= 0x200f \
+                or 0x2028 <= c <= 0x202e or 0x2060 <= c <= 0x206f or c == 0xfeff:
+            out += f"\\u{c:04x}"
+        else:
+            out += ch
+    return out + '"'
+
+
+def member(name, b):
+    try:
+        b.decode("utf-8")
+        return f'"{name}": {jstr(b)}'
+    except UnicodeDecodeError:
+        shown = b.decode("utf-8", "replace").encode()
+        return f'"{name}": {jstr(shown)}, "{name}_b64": "{base64.b64encode(b).decode()}"'
+
+
+def record(seq, op=2, node="n1", path=None, origin=True, ns=1795665702862770515, flags=0):
+    o = f'{{"schema": 1, "fsid": "{FSID}", "node": "{node}", "rid": "{RID}"' if origin else '{"schema": 1'
+    name = f'"{OPS[op]}"' if op in OPS else str(op)
+    o += (f', "seq": {seq}, "op": {name}, "time": "{rfc3339(ns)}", "time_ns": {ns}, "pid": 4242'
+          f', "uid": 1000, "gid": 1000, "ino": 1002, "offset": 2, "len": 4096, "flags": {flags}')
+    if op == 4:
+        o += f', "shared": {"true" if flags & 1 else "false"}, "writable": {"true" if flags & 2 else "false"}'
+    if path is not None:
+        o += ", " + member("path", path)
+    return (o + "}").encode()
+
+
+def gap(after, seq, node="n1"):
+    return (f'{{"schema": 1, "fsid": "{FSID}", "node": "{node}", "rid": "{RID}", "op": "GAP", '
+            f'"lost": {seq - after - 1}, "after_seq": {after}, "seq": {seq}}}').encode()
+
+
+def write(target, name, data):
+    d = os.path.join(here, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"seed-{name}"), "wb") as f:
+        f.write(data)
+
+
+def json_seeds():
+    write("json", "read", record(2, path=b"/mnt/scoutfs/dir/file-1002"))
+    write("json", "open-no-origin", record(7, op=1, origin=False, flags=0o100000))
+    write("json", "attach", record(1, op=3))
+    write("json", "mmap", record(9, op=4, flags=3, path=b"/mnt/x"))
+    write("json", "unknown-op", record(9, op=77))
+    write("json", "gap", gap(101, 107))
+    write("json", "gap-max", gap(18446744073709551600, 18446744073709551615))
+    write("json", "big-numbers", record(18446744073709551615, ns=18446744073709551615))
+    write("json", "escapes", b'{"schema": 1, "seq": 3, "op": "READ", "time": "2026-11-26T04:01:42.862770515Z", '
+          b'"time_ns": 1795665702862770515, "pid": 1, "uid": 0, "gid": 0, "ino": 1, "offset": 0, '
+          b'"len": 1, "flags": 0, "extra": [1], "path": "a\\u00e9\\ud83d\\udcc1\\n\\"\\\\\\/b"}')
+    for i, n in enumerate(HOSTILE_NAMES):
+        write("json", f"hostile-{i}", record(10 + i, path=n))
+
+
+def format_seeds():
+    for op in (1, 2, 3, 4, 9):
+        r = REC.pack(5, 1002, 1795665702862770515, 2, 4096, op, 4242, 1000, 1000, 3 if op == 4 else 0, 0)
+        write("format", f"op{op}", r + bytes([0]) + b"/mnt/scoutfs/dir/file")
+    r = REC.pack(5, 1002, 1795665702862770515, 2, 4096, 2, 4242, 1000, 1000, 0, 0)
+    for i, n in enumerate(HOSTILE_NAMES):
+        write("format", f"hostile-{i}", r + bytes([2 if i % 2 else 0]) + n)
+
+
+def msg(subject, payload):
+    return subject.encode() + b"\x1f" + payload
+
+
+def subj(node, op):
+    return f"scoutfs.notify.{FSID}.{node}.{op}"
+
+
+def watch_seeds():
+    sep = b"\x1e"
+    rec = lambda s, node="n1", **k: msg(subj(node, "read"), record(s, node=node, **k))  # noqa: E731
+    write("watch-nats", "in-order", sep.join(rec(s) for s in range(1, 6)))
+    write("watch-nats", "two-nodes", sep.join(
+        m for s in range(1, 5) for m in (rec(s), rec(s, "n2"))))
+    write("watch-nats", "reordered", sep.join(rec(s) for s in (1, 3, 2, 5, 4)))
+    write("watch-nats", "missing", sep.join(rec(s) for s in (1, 2, 6, 7)))
+    write("watch-nats", "again", sep.join(rec(s) for s in (1, 2, 3, 2, 3, 4)))
+    write("watch-nats", "gap", sep.join([rec(1), msg(subj("n1", "gap"), gap(1, 5)), rec(5)]))
+    write("watch-nats", "batch", sep.join([
+        msg(subj("n1", "batch"), b"\n".join([record(1, op=3), record(2), gap(2, 5), record(5)])),
+        msg(subj("n2", "batch"), b"\n".join([record(1, node="n2"), record(2, node="n2")])),
+        rec(6)]))
+    write("watch-nats", "hostile", sep.join(rec(s, path=n) for s, n in enumerate(HOSTILE_NAMES, 1)))
+    write("watch-nats", "bad", sep.join([rec(1), msg(subj("n1", "read"), b"{}"),
+                                         msg("scoutfs.notify.x", b"{}"), rec(2)]))
+
+
+def notifyd_seeds():
+    # actions: 0 connect, 1 send (2 length bytes, the bytes), 2 close,
+    # 3 shutdown, 4 broadcast, 5/7 look, 6 client_msg alone; the client is b >> 3
+    write("notifyd", "three-clients", bytes([0, 0, 0, 4 | 2 << 3, 5, 1 | 1 << 3, 5, 0, 4, 5]) +
+          bytes([1, 0]))
+    write("notifyd", "talkers", bytes([0, 0, 0, 0, 1, 12, 0]) + b"hello daemon" +
+          bytes([2 | 1 << 3, 3 | 2 << 3, 4, 5, 4 | 7 << 3, 5]))
+    write("notifyd", "empty-and-big", bytes([0, 0, 1, 0, 0, 1 | 1 << 3, 0, 1]) + b"x" * 256 +
+          bytes([4, 5, 6, 4, 0]) + b"\x01\x02\x03\x04")
+
+
+if __name__ == "__main__":
+    json_seeds()
+    format_seeds()
+    watch_seeds()
+    notifyd_seeds()
