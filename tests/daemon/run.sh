@@ -15,8 +15,6 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=tests/lib/sanitize.sh
-. "$here/../lib/sanitize.sh"
 src=${1:?usage: tests/daemon/run.sh SRC_DIR}
 src=$(cd "$src" && pwd)
 

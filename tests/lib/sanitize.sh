@@ -1,29 +1,4 @@
 #!/usr/bin/env bash
-<<<<<<< HEAD
-# Sourced by tests/daemon/run.sh and tests/nats/run.sh: the sanitizer
-# build flags, and whether LeakSanitizer works here.
-#   san                    the array of flags (ASan, UBSan, no recovery)
-#   leak_checks DIR        sets $leaks to 1 when LeakSanitizer reports a
-#                          planted leak (a program built in DIR), else to
-#                          0 with a SKIPPED line (it needs ptrace-like
-#                          access to stop the world)
-# shellcheck disable=SC2034 # san and leaks are the caller's
-san=("-fsanitize=address,undefined" -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1)
-
-leak_checks() {
-	# the block stays unreachable, and the volatile keeps the compiler
-	# from dropping the malloc()
-	printf '#include <stdlib.h>\nvoid *volatile p;\nint main(void) { p = malloc(7); p = 0; return 0; }\n' >"$1/leak.c"
-	gcc "${san[@]}" -o "$1/leak" "$1/leak.c"
-	# it exits non-zero when it reports (and when it can't run)
-	said=$(ASAN_OPTIONS=detect_leaks=1 "$1/leak" 2>&1 || true)
-	if [[ $said == *"LeakSanitizer: detected memory leaks"* ]]; then
-		leaks=1
-	else
-		echo "SKIPPED: leak checks: LeakSanitizer does not report a planted leak here"
-		leaks=0
-	fi
-=======
 # Sourced by the native tiers (daemon, nats): the compiler and flags of
 # their ASan/UBSan builds, with LeakSanitizer known to work.
 #
@@ -113,5 +88,4 @@ san_options() {
 	export SAN_REPORT_DIR=$1
 	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=$SAN_EXIT_LEAK:log_path=$1/san:log_exe_name=1"
 	export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=98:log_path=$1/san:log_exe_name=1"
->>>>>>> harden
 }

@@ -14,8 +14,6 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=tests/lib/sanitize.sh
-. "$here/../lib/sanitize.sh"
 src=${1:?usage: tests/nats/run.sh SRC_DIR}
 src=$(cd "$src" && pwd)
 
