@@ -13,6 +13,9 @@
  *					SECS or until SIGTERM; creates READY
  *					once spinning
  *	hookbench paced FILE N USEC	N preads, USEC apart
+ *	hookbench backread FILE N	N 1 byte preads from offset N - 1 down
+ *					to 0: each goes backwards, so none is
+ *					merged into the record before it
  *	hookbench latency SOCK N	receive N READ records from the
  *					daemon's socket: emit-to-receipt
  *					latency p50 and p99 in microseconds
@@ -164,6 +167,13 @@ int main(int argc, char **argv)
 		while (!stop && now(CLOCK_MONOTONIC) < end)
 			for (i = 0; i < 100000; i++)
 				spins++;
+		return 0;
+	}
+	if (!strcmp(argv[1], "backread")) {
+		fd = open_or_die(argv[2], O_RDONLY);
+		for (i = n; i > 0; i--)
+			if (pread(fd, buf, 1, i - 1) != 1)
+				return 1;
 		return 0;
 	}
 	if (!strcmp(argv[1], "paced") && argc == 5) {

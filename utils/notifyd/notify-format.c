@@ -222,6 +222,8 @@ void nf_json_record(FILE *f, const nf_rec_t *r, const char *path, size_t path_le
 		", \"offset\": %" PRIu64 ", \"len\": %" PRIu64 ", \"flags\": %u",
 		when, (uint64_t)r->time_ns, r->pid, r->uid, r->gid, (uint64_t)r->ino,
 		(uint64_t)r->offset, (uint64_t)r->len, r->flags);
+	if (r->calls)
+		fprintf(f, ", \"calls\": %u", r->calls);
 	if (r->op == SCOUTFS_NOTIFY_OP_MMAP)
 		fprintf(f, ", \"shared\": %s, \"writable\": %s",
 			r->flags & SCOUTFS_NOTIFY_MMAP_SHARED ? "true" : "false",
@@ -268,6 +270,9 @@ void nf_text_record(FILE *f, const nf_rec_t *r, const char *path, size_t path_le
 			(uint64_t)r->len, r->flags);
 		break;
 	}
+	/* a merged record: how many calls it stands for */
+	if (r->calls > 1)
+		fprintf(f, " calls=%u", r->calls);
 	if (path) {
 		fputs(" path=", f);
 		nf_text_str(f, path, path_len);
