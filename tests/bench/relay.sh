@@ -3,7 +3,10 @@
 # runs this in a private mount namespace).  For 1, 4 and 16 clients,
 # in alternating rounds: the bare sendmmsg loop (the transport's
 # limit) and scoutfs-notifyd fed by tests/daemon/fake-scoutfs.c as
-# fast as it drains.  Prints `relay:` lines for tests/bench/report.py.
+# fast as it drains, with clients that take one record per message
+# (socat's protocol) and clients that ask for 256 (our tools'), the
+# bare loop sending messages of the same size.  Prints `relay:` lines
+# for tests/bench/report.py.
 #
 #   tests/bench/relay.sh BINDIR     (relay-bench, scoutfs-notifyd, fake-scoutfs.so)
 set -euo pipefail
@@ -19,20 +22,22 @@ trap 'umount -l "$mnt" 2>/dev/null; rm -rf "$work"' EXIT
 fsid=5ca1ab1e0123abcd
 sock=$work/run/$fsid/notify.sock
 
-for n in 1 4 16; do
-	for r in $(seq "$rounds"); do
-		echo "relay: round $r $("$bin/relay-bench" bare "$n" "$records")"
-		rm -f "$work/notifyd.log"
-		LD_PRELOAD=$bin/fake-scoutfs.so FAKE_SCOUTFS_MNT=$mnt FAKE_SCOUTFS_FSID=$fsid \
-			FAKE_SCOUTFS_CTL=$work/ctl "$bin/scoutfs-notifyd" --run-dir "$work/run" "$mnt" \
-			2>"$work/notifyd.log" &
-		pid=$!
-		for _ in $(seq 600); do
-			grep -q serving "$work/notifyd.log" 2>/dev/null && break
-			sleep 0.05
+for per in 1 256; do
+	for n in 1 4 16; do
+		for r in $(seq "$rounds"); do
+			echo "relay: round $r $("$bin/relay-bench" bare "$n" "$records" "$per")"
+			rm -f "$work/notifyd.log"
+			LD_PRELOAD=$bin/fake-scoutfs.so FAKE_SCOUTFS_MNT=$mnt FAKE_SCOUTFS_FSID=$fsid \
+				FAKE_SCOUTFS_CTL=$work/ctl "$bin/scoutfs-notifyd" --run-dir "$work/run" "$mnt" \
+				2>"$work/notifyd.log" &
+			pid=$!
+			for _ in $(seq 600); do
+				grep -q serving "$work/notifyd.log" 2>/dev/null && break
+				sleep 0.05
+			done
+			echo "relay: round $r $("$bin/relay-bench" daemon "$n" "$records" "$sock" "$work/ctl" 2 "$per")"
+			kill -TERM "$pid"
+			wait "$pid" || true
 		done
-		echo "relay: round $r $("$bin/relay-bench" daemon "$n" "$records" "$sock" "$work/ctl" 2)"
-		kill -TERM "$pid"
-		wait "$pid" || true
 	done
 done

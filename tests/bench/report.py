@@ -38,8 +38,14 @@ def spread(xs):
     return (max(xs) - min(xs)) / med(xs) if xs else float("nan")
 
 
+def kv(text):
+    """'a 1 b 2 ...' as a dict of ints (a value that is no number: None)"""
+    w = text.split()
+    return {k: int(v) if v.lstrip("-").isdigit() else None for k, v in zip(w[0::2], w[1::2])}
+
+
 def parse_vm(path):
-    run = {"hook": {}, "rounds": {}, "drain": {}, "lat": {}, "info": ""}
+    run = {"hook": {}, "rounds": {}, "drain": {}, "lat": {}, "info": "", "stage": {}, "big": None}
     for line in open(path, errors="replace"):
         m = re.search(r"bench: (clock \S+ cpus \d+ rounds \d+ preads \d+ opens \d+)", line)
         if m:
@@ -54,11 +60,21 @@ def parse_vm(path):
                 h.setdefault(metric, []).append(float(val))
                 rd[metric] = float(val)
         m = re.search(r"bench: drain round \d+ daemon (\w+) reads (\d+) emitted (\d+) dropped (\d+) "
-                      r"client_lost (\S+) daemon_ns (\d+)", line)
+                      r"client_lost (\S+) daemon_ns (\d+)(.*)", line)
         if m:
+            more = kv(m[7])
             run["drain"].setdefault(m[1], []).append({
                 "reads": int(m[2]), "emitted": int(m[3]), "dropped": int(m[4]),
-                "client_lost": int(m[5]) if m[5].isdigit() else None, "ns": int(m[6])})
+                "client_lost": int(m[5]) if m[5].isdigit() else None, "ns": int(m[6]),
+                "merged": more.get("merged") or 0, "client_ns": more.get("client_ns")})
+        m = re.search(r"bench: stage ([\w-]+) (reads .*)", line)
+        if m:
+            run["stage"][m[1]] = kv(m[2])
+        m = re.search(r"bench: big (calls .*)", line)
+        if m:
+            w = m[1].split()
+            run["big"] = {"calls": int(w[1]), "bytes": int(w[3]),
+                          "ring": w[5:8], "client": w[9:12], "stream": w[13:16]}
         m = re.search(r"bench: latency daemon (\w+) latency_us n (\d+) p50 ([\d.]+) p99 ([\d.]+)", line)
         if m:
             run["lat"][m[1]] = (int(m[2]), float(m[3]), float(m[4]))
@@ -186,6 +202,119 @@ def hook_tables(out, runs):
     out.append("")
 
 
+def per(ns, n):
+    """ns per item, in instructions under icount (shift 0: 1 ns each)"""
+    return ns / n if n else float("nan")
+
+
+def stage_table(out, runs):
+    """where the cost per record goes, on the real kernel: each process's
+    CPU (kernel and user, the system calls included) per record and per
+    read call, for the same busy reader"""
+    run = runs.get("icount")
+    if not run or not run["stage"]:
+        return
+    st = run["stage"]
+    out.append("#### Where the cost goes: CPU per record and per read call, by stage (icount: 1 ns = 1 instruction)")
+    out.append("")
+    out.append("One busy reader (4 KiB preads cycling over 16 pages) for 2 s per configuration, one vCPU; "
+               "each process's CPU time (its schedstat, or CLOCK_PROCESS_CPUTIME_ID) over the round. "
+               "Calls are the reads; records what reached the ring (merged: fewer).")
+    out.append("")
+    out.append("| configuration | reads | records | calls per record | reader CPU per call | "
+               "daemon (or drain-only reader) CPU per record | per call | client CPU per record | per call |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    names = {"none": "no reader", "drainonly": "a reader that only drains (merged, batched waits)",
+             "new-text": "scoutfs-notifyd + notify-watch, text, no paths (batches)",
+             "new-paths": "scoutfs-notifyd + notify-watch --json with paths",
+             "new-json": "scoutfs-notifyd + notify-watch --json, no paths",
+             "nomerge-text": "scoutfs-notifyd --no-merge + notify-watch --one-per-message, text, no paths"}
+    rows = {}
+    for k, v in st.items():
+        recs = v.get("records")
+        calls = v.get("reads") or 0
+        if k == "drainonly":
+            recs, dns, cns = v.get("records"), v.get("cpu_ns"), None
+        else:
+            dns, cns = v.get("daemon_ns"), v.get("client_ns")
+        rows[k] = {"reads": calls, "recs": recs or 0, "reader": per(v.get("reader_ns") or 0, calls),
+                   "d_rec": per(dns or 0, recs) if dns else float("nan"),
+                   "d_call": per(dns or 0, calls) if dns else float("nan"),
+                   "c_rec": per(cns or 0, recs) if cns else float("nan"),
+                   "c_call": per(cns or 0, calls) if cns else float("nan")}
+    for k in ("none", "drainonly", "new-text", "new-json", "new-paths", "nomerge-text"):
+        if k not in rows:
+            continue
+        r = rows[k]
+        cpr = f"{r['reads'] / r['recs']:.1f}" if r["recs"] else "-"
+
+        def f(x):
+            return "-" if x != x else f"{x:,.0f}"
+        out.append(f"| {names[k]} | {r['reads']:,} | {r['recs']:,} | {cpr} | {f(r['reader'])} | "
+                   f"{f(r['d_rec'])} | {f(r['d_call'])} | {f(r['c_rec'])} | {f(r['c_call'])} |")
+    out.append("")
+    if all(k in rows for k in ("none", "drainonly", "new-text", "new-json", "new-paths", "nomerge-text")):
+        n, d, t, j, pth, o = (rows[k] for k in ("none", "drainonly", "new-text", "new-json", "new-paths",
+                                                 "nomerge-text"))
+        out.append("| stage | before: --no-merge, one record per message, per record (= per call) "
+                   "| after: merged records, batches, per record | after, per call |")
+        out.append("| --- | --- | --- | --- |")
+        emit_b = o["reader"] - n["reader"]
+        emit_a = t["reader"] - n["reader"]
+        out.append(f"| emit (the reading process's own added CPU) | {emit_b:,.0f} | - | {emit_a:,.0f} |")
+        out.append(f"| drain ioctl (a reader that only drains) | - | {d['d_rec']:,.0f} | {d['d_call']:,.0f} |")
+        out.append(f"| daemon: drain and relay | {o['d_rec']:,.0f} | {t['d_rec']:,.0f} | {t['d_call']:,.0f} |")
+        out.append(f"| client: receive and text | {o['c_rec']:,.0f} | {t['c_rec']:,.0f} | {t['c_call']:,.0f} |")
+        out.append(f"| client: receive and JSON | - | {j['c_rec']:,.0f} | {j['c_call']:,.0f} |")
+        out.append(f"| client: JSON and path look-up | - | {pth['c_rec']:,.0f} | {pth['c_call']:,.0f} |")
+        out.append("")
+
+
+def big_table(out, runs):
+    """a 1 GiB file read 4 KiB at a time: >= 100 times fewer records than
+    calls in the ring, at the client and in the stream, bytes exact"""
+    have = [c for c in CLOCKS if c in runs and runs[c]["big"]]
+    if not have:
+        return
+    out.append("#### A 1 GiB file read sequentially, 4 KiB read(2)s, daemon, client and forwarder attached")
+    out.append("")
+    out.append("| clock | read calls | bytes read | where | records | calls in them | bytes in them "
+               "| calls per record | target: >= 100, bytes exact |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for c in have:
+        b = runs[c]["big"]
+        ring = b["ring"]
+        rows = []
+        if ring[0].isdigit():
+            recs, merged, dropped = (int(x) for x in ring)
+            rows.append(("the ring", recs, recs + merged, None, dropped))
+        for where in ("client", "stream"):
+            w = b[where]
+            if w[0].isdigit():
+                rows.append((f"the {where}", int(w[0]), int(w[1]), int(w[2]), 0))
+            else:
+                rows.append((f"the {where}", None, None, None, 0))
+        for where, recs, calls, nbytes, dropped in rows:
+            if recs is None:
+                out.append(f"| {c} | {b['calls']:,} | {b['bytes']:,} | {where} | - | - | - | - "
+                           f"| MISSED: not measured (no NATS in the VM?) |")
+                continue
+            ratio = b["calls"] / recs if recs else float("nan")
+            bad = []
+            if not recs or ratio < 100:
+                bad.append(f"{ratio:.1f} calls per record")
+            if calls != b["calls"]:
+                bad.append(f"{calls:,} of {b['calls']:,} calls")
+            if nbytes is not None and nbytes != b["bytes"]:
+                bad.append(f"{nbytes:,} of {b['bytes']:,} bytes")
+            if dropped:
+                bad.append(f"{dropped:,} dropped")
+            verdict = "met" if not bad else "MISSED: " + ", ".join(bad)
+            out.append(f"| {c} | {b['calls']:,} | {b['bytes']:,} | {where} | {recs:,} | {calls:,} "
+                       f"| {'-' if nbytes is None else f'{nbytes:,}'} | {ratio:,.1f} | {verdict} |")
+    out.append("")
+
+
 def drain_table(out, runs):
     have = [c for c in CLOCKS if c in runs and runs[c]["drain"]]
     if not have:
@@ -195,13 +324,17 @@ def drain_table(out, runs):
     out.append("Rounds of 2 s alternating the daemons; sums over the rounds, daemon CPU (its schedstat run "
                "time) per record as the median of the rounds (min-max).")
     out.append("")
-    out.append("| clock | daemon | rounds | reads | records emitted | dropped ring-full | lost by the client "
-               "| daemon CPU per record | vs old | target: 0 drops, <= 0.5 of old |")
-    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    out.append("| clock | daemon | rounds | reads | records emitted | calls merged into them "
+               "| dropped ring-full | lost by the client "
+               "| daemon CPU per record | vs old | per read call | vs old | client CPU per record "
+               "| target: 0 drops, <= 0.5 of old |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for c in have:
         d = runs[c]["drain"]
         per = {k: [r["ns"] / r["emitted"] / 1000 for r in v if r["emitted"]] for k, v in d.items()}
-        for k in ["new", "old"] + sorted(set(d) - {"new", "old"}):
+        pcall = {k: [r["ns"] / (r["emitted"] + r["merged"]) / 1000 for r in v if r["emitted"]]
+                 for k, v in d.items()}
+        for k in ["new", "nomerge", "old"] + sorted(set(d) - {"new", "nomerge", "old"}):
             if k not in d:
                 continue
             v = d[k]
@@ -209,21 +342,28 @@ def drain_table(out, runs):
             lost = [r["client_lost"] for r in v]
             lost_s = f"{sum(lost):,}" if None not in lost else "?"
             cpu = f"{med(per[k]):.2f} us ({min(per[k]):.2f}-{max(per[k]):.2f})" if per[k] else "-"
-            vs = verdict = "-"
-            if k not in ("new", "old") and per.get("old") and per[k]:
+            cpc = f"{med(pcall[k]):.3f} us" if pcall[k] else "-"
+            cl = [r["client_ns"] / r["emitted"] / 1000 for r in v if r["emitted"] and r["client_ns"]]
+            cls = f"{med(cl):.2f} us" if cl else "-"
+            vs = vsc = verdict = "-"
+            if k != "old" and per.get("old") and per[k]:
                 vs = f"{med(per[k]) / med(per['old']):.2f}"
-            if k == "new":
-                verdict = "0 drops: " + ("met" if dropped == 0 else "MISSED")
+                vsc = f"{med(pcall[k]) / med(pcall['old']):.2f}"
+            if k in ("new", "nomerge"):
+                verdict = "0 drops: " + ("met" if dropped == 0 else f"MISSED ({dropped:,} dropped)")
                 if per.get("old") and per[k]:
-                    ratio = med(per["new"]) / med(per["old"])
-                    vs = f"{ratio:.2f}"
-                    verdict += "; CPU: " + ("met" if ratio <= 0.5 else "MISSED")
+                    ratio = med(per[k]) / med(per["old"])
+                    verdict += "; CPU per record: " + ("met" if ratio <= 0.5 else f"MISSED ({ratio:.2f})")
                 else:
                     verdict += "; CPU: not measured (no old daemon)"
-            name = {"new": "scoutfs-notifyd (batched reads)",
+                if None in lost or sum(lost):
+                    verdict += f"; the client lost {lost_s} records"
+            name = {"new": "scoutfs-notifyd (merged records, a batched client)",
+                    "nomerge": "scoutfs-notifyd --no-merge (a one-record client)",
                     "old": "old daemon (1 ms coalescing)"}.get(k, f"scoutfs-notifyd-{k}")
             out.append(f"| {c} | {name} | {len(v)} | {sum(r['reads'] for r in v):,} "
-                       f"| {sum(r['emitted'] for r in v):,} | {dropped:,} | {lost_s} | {cpu} | {vs} | {verdict} |")
+                       f"| {sum(r['emitted'] for r in v):,} | {sum(r['merged'] for r in v):,} | {dropped:,} "
+                       f"| {lost_s} | {cpu} | {vs} | {cpc} | {vsc} | {cls} | {verdict} |")
     out.append("")
 
 
@@ -236,7 +376,7 @@ def latency_table(out, runs):
     out.append(f"| clock | daemon | p50 | p99 | n | target p50 <= {LAT_P50_US} us, p99 <= {LAT_P99_US} us |")
     out.append("| --- | --- | --- | --- | --- | --- |")
     for c in have:
-        for k in ["new", "old"] + sorted(set(runs[c]["lat"]) - {"new", "old"}):
+        for k in ["new", "nomerge", "old"] + sorted(set(runs[c]["lat"]) - {"new", "nomerge", "old"}):
             if k not in runs[c]["lat"]:
                 continue
             n, p50, p99 = runs[c]["lat"][k]
@@ -244,8 +384,41 @@ def latency_table(out, runs):
             if k == "new":
                 verdict = (f"p50 {'met' if p50 <= LAT_P50_US else 'MISSED'}, "
                            f"p99 {'met' if p99 <= LAT_P99_US else 'MISSED'}")
-            name = {"new": "scoutfs-notifyd", "old": "old daemon"}.get(k, f"scoutfs-notifyd-{k}")
+            name = {"new": "scoutfs-notifyd", "nomerge": "scoutfs-notifyd --no-merge",
+                    "old": "old daemon"}.get(k, f"scoutfs-notifyd-{k}")
             out.append(f"| {c} | {name} | {p50:,.1f} us | {p99:,.1f} us | {n} | {verdict} |")
+    out.append("")
+
+
+def relay_table(out, relay_log):
+    """the daemon against the bare loop, one record per message and 256:
+    met only when the rate is >= 70% and no client lost a record"""
+    relay = {}
+    for line in open(relay_log):
+        m = re.search(r"relay: round \d+ (bare|daemon)(\d*) clients (\d+) records \d+ "
+                      r"per_client_rate (\d+) aggregate_rate \d+ lost (\d+)", line)
+        if m:
+            relay.setdefault((m[1], int(m[2] or 1), int(m[3])), []).append((int(m[4]), int(m[5])))
+    out.append("#### Relay throughput, native (records/s delivered to each client)")
+    out.append("")
+    out.append("| records per message | clients | bare sendmmsg loop | scoutfs-notifyd | ratio "
+               "| records lost by daemon clients | target >= 70%, nothing lost |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- |")
+    for per in (1, 256):
+        for n in (1, 4, 16):
+            b = [r for r, _ in relay.get(("bare", per, n), [])]
+            d = [r for r, _ in relay.get(("daemon", per, n), [])]
+            lost = sum(x for _, x in relay.get(("daemon", per, n), []))
+            what = "1 (clients that ask nothing)" if per == 1 else f"{per} (clients that ask)"
+            if not b or not d:
+                out.append(f"| {what} | {n} | - | - | - | - | not measured |")
+                continue
+            ratio = med(d) / med(b)
+            verdict = "met" if ratio >= 0.7 else "MISSED"
+            if lost:
+                verdict = f"MISSED: {lost:,} records lost" + ("" if ratio >= 0.7 else ", rate under 70%")
+            out.append(f"| {what} | {n} | {med(b):,.0f} ({min(b):,}-{max(b):,}) "
+                       f"| {med(d):,.0f} ({min(d):,}-{max(d):,}) | {ratio:.0%} | {lost:,} | {verdict} |")
     out.append("")
 
 
@@ -260,30 +433,12 @@ def main():
             sys.exit(f"report.py: bad argument '{opt}'")
         runs[opt[2:]] = parse_vm(args.pop(0))
 
-    relay = {}
-    for line in open(relay_log):
-        m = re.search(r"relay: round \d+ (bare|daemon) clients (\d+) records \d+ "
-                      r"per_client_rate (\d+) aggregate_rate \d+ lost (\d+)", line)
-        if m:
-            relay.setdefault((m[1], int(m[2])), []).append((int(m[3]), int(m[4])))
-    out.append("#### Relay throughput, native (records/s delivered to each client)")
-    out.append("")
-    out.append("| clients | bare sendmmsg loop | scoutfs-notifyd | ratio | lost by daemon clients | target >= 70% |")
-    out.append("| --- | --- | --- | --- | --- | --- |")
-    for n in (1, 4, 16):
-        b = [r for r, _ in relay.get(("bare", n), [])]
-        d = [r for r, _ in relay.get(("daemon", n), [])]
-        lost = sum(l for _, l in relay.get(("daemon", n), []))
-        if not b or not d:
-            out.append(f"| {n} | - | - | - | - | not measured |")
-            continue
-        ratio = med(d) / med(b)
-        out.append(f"| {n} | {med(b):,.0f} ({min(b):,}-{max(b):,}) | {med(d):,.0f} ({min(d):,}-{max(d):,}) "
-                   f"| {ratio:.0%} | {lost} | {'met' if ratio >= 0.7 else 'MISSED'} |")
-    out.append("")
+    relay_table(out, relay_log)
 
     hook_tables(out, runs)
     drain_table(out, runs)
+    stage_table(out, runs)
+    big_table(out, runs)
     latency_table(out, runs)
     print("\n".join(out))
 

@@ -21,6 +21,20 @@
 #    daemon's CPU time (/proc/PID/schedstat) per record.
 # 3. Emit-to-client latency with records trickling (paced reads), for
 #    the same daemons.
+# 4. Where the cost per record goes (the stages): the same busy reader
+#    alone, with a reader of its own that only drains (hookbench drain),
+#    and with the daemon and a client printing text without paths, with
+#    paths, or JSON; and the daemon with --no-merge and a client taking
+#    one record per message (the records and protocol before merging and
+#    batches): each process's CPU time per record and per call.
+# 5. A 1 GiB file read sequentially with 4 KiB read(2)s while the daemon,
+#    a client and (where the VM has NATS) the forwarder into a local
+#    JetStream are attached: records against calls, and bytes, in the
+#    ring, at the client and in the stream.
+# The daemons: "new" is the series' (merging, a client asking for
+# batches), "nomerge" the same with --no-merge and a client taking one
+# record per message, "old" patch 3 as of 8c5a7f2 (its client one record
+# per message too), and any scoutfs-notifyd-NAME the VM has.
 set -u
 
 MNT=$1
@@ -37,7 +51,7 @@ LAT_N=2000
 
 # the series' daemon, then each variant the VM has: scoutfs-notifyd-NAME
 # (old: patch 3 as of 8c5a7f2; others: builds to compare in one run)
-DAEMONS=new
+DAEMONS="new nomerge"
 for b in /usr/sbin/scoutfs-notifyd-*; do
 	[ -x "$b" ] && DAEMONS="$DAEMONS ${b#/usr/sbin/scoutfs-notifyd-}"
 done
@@ -71,17 +85,32 @@ client_connected() {
 	[ "$(sock_clients "$SOCK")" -ge 1 ]
 }
 
-# start_daemon [new|NAME]: the daemon (or scoutfs-notifyd-NAME) and a
-# scoutfs-notify-watch client
+clients_ge() {
+	[ "$(sock_clients "$SOCK")" -ge "$1" ]
+}
+
+# start_daemon [new|nomerge|NAME [CLIENT_OPTS]]: the daemon (with
+# --no-merge, or scoutfs-notifyd-NAME) and a scoutfs-notify-watch client
+# (--no-paths, asking for batches with the series' daemon; one record
+# per message with the others; or CLIENT_OPTS) writing to CLIENT_OUT
 start_daemon() {
 	bin=scoutfs-notifyd
-	[ "${1:-new}" = new ] || bin=scoutfs-notifyd-$1
+	dopt=""
+	copt="--no-paths --one-per-message"
+	case "${1:-new}" in
+	new) copt="--no-paths" ;;
+	nomerge) dopt=--no-merge ;;
+	*) bin=scoutfs-notifyd-$1 ;;
+	esac
+	[ -z "${2:-}" ] || copt=$2
 	rm -f /tmp/notifyd.log
-	"$bin" "$MNT" 2>/tmp/notifyd.log &
+	# shellcheck disable=SC2086 # the options are words
+	"$bin" $dopt "$MNT" 2>/tmp/notifyd.log &
 	DPID=$!
 	WPID=""
 	wait_for 30 grep -q serving /tmp/notifyd.log || return 1
-	scoutfs-notify-watch --no-paths "$MNT" >/dev/null &
+	# shellcheck disable=SC2086
+	scoutfs-notify-watch $copt "$MNT" >"${CLIENT_OUT:-/dev/null}" &
 	WPID=$!
 	wait_for 30 client_connected
 }
@@ -162,22 +191,81 @@ while [ $r -le "$DRAIN_ROUNDS" ]; do
 		wait_for 30 test -e /tmp/hog.ready || fail=$((fail + 1))
 		s0=$(stats_lines)
 		e0=$(counter notify_emitted)
+		m0=$(counter notify_merged)
 		d0=$(counter notify_dropped_ring_full)
 		t0=$(cpu_ns "$DPID")
-		reads=$(hookbench busyread "$MNT/f" "$DRAIN_SECS")
+		w0=$(cpu_ns "$WPID")
+		read -r reads _ <<EOF
+$(hookbench busyread "$MNT/f" "$DRAIN_SECS")
+EOF
 		kill -TERM $HPID
 		wait $HPID
 		# the daemon logs its counts once it has drained what it found
 		kill -USR1 "$DPID"
 		wait_for 30 lines_gt "$s0" || fail=$((fail + 1))
 		t1=$(cpu_ns "$DPID")
+		w1=$(cpu_ns "$WPID")
 		e1=$(counter notify_emitted)
+		m1=$(counter notify_merged)
 		d1=$(counter notify_dropped_ring_full)
 		lost=$(grep 'stats: drained' /tmp/notifyd.log | tail -n 1 | sed -n 's/.*client_lost \([0-9]*\).*/\1/p')
-		echo "bench: drain round $r daemon $d reads $reads emitted $((e1 - e0)) dropped $((d1 - d0)) client_lost ${lost:-?} daemon_ns $((t1 - t0))"
+		echo "bench: drain round $r daemon $d reads $reads emitted $((e1 - e0)) dropped $((d1 - d0)) client_lost ${lost:-?} daemon_ns $((t1 - t0)) merged $((m1 - m0)) client_ns $((w1 - w0))"
 		stop_daemon
 	done
 	r=$((r + 1))
+done
+
+# the stages: the busy reader, no hog, DRAIN_SECS a configuration;
+# the CPU of the reader itself, the daemon (or a reader that only
+# drains) and the client
+stage() {
+	name=$1
+	e0=$(counter notify_emitted)
+	m0=$(counter notify_merged)
+	d0=$(counter notify_dropped_ring_full)
+	t0=0 w0=0
+	[ -z "$DPID" ] || t0=$(cpu_ns "$DPID")
+	[ -z "$WPID" ] || w0=$(cpu_ns "$WPID")
+	read -r reads rns <<EOF
+$(hookbench busyread "$MNT/f" "$DRAIN_SECS")
+EOF
+	t1=0 w1=0
+	if [ -n "$DPID" ]; then
+		s0=$(stats_lines)
+		kill -USR1 "$DPID"
+		wait_for 30 lines_gt "$s0" || fail=$((fail + 1))
+		t1=$(cpu_ns "$DPID")
+	fi
+	[ -z "$WPID" ] || w1=$(cpu_ns "$WPID")
+	echo "bench: stage $name reads $reads records $(($(counter notify_emitted) - e0)) merged $(($(counter notify_merged) - m0)) dropped $(($(counter notify_dropped_ring_full) - d0)) reader_ns $rns daemon_ns $((t1 - t0)) client_ns $((w1 - w0))"
+}
+DPID="" WPID=""
+stage none
+rm -f /tmp/drain.ready
+hookbench drain "$MNT" /tmp/drain.ready >/tmp/drain.out &
+RPID=$!
+if wait_for 30 test -e /tmp/drain.ready; then
+	read -r reads rns <<EOF
+$(hookbench busyread "$MNT/f" "$DRAIN_SECS")
+EOF
+	kill -TERM $RPID
+	wait $RPID
+	echo "bench: stage drainonly reads $reads reader_ns $rns $(cat /tmp/drain.out)"
+else
+	fail=$((fail + 1))
+fi
+for cfg in "new text --no-paths" "new paths --json" "new json --no-paths --json" \
+	"nomerge text --no-paths --one-per-message"; do
+	# shellcheck disable=SC2086 # the words of cfg
+	set -- $cfg
+	d=$1 what=$2
+	shift 2
+	if start_daemon "$d" "$*"; then
+		stage "$d-$what"
+	else
+		fail=$((fail + 1))
+	fi
+	stop_daemon
 done
 
 # latency: paced reads, a client timing each READ's arrival
@@ -196,6 +284,62 @@ for d in $DAEMONS; do
 	stop_daemon
 done
 unmount
+
+# a 1 GiB file read 4 KiB at a time: records in the ring, at the client
+# and in the stream; "records calls bytes" of the READ lines of inode
+# $2 in the JSON lines of file $1
+sum_reads() {
+	grep '"op": "READ"' "$1" | grep "\"ino\": $2," |
+		sed 's/.*"len": \([0-9]*\), "flags": [0-9]*, "calls": \([0-9]*\).*/\1 \2/' |
+		awk '{ r++; c += $2; b += $1 } END { printf "%d %d %d\n", r, c, b }'
+}
+client_has() {
+	[ "$(sum_reads /tmp/big.json "$BINO" | cut -d' ' -f3)" = "$BIG" ]
+}
+stream_has() {
+	tnats dump nats://127.0.0.1:4222 BIG 2>/dev/null | tr '\037' '\n' >/tmp/big.stream
+	[ "$(sum_reads /tmp/big.stream "$BINO" | cut -d' ' -f3)" = "$BIG" ]
+}
+BIG=$((1024 * 1024 * 1024))
+if mount_with /modules/scoutfs.ko && dd if=/dev/zero of="$MNT/big" bs=1M count=1024 2>/dev/null; then
+	BINO=$(stat -c %i "$MNT/big")
+	FWPID="" NPID=""
+	CLIENT_OUT=/tmp/big.json start_daemon new "--no-paths --json" || fail=$((fail + 1))
+	if [ -x /usr/sbin/nats-server ] && [ -x /usr/sbin/scoutfs-notify-forward ] && [ -x /t/bin/tnats ]; then
+		nats-server -js -sd /tmp/js -a 127.0.0.1 -p 4222 >/tmp/nats.log 2>&1 &
+		NPID=$!
+		wait_for 60 tnats ready nats://127.0.0.1:4222 - || fail=$((fail + 1))
+		scoutfs-notify-forward --server nats://127.0.0.1:4222 --node big --stream BIG \
+			--no-paths --max-bytes 0 "$MNT" 2>/tmp/fwd.log &
+		FWPID=$!
+		wait_for 60 grep -q forwarding /tmp/fwd.log || fail=$((fail + 1))
+		wait_for 30 clients_ge 2 || fail=$((fail + 1))
+	fi
+	e0=$(counter notify_emitted)
+	m0=$(counter notify_merged)
+	d0=$(counter notify_dropped_ring_full)
+	read -r calls bytes <<EOF
+$(hookbench seqread "$MNT/big" 4096)
+EOF
+	ring="$(($(counter notify_emitted) - e0)) $(($(counter notify_merged) - m0)) $(($(counter notify_dropped_ring_full) - d0))"
+	wait_for 60 client_has || fail=$((fail + 1))
+	client=$(sum_reads /tmp/big.json "$BINO")
+	stream="- - -"
+	if [ -n "$FWPID" ]; then
+		wait_for 120 stream_has || fail=$((fail + 1))
+		stream=$(sum_reads /tmp/big.stream "$BINO")
+	fi
+	echo "bench: big calls $calls bytes $bytes ring $ring client $client stream $stream"
+	[ -z "$FWPID" ] || kill -TERM "$FWPID"
+	[ -z "$NPID" ] || kill -TERM "$NPID"
+	stop_daemon
+	[ -z "$FWPID" ] || wait "$FWPID"
+	[ -z "$NPID" ] || wait "$NPID"
+	unmount
+else
+	echo "bench: FAILED to make the 1 GiB file"
+	fail=$((fail + 1))
+fi
 
 [ "$fail" -ne 0 ] || pass=1
 echo "bench: $pass passed, $fail failed"

@@ -8,7 +8,17 @@
  *	hookbench fanotify MNT READY	drain FAN_OPEN|FAN_ACCESS events of a
  *					filesystem mark until SIGTERM; creates
  *					READY once the mark is in place
- *	hookbench busyread FILE SECS	preads as fast as possible for SECS
+ *	hookbench busyread FILE SECS	preads as fast as possible for SECS:
+ *					prints the preads and this process's
+ *					CPU time in ns
+ *	hookbench seqread FILE BS	read(2) the whole file, BS bytes a
+ *					call: prints the calls and the bytes
+ *	hookbench drain MNT READY	attach as the mount's notify reader and
+ *					drain as scoutfs-notifyd does (merged
+ *					records, batched waits) without relaying,
+ *					until SIGTERM; creates READY once
+ *					attached; prints "records R calls C
+ *					cpu_ns N" (its CPU from then on)
  *	hookbench hog READY SECS	spin on the CPU (no system calls) for
  *					SECS or until SIGTERM; creates READY
  *					once spinning
@@ -23,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/fanotify.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <linux/types.h>
@@ -80,6 +92,80 @@ static int cmp_u64(const void *a, const void *b)
 	uint64_t y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/* the whole file, bs bytes a read(2) */
+static int seqread(const char *path, uint64_t bs)
+{
+	static char buf[1 << 20];
+	uint64_t calls = 0;
+	uint64_t bytes = 0;
+	ssize_t r;
+	int fd = open_or_die(path, O_RDONLY);
+
+	if (bs == 0 || bs > sizeof(buf))
+		return 2;
+	while ((r = read(fd, buf, bs)) > 0) {
+		calls++;
+		bytes += r;
+	}
+	printf("%llu %llu\n", (unsigned long long)calls, (unsigned long long)bytes);
+	return r < 0;
+}
+
+static long rn(int fd, struct scoutfs_ioctl_notify_record *recs, uint32_t batch_nr,
+	       uint32_t batch_us)
+{
+	struct scoutfs_ioctl_read_notify a = {
+		.recs_ptr = (unsigned long)recs, .recs_nr = 256, .timeout_ms = 200,
+		.flags = SCOUTFS_IOC_RN_WAIT | SCOUTFS_IOC_RN_MERGE,
+		.batch_nr = batch_nr, .batch_us = batch_us,
+	};
+
+	return ioctl(fd, SCOUTFS_IOC_READ_NOTIFY, &a);
+}
+
+/*
+ * The ioctl's share of the daemon's work: drain with the daemon's
+ * batching (utils/notifyd/scoutfs-notifyd.c next_busy() and batch_us())
+ * and do nothing with the records.
+ */
+static int drain(const char *mnt, const char *ready)
+{
+	static struct scoutfs_ioctl_notify_record recs[256];
+	struct sigaction sa = { .sa_handler = on_term };
+	uint64_t records = 0;
+	uint64_t calls = 0;
+	uint64_t c;
+	uint64_t c0;
+	bool busy = false;
+	uint32_t us = 250;
+	long n;
+	long i;
+	int fd = open_or_die(mnt, O_RDONLY | O_DIRECTORY);
+
+	sigaction(SIGTERM, &sa, NULL);
+	if (rn(fd, recs, 0, 0) < 0) {
+		fprintf(stderr, "hookbench: attach: %s\n", strerror(errno));
+		return 1;
+	}
+	close(open_or_die(ready, O_CREAT | O_WRONLY));
+	c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+	while (!stop) {
+		n = busy ? rn(fd, recs, 64, us) : rn(fd, recs, 0, 0);
+		if (n < 0)
+			continue;
+		for (i = 0, c = 0; i < n; i++)
+			c += recs[i].calls;
+		records += n;
+		calls += c;
+		busy = busy ? c >= 4 : c >= 2;
+		us = n > 0 && c >= (uint64_t)n * 4 ? 2000 : 250;
+	}
+	printf("records %llu calls %llu cpu_ns %llu\n", (unsigned long long)records,
+	       (unsigned long long)calls,
+	       (unsigned long long)(now(CLOCK_PROCESS_CPUTIME_ID) - c0));
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -150,13 +236,19 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "busyread")) {
 		uint64_t end = now(CLOCK_MONOTONIC) + n * 1000000000ULL;
 
+		c0 = now(CLOCK_PROCESS_CPUTIME_ID);
 		fd = open_or_die(argv[2], O_RDONLY);
 		for (i = 0; now(CLOCK_MONOTONIC) < end; i++)
 			if (pread(fd, buf, 4096, (i % 16) * 4096) != 4096)
 				return 1;
-		printf("%llu\n", (unsigned long long)i);
+		printf("%llu %llu\n", (unsigned long long)i,
+		       (unsigned long long)(now(CLOCK_PROCESS_CPUTIME_ID) - c0));
 		return 0;
 	}
+	if (!strcmp(argv[1], "seqread"))
+		return seqread(argv[2], n);
+	if (!strcmp(argv[1], "drain"))
+		return drain(argv[2], argv[3]);
 	if (!strcmp(argv[1], "hog")) {
 		struct sigaction sa = { .sa_handler = on_term };
 		uint64_t end = now(CLOCK_MONOTONIC) + n * 1000000000ULL;

@@ -221,7 +221,8 @@ m0=$(stream_msgs)
 readers=""
 i=0
 while [ $i -lt $NR ]; do
-	dd if=/mnt/n$i/big of=/dev/null bs=64 count=2000 2>/dev/null &
+	# backwards: each read its own record, none merged into the one before
+	hookbench backread /mnt/n$i/big 2000 &
 	readers="$readers $!"
 	i=$((i + 1))
 done
