@@ -656,9 +656,9 @@ static void log_stats(void)
 	       stats.relayed, stats.client_lost, nr_clients, stats.clients_total,
 	       stats.calls, stats.drains, stats.messages);
 	for (i = 0; i < nr_clients; i++)
-		logmsg(LOG_INFO, "stats: client %" PRIu64 " relayed %" PRIu64
-		       " lost %" PRIu64 " records per message %u", clients[i].id,
-		       clients[i].relayed, clients[i].lost, clients[i].max);
+		logmsg(LOG_INFO, "stats: client %" PRIu64 " records per message %u relayed %"
+		       PRIu64 " lost %" PRIu64, clients[i].id, clients[i].max,
+		       clients[i].relayed, clients[i].lost);
 }
 
 static long read_notify(int fd, rec_t *recs, uint64_t flags, uint64_t ms,
