@@ -40,8 +40,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from testlib import free_port, poll  # noqa: E402
 
 AFTER, BEFORE = sys.argv[1], sys.argv[2]
-N1 = int(os.environ.get("BENCH_STAGES_N1", "4000"))
-N2 = int(os.environ.get("BENCH_STAGES_N2", "20000"))
+N1 = int(os.environ.get("BENCH_STAGES_N1", "2000"))
+N2 = int(os.environ.get("BENCH_STAGES_N2", "10000"))
 FSID = "5ca1ab1e0123abcd"
 WORK = tempfile.mkdtemp(prefix="stages")
 FAKE = f"{AFTER}/fake-scoutfs.so"
