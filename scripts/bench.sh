@@ -57,7 +57,8 @@ echo "bench.sh: relay throughput (native)"
 SCOUTFS_SRC="" tools_src "$work/src" >/dev/null || die "cannot get the daemon's sources"
 mkdir -p "$work/bin"
 gcc -std=c11 -Wall -Wextra -Werror -O2 -I"$work/src/kmod/src" \
-	-o "$work/bin/scoutfs-notifyd" "$work/src/utils/notifyd/scoutfs-notifyd.c"
+	-o "$work/bin/scoutfs-notifyd" "$work/src/utils/notifyd/scoutfs-notifyd.c" \
+	"$work/src/utils/notifyd/notify-sock.c"
 gcc -std=c11 -Wall -Wextra -Werror -O2 -fPIC -shared -I"$work/src/kmod/src" \
 	-o "$work/bin/fake-scoutfs.so" "$top/tests/daemon/fake-scoutfs.c" -ldl
 gcc -std=c11 -Wall -Wextra -Werror -O2 -o "$work/bin/relay-bench" "$top/tests/bench/relay-bench.c"
@@ -135,8 +136,9 @@ if [ -n "$src" ]; then
 	for v in ${BENCH_DAEMONS:-}; do
 		name=${v%%=*}
 		case "$name" in '' | *[!A-Za-z0-9_]* | "$v") die "BENCH_DAEMONS: '$v' is not NAME=FILE.c" ;; esac
-		gcc -std=c11 -Wall -Wextra -Werror -O2 -g -I"$vm/src/kmod/src" \
-			-o "$work/bin/scoutfs-notifyd-$name" "${v#*=}" || die "cannot build '${v#*=}'"
+		gcc -std=c11 -Wall -Wextra -Werror -O2 -g -I"$vm/src/kmod/src" -I"$vm/src/utils/notifyd" \
+			-o "$work/bin/scoutfs-notifyd-$name" "${v#*=}" "$vm/src/utils/notifyd/notify-sock.c" ||
+			die "cannot build '${v#*=}'"
 		daemons+=(--bin "$work/bin/scoutfs-notifyd-$name")
 	done
 	for clock in $clocks; do
