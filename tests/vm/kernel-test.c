@@ -1547,6 +1547,62 @@ static void t_merge_overflow(void)
 	close(rfd);
 }
 
+/*
+ * A merged record stands only for calls made before the next seq: once
+ * a call was dropped after it (the ring full), a call that continues it
+ * is not merged into it but takes a record of its own (dropped too
+ * here, the ring being full), so the seq gap says where it was.
+ */
+static void t_merge_after_drop(void)
+{
+	enum { B = 4096 };
+	static rec_t recs[RING_NR + 16];
+	struct worker w;
+	uint64_t d0;
+	uint64_t ino;
+	long n;
+	int rfd;
+	int fd;
+	int i;
+	char b[B];
+
+	make_file("mdrop", 4 * B, 0644);
+	make_file("mfill", RING_NR + 2, 0644);
+	ino = ino_of("mdrop");
+	rfd = open_root();
+	drain_merged(rfd, recs, RING_NR + 16);
+	w = worker_start();
+	worker_do(&w, 'o', "mdrop", 0, 0);	/* its OPEN: slot 1 */
+	fd = open(path_of("mfill"), O_RDONLY);	/* slot 2 */
+	/* 1021 one byte reads backwards, none merged: slots 3 to 1023 */
+	for (i = RING_NR - 3; i > 0; i--)
+		if (pread(fd, b, 1, i) != 1)
+			die("pread");
+	worker_reads(&w, 0, B, 1);		/* slot 1024, the ring is full */
+	worker_reads(&w, B, B, 1);		/* merged into it: no slot needed */
+	d0 = counter("notify_dropped_ring_full");
+	if (pread(fd, b, 1, 0) != 1)		/* dropped */
+		die("pread");
+	worker_reads(&w, 2 * B, B, 1);		/* continues it, but after a drop */
+	n = drain_merged(rfd, recs, RING_NR + 16);
+	close(open(path_of("mdrop"), O_RDONLY));	/* the gap shows at the next record */
+	n += drain_merged(rfd, recs + n, RING_NR + 16 - n);
+	CHECK(n == RING_NR + 1 && recs[RING_NR - 1].op == SCOUTFS_NOTIFY_OP_READ &&
+	      recs[RING_NR - 1].ino == ino && recs[RING_NR - 1].pid == (uint32_t)w.pid &&
+	      recs[RING_NR - 1].offset == 0 && recs[RING_NR - 1].len == 2 * B &&
+	      recs[RING_NR - 1].calls == 2,
+	      "the full ring's newest record took the call that continued it, before the drop: "
+	      "len %llu calls %u (want 8192, 2)", (unsigned long long)recs[RING_NR - 1].len,
+	      recs[RING_NR - 1].calls);
+	CHECK(n == RING_NR + 1 && counter("notify_dropped_ring_full") - d0 == 2 &&
+	      recs[RING_NR].seq == recs[RING_NR - 1].seq + 3,
+	      "the call after the drop was not merged: 2 dropped (+%" PRIu64 "), a seq gap of 2 after the record",
+	      counter("notify_dropped_ring_full") - d0);
+	close(fd);
+	worker_stop(&w);
+	close(rfd);
+}
+
 static void t_sigkill_detach(void)
 {
 	rec_t recs[16];
@@ -1668,6 +1724,7 @@ static const struct test_case tests[] = {
 	{ "merge_shapes", t_merge_shapes },
 	{ "merge_race", t_merge_race },
 	{ "merge_overflow", t_merge_overflow },
+	{ "merge_after_drop", t_merge_after_drop },
 	{ "sigkill_detach", t_sigkill_detach },
 	{ "counters", t_counters },
 	{ "umount", t_umount },
