@@ -221,10 +221,11 @@ def stage_table(out, runs):
                "each process's CPU time (its schedstat, or CLOCK_PROCESS_CPUTIME_ID) over the round. "
                "Calls are the reads; records what reached the ring (merged: fewer).")
     out.append("")
-    out.append("| configuration | reads | records | calls per record | reader CPU per call | "
-               "daemon (or drain-only reader) CPU per record | per call | client CPU per record | per call |")
-    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    names = {"none": "no reader", "drainonly": "a reader that only drains (merged, batched waits)",
+    out.append("| configuration | reads | records | calls per record | records per drain | reader CPU per call | "
+               "daemon (or drain-only reader) CPU per drain | per record | per call | client CPU per record "
+               "| per call |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    names = {"none": "no reader", "drainonly": "a reader that only drains (merged records, a busy daemon's batched waits)",
              "new-text": "scoutfs-notifyd + notify-watch, text, no paths (batches)",
              "new-paths": "scoutfs-notifyd + notify-watch --json with paths",
              "new-json": "scoutfs-notifyd + notify-watch --json, no paths",
@@ -237,7 +238,9 @@ def stage_table(out, runs):
             recs, dns, cns = v.get("records"), v.get("cpu_ns"), None
         else:
             dns, cns = v.get("daemon_ns"), v.get("client_ns")
+        drains = v.get("drains")
         rows[k] = {"reads": calls, "recs": recs or 0, "reader": per(v.get("reader_ns") or 0, calls),
+                   "drains": drains, "d_drain": per(dns or 0, drains) if dns and drains else float("nan"),
                    "d_rec": per(dns or 0, recs) if dns else float("nan"),
                    "d_call": per(dns or 0, calls) if dns else float("nan"),
                    "c_rec": per(cns or 0, recs) if cns else float("nan"),
@@ -250,8 +253,9 @@ def stage_table(out, runs):
 
         def f(x):
             return "-" if x != x else f"{x:,.0f}"
-        out.append(f"| {names[k]} | {r['reads']:,} | {r['recs']:,} | {cpr} | {f(r['reader'])} | "
-                   f"{f(r['d_rec'])} | {f(r['d_call'])} | {f(r['c_rec'])} | {f(r['c_call'])} |")
+        rpd = f"{r['recs'] / r['drains']:.1f}" if r["drains"] else "-"
+        out.append(f"| {names[k]} | {r['reads']:,} | {r['recs']:,} | {cpr} | {rpd} | {f(r['reader'])} | "
+                   f"{f(r['d_drain'])} | {f(r['d_rec'])} | {f(r['d_call'])} | {f(r['c_rec'])} | {f(r['c_call'])} |")
     out.append("")
     if all(k in rows for k in ("none", "drainonly", "new-text", "new-json", "new-paths", "nomerge-text")):
         n, d, t, j, pth, o = (rows[k] for k in ("none", "drainonly", "new-text", "new-json", "new-paths",
@@ -286,8 +290,10 @@ def big_table(out, runs):
         ring = b["ring"]
         rows = []
         if ring[0].isdigit():
+            # the counters: records stored, calls merged, dropped; the
+            # reader's OPEN (one record, one call) aside
             recs, merged, dropped = (int(x) for x in ring)
-            rows.append(("the ring", recs, recs + merged, None, dropped))
+            rows.append(("the ring (the reader's OPEN aside)", recs - 1, recs - 1 + merged, None, dropped))
         for where in ("client", "stream"):
             w = b[where]
             if w[0].isdigit():

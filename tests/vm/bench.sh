@@ -32,9 +32,9 @@
 #    JetStream are attached: records against calls, and bytes, in the
 #    ring, at the client and in the stream.
 # The daemons: "new" is the series' (merging, a client asking for
-# batches), "nomerge" the same with --no-merge and a client taking one
-# record per message, "old" patch 3 as of 8c5a7f2 (its client one record
-# per message too), and any scoutfs-notifyd-NAME the VM has.
+# batches), "nomerge" the same with --no-merge (every call a record, as
+# auditors run it), "old" patch 3 as of 8c5a7f2 (its client one record
+# per message), and any scoutfs-notifyd-NAME the VM has.
 set -u
 
 MNT=$1
@@ -91,15 +91,16 @@ clients_ge() {
 
 # start_daemon [new|nomerge|NAME [CLIENT_OPTS]]: the daemon (with
 # --no-merge, or scoutfs-notifyd-NAME) and a scoutfs-notify-watch client
-# (--no-paths, asking for batches with the series' daemon; one record
-# per message with the others; or CLIENT_OPTS) writing to CLIENT_OUT
+# (--no-paths, asking for batches with the series' daemon, merging or
+# not; one record per message with the others; or CLIENT_OPTS) writing
+# to CLIENT_OUT
 start_daemon() {
 	bin=scoutfs-notifyd
 	dopt=""
 	copt="--no-paths --one-per-message"
 	case "${1:-new}" in
 	new) copt="--no-paths" ;;
-	nomerge) dopt=--no-merge ;;
+	nomerge) dopt=--no-merge copt="--no-paths" ;;
 	*) bin=scoutfs-notifyd-$1 ;;
 	esac
 	[ -z "${2:-}" ] || copt=$2
@@ -237,7 +238,9 @@ EOF
 		t1=$(cpu_ns "$DPID")
 	fi
 	[ -z "$WPID" ] || w1=$(cpu_ns "$WPID")
-	echo "bench: stage $name reads $reads records $(($(counter notify_emitted) - e0)) merged $(($(counter notify_merged) - m0)) dropped $(($(counter notify_dropped_ring_full) - d0)) reader_ns $rns daemon_ns $((t1 - t0)) client_ns $((w1 - w0))"
+	# the daemon's drains and messages (it was started for this stage)
+	dm=$(grep 'stats: drained' /tmp/notifyd.log 2>/dev/null | tail -n 1 | sed -n 's/.* drains \([0-9]*\) messages \([0-9]*\).*/drains \1 messages \2/p')
+	echo "bench: stage $name reads $reads records $(($(counter notify_emitted) - e0)) merged $(($(counter notify_merged) - m0)) dropped $(($(counter notify_dropped_ring_full) - d0)) reader_ns $rns daemon_ns $((t1 - t0)) client_ns $((w1 - w0)) $dm"
 }
 DPID="" WPID=""
 stage none
