@@ -6,8 +6,11 @@
 # Tiers:
 #   lint    shell scripts (shellcheck) and the series' form (tests/lint.sh)
 #   apply   apply.sh's refusals on synthetic trees (tests/apply-test.sh)
-#   series-edit  with SCOUTFS_SRC: the maintainer's round trip, make
-#           series-edit / series-export (tests/series-edit-test.sh)
+#   series  the committed series are what the source generates: every
+#           product file in one commit, every patch its commit; with
+#           SCOUTFS_SRC also make series-check (a fresh generation, byte
+#           for byte), the series-edit / series-export round trip and a
+#           conflict resolved as a variant (tests/series-test.sh)
 #   daemon  scoutfs-notifyd and its client, built from patch 3, under
 #           ASan/UBSan against an ioctl stand-in (tests/daemon/run.sh)
 #   nats    patch 4's scoutfs-notify-forward and scoutfs-notify-watch-nats
@@ -88,7 +91,7 @@ skip() {
 
 tier lint tests/lint.sh
 tier apply tests/apply-test.sh
-tier series-edit tests/series-edit-test.sh
+tier series tests/series-test.sh
 
 tier daemon tests/daemon-tier.sh
 tier nats tests/nats-tier.sh
