@@ -14,6 +14,7 @@
  * fresh mount, and umount must be last (the mount is gone after it).
  */
 #include <sys/fsuid.h>
+#include <linux/userfaultfd.h>
 
 #include "notify-lib.h"
 
@@ -1603,6 +1604,90 @@ static void t_merge_after_drop(void)
 	close(rfd);
 }
 
+/*
+ * The reader copies records without the lock, so a call must never be
+ * merged into a record it is copying.  Hold a copy open: the one
+ * record is copied to a buffer whose second page is missing and
+ * registered with userfaultfd, 40 bytes into the record (its offset and
+ * len on the first page, its calls on the second).  The copy stops
+ * there until a child has had a worker read on where the record ends,
+ * and then fills the page.  The record must arrive as it was when the
+ * copy began, and the read as a record of its own.
+ */
+static void t_merge_copy_stall(void)
+{
+	enum { B = 4096 };
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg;
+	rec_t recs[8];
+	rec_t got;
+	struct worker w;
+	uint64_t ino;
+	char *map;
+	pid_t handler;
+	long n;
+	int uffd;
+	int rfd;
+	int st;
+
+	make_file("mstall", 4 * B, 0644);
+	ino = ino_of("mstall");
+	uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	map = mmap(NULL, 2 * B, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (uffd < 0 || map == MAP_FAILED || ioctl(uffd, UFFDIO_API, &api)) {
+		fail("userfaultfd: %s", strerror(errno));
+		return;
+	}
+	map[0] = 1;	/* the first page is there, the second is not */
+	reg = (struct uffdio_register){ .range = { (unsigned long)map + B, B },
+					.mode = UFFDIO_REGISTER_MODE_MISSING };
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		fail("UFFDIO_REGISTER: %s", strerror(errno));
+		return;
+	}
+	rfd = open_root();
+	drain_merged(rfd, recs, 8);
+	w = worker_start();
+	worker_do(&w, 'o', "mstall", 0, 0);
+	worker_reads(&w, 0, B, 1);
+	drain_merged(rfd, recs, 8);		/* the OPEN and that READ */
+	worker_reads(&w, B, B, 1);		/* the record to copy: B..2B */
+
+	handler = fork();
+	if (handler == 0) {
+		static char zero[B];
+		struct uffdio_copy cp = { .dst = (unsigned long)map + B, .src = (unsigned long)zero,
+					  .len = B };
+		struct uffd_msg msg;
+
+		alarm(60);
+		if (read(uffd, &msg, sizeof(msg)) != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT)
+			_exit(2);
+		/* the copy has begun and waits: a read that continues the record */
+		if (worker_do(&w, 'r', NULL, 2 * B, B) != B)
+			_exit(3);
+		_exit(ioctl(uffd, UFFDIO_COPY, &cp) ? 4 : 0);
+	}
+	n = rn_call(rfd, (rec_t *)(map + B - 40), 1, SCOUTFS_IOC_RN_MERGE, 0);
+	st = reap(handler, 60);
+	memcpy(&got, map + B - 40, sizeof(got));
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && n == 1,
+	      "the copy stopped at the missing page until a read was made (handler exit %d, %ld copied)",
+	      WIFEXITED(st) ? WEXITSTATUS(st) : -1, n);
+	CHECK(n == 1 && got.op == SCOUTFS_NOTIFY_OP_READ && got.ino == ino && got.offset == B &&
+	      got.len == B && got.calls == 1,
+	      "the record being copied is not merged into: offset %llu len %llu calls %u (want 4096, 4096, 1)",
+	      (unsigned long long)got.offset, (unsigned long long)got.len, got.calls);
+	n = drain_merged(rfd, recs, 8);
+	CHECK(n == 1 && recs[0].op == SCOUTFS_NOTIFY_OP_READ && recs[0].offset == 2 * B &&
+	      recs[0].len == B && recs[0].calls == 1 && recs[0].seq == got.seq + 1,
+	      "the read made during the copy is a record of its own, the next seq (%ld records)", n);
+	worker_stop(&w);
+	close(rfd);
+	close(uffd);
+	munmap(map, 2 * B);
+}
+
 static void t_sigkill_detach(void)
 {
 	rec_t recs[16];
@@ -1725,6 +1810,7 @@ static const struct test_case tests[] = {
 	{ "merge_race", t_merge_race },
 	{ "merge_overflow", t_merge_overflow },
 	{ "merge_after_drop", t_merge_after_drop },
+	{ "merge_copy_stall", t_merge_copy_stall },
 	{ "sigkill_detach", t_sigkill_detach },
 	{ "counters", t_counters },
 	{ "umount", t_umount },
