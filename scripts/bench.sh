@@ -2,12 +2,16 @@
 # `make bench`: the benchmarks (figures, never pass/fail tests).
 #   1. relay throughput, natively: scoutfs-notifyd against the bare
 #      sendmmsg loop for 1, 4 and 16 clients (tests/bench/relay.sh)
-#   2. forwarder throughput, natively: scoutfs-notifyd and
+#   2. where the user-space instructions per record go, natively: the
+#      daemon, the client and the forwarder under valgrind's callgrind,
+#      the series before merged records and batches (commit c465d13)
+#      against now (tests/bench/stages.py)
+#   3. forwarder throughput, natively: scoutfs-notifyd and
 #      scoutfs-notify-forward into a JetStream stream at 1 and 3
 #      replicas (one nats-server, a three-server loopback cluster)
 #      against a bare libnats publish loop, and emit-to-consumer latency
 #      (tests/bench/nats-bench.py; SKIPPED without libnats/nats-server)
-#   3. with SCOUTFS_SRC, in two VM boots, one with the guest's clock
+#   4. with SCOUTFS_SRC, in two VM boots, one with the guest's clock
 #      following the host's (wall) and one following the instructions
 #      executed (QEMU -icount, one vCPU; docs/benchmarks.md): hook cost
 #      of pread and open+close for the unpatched module, the patched one
@@ -15,7 +19,8 @@
 #      drain under a busy reader and a CPU hog, the daemon against the
 #      old one (patch 3 as of commit 8c5a7f2, built from this
 #      repository's history: no batched reads, 1 ms coalescing sleep);
-#      emit-to-client latency (tests/vm/bench.sh)
+#      emit-to-client latency; the stages on a real kernel; a 1 GiB file
+#      read 4 KiB at a time (tests/vm/bench.sh)
 #   4. the access index, natively (tests/bench/index-bench.py): ingest
 #      against a bare loop of the same upserts and a bare consumer of
 #      the same stream, bytes per file, cold queries over 1M and 10M
@@ -42,6 +47,8 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # the daemon before batched reads, for the ring drain comparison
 old_rev=8c5a7f2
+# the tools before merged records and batched relay, for the stages
+before_rev=c465d13
 old_patch=patches/0003-scoutfs-add-scoutfs-notifyd-relay-daemon-and-notify-.patch
 icount_shift=0
 clocks=${BENCH_CLOCKS:-wall icount}
@@ -69,7 +76,8 @@ trap 'rm -rf "$work"' EXIT
 SCOUTFS_SRC="" tools_src "$work/src" >/dev/null || die "cannot get the daemon's sources"
 mkdir -p "$work/bin"
 gcc -std=c11 -Wall -Wextra -Werror -O2 -I"$work/src/kmod/src" \
-	-o "$work/bin/scoutfs-notifyd" "$work/src/utils/notifyd/scoutfs-notifyd.c"
+	-o "$work/bin/scoutfs-notifyd" "$work/src/utils/notifyd/scoutfs-notifyd.c" \
+	"$work/src/utils/notifyd/notify-sock.c"
 gcc -std=c11 -Wall -Wextra -Werror -O2 -fPIC -shared -I"$work/src/kmod/src" \
 	-o "$work/bin/fake-scoutfs.so" "$top/tests/daemon/fake-scoutfs.c" -ldl
 rm -f "$top/build/bench-relay.log"
@@ -77,6 +85,43 @@ if part relay; then
 	echo "bench.sh: relay throughput (native)"
 	gcc -std=c11 -Wall -Wextra -Werror -O2 -o "$work/bin/relay-bench" "$top/tests/bench/relay-bench.c"
 	unshare -m --propagation private "$top/tests/bench/relay.sh" "$work/bin" | tee "$top/build/bench-relay.log"
+fi
+
+# build_tools SRC OUT: the daemon, the client and (with libnats) the
+# forwarder of tree SRC (utils/notifyd/, kmod/src/notify-abi.h,
+# tests/lib/ioctl-prelude.h) into OUT, -O2 -g, with only small functions
+# inlined, so that callgrind gives each stage's function its own cost
+build_tools() {
+	local src=$1 out=$2 n=$1/utils/notifyd f sock=() nf
+	mkdir -p "$out/inc"
+	{ cat "$src/tests/lib/ioctl-prelude.h" "$src/kmod/src/notify-abi.h"; echo "#endif"; } >"$out/inc/ioctl.h"
+	f=(-std=c11 -Wall -Wextra -Werror -O2 -g -fno-inline-functions -fno-inline-functions-called-once -I"$out/inc")
+	[ ! -f "$n/notify-sock.c" ] || sock=("$n/notify-sock.c")
+	gcc "${f[@]}" -o "$out/scoutfs-notifyd" "$n/scoutfs-notifyd.c" "${sock[@]}" &&
+		gcc "${f[@]}" -o "$out/scoutfs-notify-watch" "$n/scoutfs-notify-watch.c" \
+			"$n/notify-format.c" "$n/notify-path.c" "${sock[@]}" || return 1
+	pkg-config --exists libnats 2>/dev/null || return 0
+	read -ra nf <<<"$(pkg-config --cflags --libs libnats)"
+	gcc "${f[@]}" -o "$out/scoutfs-notify-forward" "$n/scoutfs-notify-forward.c" "$n/notify-format.c" \
+		"$n/notify-json.c" "$n/notify-nats.c" "$n/notify-path.c" "${sock[@]}" "${nf[@]}" -lpthread
+}
+
+echo "bench.sh: where the instructions per record go (native, callgrind)"
+stagesmd=$top/build/bench-stages.md
+rm -f "$stagesmd"
+mkdir -p "$work/before-src"
+if "$top/scripts/deps.sh" bench && git -C "$top" archive "$before_rev" utils/notifyd kmod/src/notify-abi.h \
+	tests/lib/ioctl-prelude.h | tar -x -C "$work/before-src" &&
+	build_tools "$work/before-src" "$work/stages-before" && build_tools "$top" "$work/stages-after"; then
+	cp "$work/bin/fake-scoutfs.so" "$work/stages-after/"
+	if pkg-config --exists libnats 2>/dev/null; then
+		read -ra natsflags <<<"$(pkg-config --cflags --libs libnats)"
+		gcc -std=c11 -Wall -Wextra -Werror -O2 -o "$work/stages-after/tnats" "$top/tests/nats/tnats.c" "${natsflags[@]}"
+	fi
+	unshare -m --propagation private python3 "$top/tests/bench/stages.py" "$work/stages-after" \
+		"$work/stages-before" | tee "$stagesmd"
+else
+	echo "bench.sh: SKIPPED: the stages: cannot build the tools of $before_rev and now, or no valgrind"
 fi
 
 natsmd=$top/build/bench-nats.md
@@ -161,8 +206,9 @@ elif [ -n "$src" ]; then
 	for v in ${BENCH_DAEMONS:-}; do
 		name=${v%%=*}
 		case "$name" in '' | *[!A-Za-z0-9_]* | "$v") die "BENCH_DAEMONS: '$v' is not NAME=FILE.c" ;; esac
-		gcc -std=c11 -Wall -Wextra -Werror -O2 -g -I"$vm/src/kmod/src" \
-			-o "$work/bin/scoutfs-notifyd-$name" "${v#*=}" || die "cannot build '${v#*=}'"
+		gcc -std=c11 -Wall -Wextra -Werror -O2 -g -I"$vm/src/kmod/src" -I"$vm/src/utils/notifyd" \
+			-o "$work/bin/scoutfs-notifyd-$name" "${v#*=}" "$vm/src/utils/notifyd/notify-sock.c" ||
+			die "cannot build '${v#*=}'"
 		daemons+=(--bin "$work/bin/scoutfs-notifyd-$name")
 	done
 	for clock in $clocks; do
@@ -185,7 +231,7 @@ fi
 	if [ -f "$top/build/bench-relay.log" ]; then
 		python3 "$top/tests/bench/report.py" "$top/build/bench-relay.log" "${vmlog[@]}"
 	fi
-	for md in "$natsmd" "$indexmd"; do
+	for md in "$stagesmd" "$natsmd" "$indexmd"; do
 		if [ -f "$md" ]; then
 			echo
 			cat "$md"

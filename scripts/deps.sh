@@ -6,6 +6,7 @@
 #                           libnats and nats-server (patch 4 and the nats
 #                           suite), dmsetup (several mounts of one fs)
 #   scripts/deps.sh lint    shellcheck
+#   scripts/deps.sh bench   valgrind (callgrind, for the benchmarks' stages)
 #   scripts/deps.sh systemd systemctl (systemd tier: enables units in
 #                           the guest's root with --root)
 #   scripts/deps.sh kernel  what building a kernel from source needs
@@ -19,7 +20,7 @@ die() {
 	exit 1
 }
 
-[ $# -ge 1 ] || die "usage: scripts/deps.sh vm|lint|systemd|kernel..."
+[ $# -ge 1 ] || die "usage: scripts/deps.sh vm|lint|bench|systemd|kernel..."
 
 pkgs=()
 for set in "$@"; do
@@ -29,10 +30,11 @@ for set in "$@"; do
 		binutils coreutils socat python3 libnats-dev nats-server dmsetup
 		libsqlite3-dev libpq-dev) ;;
 	lint) pkgs+=(shellcheck) ;;
+	bench) pkgs+=(valgrind) ;;
 	systemd) pkgs+=(systemd) ;;
 	kernel) pkgs+=(gcc make flex bison bc libelf-dev libssl-dev xz-utils
 		tar kmod cpio) ;;
-	*) die "unknown set '$set' (vm, lint, systemd, kernel)" ;;
+	*) die "unknown set '$set' (vm, lint, bench, systemd, kernel)" ;;
 	esac
 done
 

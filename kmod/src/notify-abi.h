@@ -32,6 +32,23 @@
  * @time_ns is CLOCK_REALTIME, @pid is the thread group id (the process
  * id) in the initial pid namespace, and @uid and @gid are the fsuid and
  * fsgid in the initial user namespace.
+ *
+ * @calls is the number of calls the record stands for.  It is 0 in
+ * every record of a reader that doesn't ask for merged records (the
+ * four bytes were zero padding before merging existed, and such a
+ * reader still sees exactly those records), and at least 1 in every
+ * record of a reader that does (SCOUTFS_IOC_RN_MERGE below).  For such
+ * a reader a call is merged into the newest record in the ring, instead
+ * of taking a slot and a seq, when nothing was recorded (or dropped)
+ * after that record, the reader hasn't begun to copy it, and the call
+ * has the record's @ino, @pid, @uid and @gid and:
+ *  - READ: starts at @offset + @len: @len grows by the bytes read, so
+ *    @offset and @len cover the @calls reads, which were sequential;
+ *  - OPEN: has the same @flags (identical consecutive opens, as
+ *    fanotify merges them).
+ * @time_ns stays the time of the first call.  ATTACH and MMAP records
+ * are never merged.  A merged call consumes no seq, so a seq gap still
+ * counts records that were lost, and each lost record was one call.
  */
 struct scoutfs_ioctl_notify_record {
 	__u64 seq;
@@ -44,7 +61,7 @@ struct scoutfs_ioctl_notify_record {
 	__u32 uid;
 	__u32 gid;
 	__u32 flags;
-	__u32 _pad;
+	__u32 calls;
 };
 
 #define SCOUTFS_NOTIFY_OP_OPEN		1
@@ -78,6 +95,11 @@ struct scoutfs_ioctl_notify_record {
  * call).  Producers then wake the reader once per batch, not per
  * record.  Zeroed batch fields are the behaviour described above.
  *
+ * SCOUTFS_IOC_RN_MERGE asks for merged records (see @calls above): the
+ * flag of the reader's latest call decides whether the records stored
+ * after that call are merged and carry a call count.  A reader that
+ * never passes it gets one record per call, with @calls 0, as before.
+ *
  * -EINVAL is returned for a @recs_nr of 0, unknown flags, a timeout
  * without the wait flag or over U32_MAX ms, batch fields without the
  * wait flag, a @batch_nr over @recs_nr, a @batch_us over 1000000 or
@@ -98,7 +120,8 @@ struct scoutfs_ioctl_read_notify {
 };
 
 #define SCOUTFS_IOC_RN_WAIT		(1ULL << 0)
-#define SCOUTFS_IOC_RN__UNKNOWN		(U64_MAX << 1)
+#define SCOUTFS_IOC_RN_MERGE		(1ULL << 1)
+#define SCOUTFS_IOC_RN__UNKNOWN		(U64_MAX << 2)
 
 /*
  * nr 25 is also upstream's SCOUTFS_IOC_INJECT_TOTL_DELTA from v1.31

@@ -56,6 +56,14 @@
  * the lock: producers only write slots between head and the tail that
  * only the reader advances, after its copy succeeded.
  *
+ * A reader can ask for merged records: a call that continues the
+ * newest record (the next sequential read of the same file by the same
+ * process and credentials, or the same open again) then extends that
+ * record and counts the call in it instead of taking a slot and a seq.
+ * A sequential reader of a big file makes one record per drain instead
+ * of one per call, and the busier the mount, the longer the daemon's
+ * batches and so the more each record covers.
+ *
  * A waiting reader can ask for a batch.  Producers then only wake it
  * when the ring goes from empty to non-empty and when it reaches the
  * batch size the reader is waiting for, so a busy mount costs a couple
@@ -85,6 +93,10 @@ struct notify_info {
 	struct file *reader;
 	/* wake the waiting reader when the ring holds this many, 0: don't */
 	u64 wake_nr;
+	/* the reader asked for merged records (its latest call's flag) */
+	bool merge;
+	/* slots below this may be being copied out: never merge into them */
+	u64 copy_end;
 	/* a forced unmount has begun: record nothing, readers get -ENOLINK */
 	bool shutdown;
 
@@ -99,11 +111,59 @@ struct notify_info {
 	struct notify_info *name = SCOUTFS_SB(sb)->notify_info
 
 /*
+ * Merge the call that @rec describes into the newest record in the
+ * ring if it continues it, for a reader that asked for merging.
+ *
+ * The reader copies slots out of the ring without the lock, so the one
+ * thing that makes merging safe is that we never write a slot it may be
+ * reading: copy_records() sets copy_end, under this lock, to the end of
+ * the slots it is about to copy before it drops the lock, and we only
+ * merge into a slot at or beyond it.  Those slots are ours until a later
+ * drain takes the lock again, and it then sees everything we wrote
+ * under the lock.  So a record is never changed once a drain has begun
+ * to copy it: a call after that takes a new record, and no call is
+ * counted twice or missed.
+ *
+ * Only the newest record qualifies, and only when nothing was stored or
+ * dropped after it (its seq is the last one given out), so each record
+ * still stands for calls made between its seq and the next, and a seq
+ * gap still counts lost records of one call each.  A record stored for
+ * a reader that didn't merge (@calls 0) is never merged into.
+ */
+static bool merge_record(struct notify_info *ninf,
+			 struct scoutfs_ioctl_notify_record *rec)
+{
+	struct scoutfs_ioctl_notify_record *last;
+
+	if (!ninf->merge || ninf->head == ninf->tail ||
+	    ninf->head - 1 < ninf->copy_end)
+		return false;
+
+	last = &ninf->ring[(ninf->head - 1) & NOTIFY_RING_MASK];
+	if (last->seq + 1 != ninf->next_seq || last->calls == 0 ||
+	    last->calls == U32_MAX || last->op != rec->op ||
+	    last->ino != rec->ino || last->pid != rec->pid ||
+	    last->uid != rec->uid || last->gid != rec->gid)
+		return false;
+
+	if (rec->op == SCOUTFS_NOTIFY_OP_READ &&
+	    rec->offset == last->offset + last->len)
+		last->len += rec->len;
+	else if (!(rec->op == SCOUTFS_NOTIFY_OP_OPEN &&
+		   rec->flags == last->flags))
+		return false;
+
+	last->calls++;
+	return true;
+}
+
+/*
  * Store a record in the ring, or drop it if the ring is full.  Either
  * way the record consumes a sequence number so that gaps in the seqs
- * that the reader sees account for every dropped record.  Returns true
- * if the reader might need to be woken: the ring went from empty to
- * non-empty, or it now holds the batch that the reader waits for.
+ * that the reader sees account for every dropped record; a call merged
+ * into the newest record consumes neither a slot nor a seq.  Returns
+ * true if the reader might need to be woken: the ring went from empty
+ * to non-empty, or it now holds the batch that the reader waits for.
  */
 static bool store_record(struct super_block *sb, struct notify_info *ninf,
 			 struct scoutfs_ioctl_notify_record *rec)
@@ -112,7 +172,13 @@ static bool store_record(struct super_block *sb, struct notify_info *ninf,
 
 	assert_spin_locked(&ninf->lock);
 
+	if (merge_record(ninf, rec)) {
+		scoutfs_inc_counter(sb, notify_merged);
+		return false;
+	}
+
 	rec->seq = ninf->next_seq++;
+	rec->calls = ninf->merge ? 1 : 0;
 
 	if (ninf->head - ninf->tail < NOTIFY_RING_NR) {
 		wake = ninf->head == ninf->tail;
@@ -231,10 +297,12 @@ void scoutfs_notify_record_mmap(struct file *file, struct vm_area_struct *vma)
  * Make the file the mount's reader if there isn't one yet.  Recording
  * starts here, and the first record of the observed period is an
  * attach record stored under the same lock, so that it precedes every
- * record that the hooks emit once they see the watched flag.
+ * record that the hooks emit once they see the watched flag.  Every
+ * call of the reader also says here whether the records stored from
+ * now on are merged.
  */
 static int attach_reader(struct super_block *sb, struct notify_info *ninf,
-			 struct file *file)
+			 struct file *file, bool merge)
 {
 	struct scoutfs_ioctl_notify_record rec;
 	bool attached = false;
@@ -248,11 +316,14 @@ static int attach_reader(struct super_block *sb, struct notify_info *ninf,
 		ret = -ENOLINK;
 	} else if (ninf->reader == NULL) {
 		ninf->reader = file;
+		ninf->merge = merge;
 		WRITE_ONCE(SCOUTFS_SB(sb)->notify_watched, true);
 		wake = store_record(sb, ninf, &rec);
 		attached = true;
 	} else if (ninf->reader != file) {
 		ret = -EBUSY;
+	} else {
+		ninf->merge = merge;
 	}
 	spin_unlock(&ninf->lock);
 
@@ -279,6 +350,7 @@ int scoutfs_notify_release(struct inode *inode, struct file *file)
 		spin_lock(&ninf->lock);
 		if (ninf->reader == file) {
 			ninf->reader = NULL;
+			ninf->merge = false;
 			WRITE_ONCE(SCOUTFS_SB(sb)->notify_watched, false);
 		}
 		spin_unlock(&ninf->lock);
@@ -349,7 +421,8 @@ static long wait_batch(struct notify_info *ninf, u64 nr, u32 batch_us,
  * userspace.  The tail is only advanced past the records that were
  * completely copied, a fault leaves the rest in the ring for the next
  * call.  Returns the number of records copied, or -EFAULT if a fault
- * prevented copying any.
+ * prevented copying any.  copy_end tells producers, before we drop the
+ * lock, which slots they must no longer merge into (merge_record()).
  */
 static long copy_records(struct notify_info *ninf,
 			 struct scoutfs_ioctl_notify_record __user *urecs,
@@ -367,9 +440,10 @@ static long copy_records(struct notify_info *ninf,
 	spin_lock(&ninf->lock);
 	head = ninf->head;
 	tail = ninf->tail;
+	avail = min(head - tail, nr);
+	ninf->copy_end = tail + avail;
 	spin_unlock(&ninf->lock);
 
-	avail = min(head - tail, nr);
 	while (copied < avail) {
 		idx = (tail + copied) & NOTIFY_RING_MASK;
 		n = min_t(u64, avail - copied, NOTIFY_RING_NR - idx);
@@ -398,7 +472,9 @@ static long copy_records(struct notify_info *ninf,
  * call changes nothing.  Waiting is interruptible and returns -EINTR
  * rather than restarting so a caller's timeout isn't extended.  A
  * waiting caller first waits for any record, as it always has, and
- * only then, if it asked for a batch, for the rest of the batch.
+ * only then, if it asked for a batch, for the rest of the batch.  The
+ * merge flag of each call decides merging from then on, so a reader
+ * that doesn't pass it sees one record per call.
  */
 long scoutfs_ioc_read_notify(struct file *file, unsigned long arg)
 {
@@ -427,7 +503,7 @@ long scoutfs_ioc_read_notify(struct file *file, unsigned long arg)
 	    (rn.batch_us && rn.batch_nr <= 1))
 		return -EINVAL;
 
-	ret = attach_reader(sb, ninf, file);
+	ret = attach_reader(sb, ninf, file, rn.flags & SCOUTFS_IOC_RN_MERGE);
 	if (ret < 0)
 		return ret;
 

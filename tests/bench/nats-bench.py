@@ -149,7 +149,9 @@ def forward_round(urls, replicas, stream, extra=()):
     f = Fake()
     log = os.path.join(f.dir, "f.log")
     p = subprocess.Popen([f"{BIN}/scoutfs-notify-forward", "--server", ",".join(urls),
-                          "--node", "bench", "--stream", stream, "--replicas", str(replicas), "--buffer", str(RECORDS),
+                          "--node", "bench", "--stream", stream, "--replicas", str(replicas),
+                          # the round, its ATTACH and the record that ends it
+                          "--buffer", str(RECORDS + 16),
                           "--run-dir", f.run, "--no-paths", *extra, f.mnt],
                          stderr=open(log, "w"), env=f.env)
     wait_for(lambda: "forwarding" in open(log).read() or p.poll() is not None)

@@ -25,9 +25,13 @@ from checks import check, run_tests  # noqa: E402
 from sdroot import exposure, sdroot, verify  # noqa: E402
 from testlib import HOSTILE_NAMES, no_sanitizer_report_at_all, poll, sanitizer_clean, strict_json, text_fields  # noqa: E402
 
-REC = struct.Struct("=QQQQQIIIIII")  # seq ino time_ns offset len op pid uid gid flags _pad
+REC = struct.Struct("=QQQQQIIIIII")  # seq ino time_ns offset len op pid uid gid flags calls
 assert REC.size == 64
 OP_OPEN, OP_READ, OP_ATTACH, OP_MMAP = 1, 2, 3, 4
+# the socket protocol's request and reply (utils/notifyd/notify-sock.h)
+REQ = struct.Struct("=4sHHII")       # magic version flags max_recs reserved
+REPLY = struct.Struct("=4sHHII96s")  # magic version status max_recs reserved reason
+MAX_RECS = 256
 # scoutfs-notifyd's exit statuses (scoutfs-notifyd(8))
 EXIT_STOPPED, EXIT_TRANSIENT, EXIT_USAGE, EXIT_UNSUPPORTED, EXIT_UNMOUNTED = 0, 1, 2, 3, 4
 
@@ -98,12 +102,14 @@ class Env:
             total += 1000
         return total
 
-    def events(self, batches=False):
+    def events(self, batches=False, merges=False):
         """attach/detach lines the ioctl stand-in logged (and with
-        batches, its batch=NR/US lines too)"""
+        batches, its batch=NR/US lines, with merges its merge=0|1 lines)"""
         try:
             with open(self.events_path) as f:
-                return [x for x in f.read().split() if batches or not x.startswith("batch=")]
+                return [x for x in f.read().split()
+                        if (batches or not x.startswith("batch=")) and
+                        (merges or not x.startswith("merge="))]
         except FileNotFoundError:
             return []
 
@@ -124,16 +130,27 @@ def log_of(p):
 class Client:
     """A raw SEQPACKET client that records the seqs it receives: attach
     is the seq of the ATTACH record the daemon sends every client first
-    (None if the first message was not one), seqs the records after it."""
+    (None if the first message was not one), seqs the records after it.
+    With ask (a request's bytes, or a number of records per message) it
+    sends that first, as a client of the batched protocol: reply is then
+    the daemon's (magic, version, status, max_recs, reserved, reason),
+    and sizes the number of records in each message."""
 
-    def __init__(self, path, read=True):
+    def __init__(self, path, read=True, ask=None):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.s.connect(path)
         self.attach = None
         self.greeted = False
         self.seqs = []
+        self.recs = []
         self.bad = []
+        self.sizes = []
+        self.reply = None
         self.eof = False
+        if isinstance(ask, int):
+            ask = REQ.pack(b"SNRQ", 1, 0, ask, 0)
+        if ask is not None:
+            self.s.send(ask)
         if read:
             self.start()
 
@@ -144,23 +161,31 @@ class Client:
     def _run(self):
         while True:
             try:
-                m = self.s.recv(256)
+                m = self.s.recv(MAX_RECS * 64 + 1)
             except OSError:
                 self.eof = True
                 return
             if not m:
                 self.eof = True
                 return
-            if len(m) != 64:
+            if len(m) == REPLY.size and m[:4] == b"SNRP":
+                self.reply = REPLY.unpack(m)
+                continue
+            if len(m) % 64 or (len(m) > 64 and not self.reply):
                 self.bad.append(len(m))
                 continue
-            r = REC.unpack(m)
-            if not self.greeted:
-                self.greeted = True
-                if r[5] == OP_ATTACH:
-                    self.attach = r[0]
-                    continue
-            self.seqs.append(r[0])
+            self.sizes.append(len(m) // 64)
+            for k in range(0, len(m), 64):
+                self.take(REC.unpack(m[k:k + 64]))
+
+    def take(self, r):
+        if not self.greeted:
+            self.greeted = True
+            if r[5] == OP_ATTACH:
+                self.attach = r[0]
+                return
+        self.seqs.append(r[0])
+        self.recs.append(r)
 
     def gaps(self):
         return sum(b - a - 1 for a, b in zip(self.seqs, self.seqs[1:]))
@@ -441,6 +466,10 @@ def t_bad_clients():
     e.send("emit 10")
     check(wait_for(lambda: talker.eof and big.eof and half.eof),
           "clients that send data, a big message, or half-close are dropped")
+    why = [c.reply[5].rstrip(bytes(1)) if c.reply else None for c in (talker, big)]
+    check(talker.reply and talker.reply[2] == 1 and b"this message was 12" in talker.reply[5] and
+          big.reply and big.reply[2] == 1 and b"this message was 65536" in big.reply[5],
+          f"the two that sent data were told why: {why}")
     check(wait_for(lambda: len(good.seqs) >= 10) and good.contiguous(),
           f"the well-behaved client is unaffected: {len(good.seqs)} records")
     e.send("emit 10")
@@ -448,7 +477,8 @@ def t_bad_clients():
           "the daemon keeps relaying")
     stop(d)
     log = log_of(d)
-    check(log.count("sent data") >= 2 and "hung up" in log, "the drops are logged with the reason")
+    check(log.count("refused: a request is 16 bytes") >= 2 and "hung up" in log,
+          "the drops are logged with the reason")
     check(sanitizer_clean(log), "no sanitizer reports")
     e.close()
 
@@ -936,10 +966,216 @@ def t_batched_reads():
     e.close()
 
 
+def t_protocols_side_by_side():
+    """clients of the one-record protocol (sending nothing, as socat and
+    every client before batches) and of the batched one, on one daemon:
+    every one gets every record in order, the former one per message"""
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts")
+    ones = [e.client(), e.client()]
+    many = [Client(e.sock, ask=MAX_RECS), Client(e.sock, ask=10 ** 6), Client(e.sock, ask=8)]
+    outs = {}
+    procs = {}
+    for name, extra in (("batched", []), ("one", ["--one-per-message"])):
+        outs[name] = open(os.path.join(e.dir, f"watch.{name}"), "w+")
+        procs[name] = subprocess.Popen([WATCH, "--run-dir", e.run, "--json", "--no-paths",
+                                        "--count", "20000", *extra, e.mnt],
+                                       stdout=outs[name], stderr=subprocess.PIPE, env=e.env)
+    check(wait_for(lambda: "clients 7" in stats_of(e, d), 10), "7 clients connected")
+    check(wait_for(lambda: all(c.reply for c in many), 10), "the batched clients got their replies")
+    check([c.reply[2:4] for c in many] == [(0, MAX_RECS), (0, MAX_RECS), (0, 8)],
+          f"granted: 256 for 256 and for a million, 8 for 8: {[c.reply[2:4] for c in many]}")
+    total = e.stream(20, lambda: [len(c.seqs) for c in ones + many])
+    check(total == 20000 and all(len(c.seqs) == 20000 and c.contiguous() and c.seqs[0] == 2
+                                 for c in ones + many),
+          f"each of the 5 raw clients got all 20000 records in order: {[len(c.seqs) for c in ones + many]}")
+    check(all(c.attach == 1 for c in ones + many), "each one's first record is the ATTACH")
+    check(all(c.seqs == ones[0].seqs and c.recs == ones[0].recs for c in many),
+          "the batched clients got the same records, byte for byte")
+    check(all(set(c.sizes) == {1} and not c.bad for c in ones),
+          f"the one-record clients got 64 byte messages only: {[sorted(set(c.sizes))[:3] for c in ones]}")
+    check(max(many[0].sizes) > 1 and max(many[0].sizes) <= MAX_RECS and max(many[2].sizes) <= 8 and
+          sum(many[0].sizes) == 20001,
+          f"the batched clients got messages of up to 256 (8) records: largest {max(many[0].sizes)}, "
+          f"{len(many[0].sizes)} messages for 20001 records; the 8's largest {max(many[2].sizes)}")
+    rcs = {k: p.wait(60) for k, p in procs.items()}
+    texts = {}
+    for k in outs:
+        with open(outs[k].name) as f:
+            texts[k] = f.read()
+    check(rcs == {"batched": 0, "one": 0} and texts["batched"] == texts["one"] and
+          texts["one"].count("\n") == 20001,
+          f"scoutfs-notify-watch batched and --one-per-message print the same 20001 lines: {rcs}")
+    log = log_of(d)
+    check(log.count("takes up to") == 4, "the daemon logs each batched client (3 raw, 1 watch)")
+    stop(d)
+    check(sanitizer_clean(log_of(d) + "".join(p.stderr.read().decode() for p in procs.values())),
+          "no sanitizer reports")
+    e.close()
+
+
+def t_bad_requests():
+    """a client that asks wrongly gets a reply saying why and is closed;
+    the daemon and every other client carry on"""
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts")
+    good_one = e.client()
+    good_many = Client(e.sock, ask=64)
+    cases = [
+        ("a short request", b"SNRQ\x01\x00", b"this message was 6"),
+        ("a long request", REQ.pack(b"SNRQ", 1, 0, 64, 0) + b"x", b"this message was 17"),
+        ("no magic", REQ.pack(b"SNRX", 1, 0, 64, 0), b"no \"SNRQ\" magic"),
+        ("version 2", REQ.pack(b"SNRQ", 2, 0, 64, 0), b"version 2 is not spoken here"),
+        ("flags", REQ.pack(b"SNRQ", 1, 1, 64, 0), b"flags and reserved bytes must be zero"),
+        ("reserved", REQ.pack(b"SNRQ", 1, 0, 64, 7), b"flags and reserved bytes must be zero"),
+        ("max_recs 0", REQ.pack(b"SNRQ", 1, 0, 0, 0), b"max_recs 0"),
+        ("an empty message", b"", b"this message was 0"),
+    ]
+    bad = [Client(e.sock, ask=m) for _, m, _ in cases]
+    twice = Client(e.sock, ask=64)
+    check(wait_for(lambda: twice.reply is not None, 10), "a good request is granted")
+    twice.s.send(REQ.pack(b"SNRQ", 1, 0, 64, 0))
+    check(wait_for(lambda: all(c.eof for c in bad) and twice.eof, 10),
+          "every client that asked wrongly, or asked twice, is closed")
+    for (what, _, why), c in zip(cases, bad):
+        check(c.reply is not None and c.reply[2] == 1 and c.reply[3] == 0 and why in c.reply[5] and
+              c.reply[5].rstrip(b"\0").count(b"\0") == 0,
+              f"{what}: refused, saying {c.reply[5].rstrip(bytes(1)).decode() if c.reply else None!r}")
+    check(twice.reply[2] == 1 and b"one request" in twice.reply[5],
+          f"a second request: refused, saying {twice.reply[5].rstrip(bytes(1)).decode()!r}")
+    e.send("emit 500")
+    check(wait_for(lambda: len(good_one.seqs) >= 500 and len(good_many.seqs) >= 500) and
+          good_one.contiguous() and good_many.contiguous() and good_one.seqs == good_many.seqs,
+          f"the well-behaved clients get every record: {len(good_one.seqs)}, {len(good_many.seqs)}")
+    log = stats_of(e, d)
+    check(d.poll() is None and log.count("refused: ") == len(cases) + 1 and "clients 2 " in log,
+          "the daemon runs on, logs each refusal, and keeps the other two clients")
+    w = subprocess.Popen([WATCH, "--socket", e.sock, "--count", "1"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=e.env)
+    check(wait_for(lambda: "clients 3 " in stats_of(e, d), 10), "scoutfs-notify-watch still connects")
+    e.send("emit 1")
+    out, err = w.communicate(timeout=30)
+    check(w.returncode == 0 and out.count(" READ ") == 1, f"and gets a record: {w.returncode}")
+    stop(d)
+    check(sanitizer_clean(log_of(d)), "no sanitizer reports")
+    e.close()
+
+
+def t_watch_refused_and_old_daemon():
+    """scoutfs-notify-watch against hand-made servers: a refusal is an
+    error saying why; a daemon from before requests (it closes a client
+    that sends anything, after its ATTACH) is connected to again without
+    a request, and its ATTACH printed once"""
+    e = Env()
+    path = os.path.join(e.dir, "hand.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    srv.bind(path)
+    srv.listen(2)
+    srv.settimeout(30)
+    w = subprocess.Popen([WATCH, "--socket", path], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=e.env)
+    conn, _ = srv.accept()
+    conn.send(rec_bytes(1, op=OP_ATTACH))
+    conn.send(REPLY.pack(b"SNRP", 1, 1, 0, 0, b"max_recs is too small".ljust(96, b"\0")))
+    conn.close()
+    out, err = w.communicate(timeout=30)
+    check(w.returncode == 1 and "refused the request: max_recs is too small" in err,
+          f"a refusal: exit 1 saying why: {w.returncode} {err.strip().splitlines()[-1:]}")
+
+    w = subprocess.Popen([WATCH, "--socket", path], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=e.env)
+    conn, _ = srv.accept()
+    conn.settimeout(30)
+    conn.send(rec_bytes(1, op=OP_ATTACH))
+    asked = conn.recv(64)
+    conn.close()
+    conn, _ = srv.accept()
+    conn.settimeout(1)
+    conn.send(rec_bytes(1, op=OP_ATTACH))
+    try:
+        again = conn.recv(64)
+    except socket.timeout:
+        again = b""
+    for m in (rec_bytes(2), rec_bytes(3)):
+        conn.send(m)
+    conn.close()
+    srv.close()
+    out, err = w.communicate(timeout=30)
+    lines = out.splitlines()
+    check(len(asked) == 16 and asked[:4] == b"SNRQ" and again == b"",
+          f"it asked once, then connected again asking nothing: {asked[:4]!r} {again!r}")
+    check(w.returncode == 0 and "an older scoutfs-notifyd?" in err and len(lines) == 3 and
+          " seq=1 ATTACH " in lines[0] and " seq=2 READ " in lines[1] and " seq=3 READ " in lines[2],
+          f"the old daemon's ATTACH once, then its records: {w.returncode} {lines}")
+    check(sanitizer_clean(err), "no sanitizer reports")
+    e.close()
+
+
+def t_merged_records():
+    """the daemon asks for merged records unless --no-merge; a merged
+    record reaches the clients as it is, with its call count"""
+    e = Env()
+    d = e.daemon()
+    check(e.started(d), "daemon starts")
+    c = Client(e.sock, ask=MAX_RECS)
+    check(wait_for(lambda: c.reply is not None, 10), "a batched client connected")
+    js = subprocess.Popen([WATCH, "--run-dir", e.run, "--json", "--count", "2", e.mnt],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e.env)
+    tx = subprocess.Popen([WATCH, "--run-dir", e.run, "--count", "2", e.mnt],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e.env)
+    check(wait_for(lambda: "clients 3" in stats_of(e, d), 10), "two notify-watch clients connected")
+    e.send("seqread 77 100")
+    e.send("emit 1")
+    check(wait_for(lambda: len(c.recs) >= 2), "the client gets the records")
+    r = c.recs[0]
+    check(c.attach == 1 and r[1] == 77 and r[3] == 0 and r[4] == 100 * 4096 and r[10] == 100 and
+          c.recs[1][10] == 1,
+          f"100 sequential reads are one READ of 0..409600 with calls 100, the next record calls 1: "
+          f"ino {r[1]} offset {r[3]} len {r[4]} calls {r[10]}")
+    jout, jerr = js.communicate(timeout=30)
+    tout, terr = tx.communicate(timeout=30)
+    o = [json.loads(x) for x in jout.splitlines()]
+    check(o[0]["op"] == "ATTACH" and o[0].get("calls") == 1 and o[1]["calls"] == 100 and
+          o[1]["len"] == 409600 and o[2]["calls"] == 1,
+          f"--json: \"calls\" on every record: {[x.get('calls') for x in o]}")
+    t = tout.splitlines()
+    check(" calls=100 " in t[1] and "calls=" not in t[0] + t[2],
+          f"text: calls=100 on the merged record, nothing on the others: {t[1][:120]}")
+    check(e.events(merges=True).count("merge=1") == 1 and "merge=0" not in e.events(merges=True),
+          f"the daemon asks for merged records on every call: {e.events(merges=True)}")
+    stop(d)
+    check(sanitizer_clean(log_of(d) + jerr + terr), "no sanitizer reports")
+    e.close()
+
+    for what, extra, env in (("--no-merge", ["--no-merge"], {}),
+                             ("a module without merged records", [], {"FAKE_SCOUTFS_NO_MERGE": "1"})):
+        e = Env()
+        d = e.daemon(*extra, env=dict(e.env, **env))
+        check(e.started(d), f"{what}: daemon starts")
+        c = Client(e.sock, ask=MAX_RECS)
+        check(wait_for(lambda: "clients 1" in stats_of(e, d), 10), f"{what}: a client connected")
+        e.send("seqread 77 100")
+        check(wait_for(lambda: len(c.recs) >= 100), f"{what}: the client gets the records")
+        check(len(c.recs) == 100 and c.contiguous() and
+              [(x[3], x[4], x[10]) for x in c.recs] == [(k * 4096, 4096, 0) for k in range(100)],
+              f"{what}: one record per call, calls 0: {len(c.recs)} records")
+        check("merge=1" not in e.events(merges=True), f"{what}: no merging call: {e.events(merges=True)}")
+        log = log_of(d)
+        check(("every call its own record" in log) and
+              (not env or log.count("the scoutfs module has no merged records") == 1),
+              f"{what}: the daemon says so")
+        stop(d)
+        check(sanitizer_clean(log_of(d)), "no sanitizer reports")
+        e.close()
+
+
 TESTS = [t_flood, t_systemd_unit, t_bad_args, t_refusals, t_start_modes_order_and_fanout, t_stalled_client,
          t_ring_gaps_and_watch, t_churn, t_bad_clients, t_stale_and_second, t_mount_gone,
          t_c_clients, t_watch_protocol, t_watch_daemon_stops, t_sd_notify, t_fsid_format,
-         t_hostile_names, t_forced_unmount, t_attach_behind_leftovers, t_batched_reads]
+         t_hostile_names, t_forced_unmount, t_attach_behind_leftovers, t_batched_reads,
+         t_protocols_side_by_side, t_bad_requests, t_watch_refused_and_old_daemon, t_merged_records]
 
 
 def main():

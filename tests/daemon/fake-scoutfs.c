@@ -22,6 +22,11 @@
  *	op N		one record with op N (an op this version doesn't know)
  *	open INO	one OPEN record of inode INO
  *	read INO	one READ record of inode INO
+ *	seqread INO N	N sequential 4096 byte READ calls of inode INO by
+ *			one process, from offset 0: merged like the kernel
+ *			merges them for a reader that asks (SCOUTFS_IOC_RN_MERGE,
+ *			into the newest record not yet drained, if nothing
+ *			was recorded or dropped after it), else N records
  *	shutdown	a forced unmount begins: nothing more is stored, a
  *			waiting reader is woken, gets what is left, then
  *			ENOLINK, and nobody can attach again
@@ -30,7 +35,11 @@
  * them and logged to $FAKE_SCOUTFS_EVENTS as "batch=NR/US" (once per
  * distinct value in a row); the stand-in doesn't wait for the batch.
  * $FAKE_SCOUTFS_NO_BATCH makes them EINVAL, as a module from before
- * batched reads does.
+ * batched reads does.  Unknown flags are EINVAL.  Whether a call asks
+ * for merged records is logged as "merge=0" or "merge=1" (once per
+ * distinct value in a row); $FAKE_SCOUTFS_NO_MERGE makes the merge flag
+ * EINVAL, as a module from before merged records does.  Records stored
+ * for a merging reader count 1 call, the others 0.
  *
  * INO_PATH gives "dir/file-<ino>", or, when the directory
  * $FAKE_SCOUTFS_NAMES holds a file named <ino>, that file's bytes as
@@ -85,6 +94,7 @@ static uint64_t next_seq = 1;
 static uint64_t stream_left;
 static int ctl_fd = -1;
 static bool attached;
+static bool merging;
 static bool shutdown_begun;
 static int reader_fd = -1;
 
@@ -177,6 +187,7 @@ int close(int fd)
 	init();
 	if (attached && fd == reader_fd) {
 		attached = false;
+		merging = false;
 		reader_fd = -1;
 		head = tail = 0;
 		event("detach");
@@ -208,7 +219,27 @@ static void store(void)
 		.pid = 4242,
 		.uid = 1000,
 		.gid = 1000,
+		.calls = merging ? 1 : 0,
 	};
+}
+
+/* one READ call of ino at off, merged into the newest record if it continues it */
+static void read_call(uint64_t ino, uint64_t off)
+{
+	rec_t *last = head > tail ? &ring[(head - 1) % RING_NR] : NULL;
+
+	if (merging && last && last->seq + 1 == next_seq && last->calls &&
+	    last->op == SCOUTFS_NOTIFY_OP_READ && last->ino == ino && last->pid == 4242 &&
+	    last->offset + last->len == off) {
+		last->len += 4096;
+		last->calls++;
+		return;
+	}
+	store();
+	if (head > tail && ring[(head - 1) % RING_NR].seq == next_seq - 1) {
+		ring[(head - 1) % RING_NR].ino = ino;
+		ring[(head - 1) % RING_NR].offset = off;
+	}
 }
 
 static void bind_ctl(void)
@@ -233,9 +264,14 @@ static void read_ctl(void)
 	unsigned long long n;
 	ssize_t len;
 
+	unsigned long long ino;
+
 	while (ctl_fd >= 0 && (len = recv(ctl_fd, buf, sizeof(buf) - 1, 0)) > 0) {
 		buf[len] = 0;
-		if (sscanf(buf, "emit %llu", &n) == 1) {
+		if (sscanf(buf, "seqread %llu %llu", &ino, &n) == 2) {
+			for (unsigned long long k = 0; k < n; k++)
+				read_call(ino, k * 4096);
+		} else if (sscanf(buf, "emit %llu", &n) == 1) {
 			while (n--)
 				store();
 		} else if (sscanf(buf, "drop %llu", &n) == 1) {
@@ -272,6 +308,11 @@ static int read_notify(int fd, struct scoutfs_ioctl_read_notify *rn)
 		errno = EBUSY;
 		return -1;
 	}
+	if ((rn->flags & ~(SCOUTFS_IOC_RN_WAIT | SCOUTFS_IOC_RN_MERGE)) ||
+	    ((rn->flags & SCOUTFS_IOC_RN_MERGE) && getenv("FAKE_SCOUTFS_NO_MERGE"))) {
+		errno = EINVAL;
+		return -1;
+	}
 	if ((rn->batch_nr || rn->batch_us) &&
 	    (getenv("FAKE_SCOUTFS_NO_BATCH") || !(rn->flags & SCOUTFS_IOC_RN_WAIT) ||
 	     rn->batch_nr > rn->recs_nr || rn->batch_us > 1000000 ||
@@ -292,6 +333,17 @@ static int read_notify(int fd, struct scoutfs_ioctl_read_notify *rn)
 	if (!attached && shutdown_begun) {
 		errno = ENOLINK;
 		return -1;
+	}
+	{
+		static int last_merge = -1;
+		char what[16];
+
+		merging = rn->flags & SCOUTFS_IOC_RN_MERGE;
+		if (last_merge != merging) {
+			snprintf(what, sizeof(what), "merge=%d", merging);
+			event(what);
+			last_merge = merging;
+		}
 	}
 	if (!attached) {
 		e = getenv("FAKE_SCOUTFS_ATTACH_ERRNO");

@@ -981,6 +981,45 @@ def t_batch():
     n.close()
 
 
+def t_merged():
+    """a merged record is published as it is: one message with its
+    calls, its range covering them; the forwarder takes many records per
+    socket message; the consumer prints it as scoutfs-notify-watch does"""
+    n = Nats()
+    e = Env()
+    wt = e.spawn("watch", [WATCH, "--run-dir", e.run, "--count", "2", e.mnt])
+    f = e.forward(n.url)
+    check(wait_for(lambda: "takes up to 256 records per message" in e.log(e.daemon), 30),
+          "the forwarder asks the daemon for 256 records per message")
+    e.send("seqread 77 300")
+    e.send("emit 1")
+    check(wait_for(lambda: stream_msgs(n.url) == 3, 60),
+          f"300 sequential reads and one more record are 2 messages after the ATTACH ({stream_msgs(n.url)})")
+    msgs = dump(n.url)
+    o = msgs[1][4]
+    check(msgs[1][1] == f"scoutfs.notify.{FSID}.n1.read" and msgs[1][2] == f"{FSID}.{RID}.2" and
+          o["op"] == "READ" and o["ino"] == 77 and o["offset"] == 0 and o["len"] == 300 * 4096 and
+          o["calls"] == 300 and msgs[2][4]["calls"] == 1 and msgs[2][4]["seq"] == 3 and
+          msgs[0][4]["calls"] == 1,
+          f"the merged READ: seq 2, offset 0, len {o['len']}, calls {o['calls']}; the next seq 3, calls 1")
+    r = watch_nats(n.url, "--all", "--json", count=3)
+    check(r.returncode == 0 and r.stdout.split(b"\n")[:-1] == [m[3] for m in msgs],
+          "watch-nats --json prints the payloads as they are stored")
+    r = watch_nats(n.url, "--all", count=3)
+    tl = r.stdout.split(b"\n")[:-1]
+    wt.wait(60)
+    local = open(wt.logf.name, "rb").read().split(b"\n")[:-1]
+    prefix = f"fsid={FSID} node=n1 ".encode()
+    check(r.returncode == 0 and b" calls=300 " in tl[1] and [x[len(prefix):] for x in tl] == local,
+          "watch-nats text: calls=300, the lines of scoutfs-notify-watch after fsid= and node=")
+    c = e.counts(f)
+    check(c.get("received") == 3 and c.get("stored") == 3 and c.get("lost") == 0,
+          f"counts: 3 records received and stored, none lost: {c}")
+    check(stop(f) == 0 and sanitizer_clean(e.log(f)), "SIGTERM: exit 0, no sanitizer report")
+    e.close()
+    n.close()
+
+
 def record_json(fsid, node, rid, seq, op="READ"):
     """a record as scoutfs-notify-forward publishes it"""
     t = 1795665702000000000 + seq
@@ -1109,7 +1148,7 @@ def t_systemd_unit():
 TESTS = [t_once_in_order, t_dedup_and_restart, t_gaps_exact, t_outage_within_buffer,
          t_outage_beyond_buffer, t_bad_config, t_readonly_user, t_per_node_publish, t_node_client,
          t_exact_ns, t_durable, t_start_and_filters,
-         t_hostile_names, t_bad_messages, t_batch, t_reorder, t_redelivery, t_systemd_unit]
+         t_hostile_names, t_bad_messages, t_batch, t_merged, t_reorder, t_redelivery, t_systemd_unit]
 
 
 def servers_stopped():

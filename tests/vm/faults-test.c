@@ -119,7 +119,7 @@ static void verify(struct verify *v, const rec_t *recs, long n, const pid_t *pid
 			pid_ok = true;
 		}
 		if (!(r->op >= SCOUTFS_NOTIFY_OP_OPEN && r->op <= SCOUTFS_NOTIFY_OP_ATTACH) ||
-		    !ino_ok || !pid_ok || r->_pad != 0 ||
+		    !ino_ok || !pid_ok || r->calls != 0 ||
 		    (r->op == SCOUTFS_NOTIFY_OP_READ && (r->offset % 1024 || r->offset >= 65536)) ||
 		    (r->op != SCOUTFS_NOTIFY_OP_READ && (r->offset || r->len))) {
 			v->ok = false;

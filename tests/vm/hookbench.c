@@ -8,11 +8,24 @@
  *	hookbench fanotify MNT READY	drain FAN_OPEN|FAN_ACCESS events of a
  *					filesystem mark until SIGTERM; creates
  *					READY once the mark is in place
- *	hookbench busyread FILE SECS	preads as fast as possible for SECS
+ *	hookbench busyread FILE SECS	preads as fast as possible for SECS:
+ *					prints the preads and this process's
+ *					CPU time in ns
+ *	hookbench seqread FILE BS	read(2) the whole file, BS bytes a
+ *					call: prints the calls and the bytes
+ *	hookbench drain MNT READY	attach as the mount's notify reader and
+ *					drain as a busy scoutfs-notifyd does
+ *					(merged records, batched waits) without
+ *					relaying, until SIGTERM; creates READY
+ *					once attached; prints "records R calls C
+ *					drains D cpu_ns N" (its CPU from then on)
  *	hookbench hog READY SECS	spin on the CPU (no system calls) for
  *					SECS or until SIGTERM; creates READY
  *					once spinning
  *	hookbench paced FILE N USEC	N preads, USEC apart
+ *	hookbench backread FILE N	N 1 byte preads from offset N - 1 down
+ *					to 0: each goes backwards, so none is
+ *					merged into the record before it
  *	hookbench latency SOCK N	receive N READ records from the
  *					daemon's socket (or fewer, until
  *					SIGTERM): emit-to-receipt latency p50
@@ -22,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/fanotify.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <linux/types.h>
@@ -79,6 +94,82 @@ static int cmp_u64(const void *a, const void *b)
 	uint64_t y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/* the whole file, bs bytes a read(2) */
+static int seqread(const char *path, uint64_t bs)
+{
+	static char buf[1 << 20];
+	uint64_t calls = 0;
+	uint64_t bytes = 0;
+	ssize_t r;
+	int fd = open_or_die(path, O_RDONLY);
+
+	if (bs == 0 || bs > sizeof(buf))
+		return 2;
+	while ((r = read(fd, buf, bs)) > 0) {
+		calls++;
+		bytes += r;
+	}
+	printf("%llu %llu\n", (unsigned long long)calls, (unsigned long long)bytes);
+	return r < 0;
+}
+
+static long rn(int fd, struct scoutfs_ioctl_notify_record *recs, uint32_t batch_nr,
+	       uint32_t batch_us)
+{
+	struct scoutfs_ioctl_read_notify a = {
+		.recs_ptr = (unsigned long)recs, .recs_nr = 256, .timeout_ms = 200,
+		.flags = SCOUTFS_IOC_RN_WAIT | SCOUTFS_IOC_RN_MERGE,
+		.batch_nr = batch_nr, .batch_us = batch_us,
+	};
+
+	return ioctl(fd, SCOUTFS_IOC_READ_NOTIFY, &a);
+}
+
+/*
+ * The ioctl's share of the daemon's work: drain as the daemon does when
+ * it is busy (utils/notifyd/scoutfs-notifyd.c batch_us(): a batch of 64
+ * or 250 us, 2 ms while records merge well) and do nothing with the
+ * records.  Always batched: a reader this cheap would otherwise take
+ * each record as it is stored, which the daemon, busy relaying, doesn't.
+ */
+static int drain(const char *mnt, const char *ready)
+{
+	static struct scoutfs_ioctl_notify_record recs[256];
+	struct sigaction sa = { .sa_handler = on_term };
+	uint64_t records = 0;
+	uint64_t calls = 0;
+	uint64_t drains = 0;
+	uint64_t c;
+	uint64_t c0;
+	uint32_t us = 250;
+	long n;
+	long i;
+	int fd = open_or_die(mnt, O_RDONLY | O_DIRECTORY);
+
+	sigaction(SIGTERM, &sa, NULL);
+	if (rn(fd, recs, 0, 0) < 0) {
+		fprintf(stderr, "hookbench: attach: %s\n", strerror(errno));
+		return 1;
+	}
+	close(open_or_die(ready, O_CREAT | O_WRONLY));
+	c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+	while (!stop) {
+		n = rn(fd, recs, 64, us);
+		if (n < 0)
+			continue;
+		for (i = 0, c = 0; i < n; i++)
+			c += recs[i].calls;
+		records += n;
+		calls += c;
+		drains += n > 0;
+		us = n > 0 && c >= (uint64_t)n * 4 ? 2000 : 250;
+	}
+	printf("records %llu calls %llu drains %llu cpu_ns %llu\n", (unsigned long long)records,
+	       (unsigned long long)calls, (unsigned long long)drains,
+	       (unsigned long long)(now(CLOCK_PROCESS_CPUTIME_ID) - c0));
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -149,13 +240,19 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "busyread")) {
 		uint64_t end = now(CLOCK_MONOTONIC) + n * 1000000000ULL;
 
+		c0 = now(CLOCK_PROCESS_CPUTIME_ID);
 		fd = open_or_die(argv[2], O_RDONLY);
 		for (i = 0; now(CLOCK_MONOTONIC) < end; i++)
 			if (pread(fd, buf, 4096, (i % 16) * 4096) != 4096)
 				return 1;
-		printf("%llu\n", (unsigned long long)i);
+		printf("%llu %llu\n", (unsigned long long)i,
+		       (unsigned long long)(now(CLOCK_PROCESS_CPUTIME_ID) - c0));
 		return 0;
 	}
+	if (!strcmp(argv[1], "seqread"))
+		return seqread(argv[2], n);
+	if (!strcmp(argv[1], "drain"))
+		return drain(argv[2], argv[3]);
 	if (!strcmp(argv[1], "hog")) {
 		struct sigaction sa = { .sa_handler = on_term };
 		uint64_t end = now(CLOCK_MONOTONIC) + n * 1000000000ULL;
@@ -166,6 +263,13 @@ int main(int argc, char **argv)
 		while (!stop && now(CLOCK_MONOTONIC) < end)
 			for (i = 0; i < 100000; i++)
 				spins++;
+		return 0;
+	}
+	if (!strcmp(argv[1], "backread")) {
+		fd = open_or_die(argv[2], O_RDONLY);
+		for (i = n; i > 0; i--)
+			if (pread(fd, buf, 1, i - 1) != 1)
+				return 1;
 		return 0;
 	}
 	if (!strcmp(argv[1], "paced") && argc == 5) {

@@ -13,6 +13,9 @@
  * The tests run in order and depend on it: no_reader must see the
  * fresh mount, and umount must be last (the mount is gone after it).
  */
+#include <sys/fsuid.h>
+#include <linux/userfaultfd.h>
+
 #include "notify-lib.h"
 
 static void t_no_reader(void)
@@ -422,10 +425,13 @@ static void t_errors(void)
 			uint64_t res;
 		} bad[] = {
 			{ "recs_nr 0", 0, 0, 0, 0, 0, 0 },
-			{ "unknown flag bit 1", 1, 0, 1ULL << 1, 0, 0, 0 },
+			{ "unknown flag bit 2", 1, 0, 1ULL << 2, 0, 0, 0 },
+			{ "unknown flag bit 2 with MERGE", 1, 0, 3ULL << 1, 0, 0, 0 },
 			{ "unknown flag bit 63", 1, 0, 1ULL << 63, 0, 0, 0 },
 			{ "_reserved bit 0", 1, 0, 0, 0, 0, 1 },
 			{ "_reserved bit 40", 1, 0, W, 0, 0, 1ULL << 40 },
+			{ "_reserved with MERGE", 1, 0, SCOUTFS_IOC_RN_MERGE, 0, 0, 1 },
+			{ "batch_nr with MERGE, without WAIT", 8, 0, SCOUTFS_IOC_RN_MERGE, 2, 0, 0 },
 			{ "timeout without WAIT", 1, 10, 0, 0, 0, 0 },
 			{ "timeout over U32_MAX", 1, 1ULL << 32, W, 0, 0, 0 },
 			{ "batch_nr without WAIT", 8, 0, 0, 2, 0, 0 },
@@ -1013,6 +1019,676 @@ static void t_overflow(void)
 	close(rfd);
 }
 
+/*
+ * Merged records.  A worker is a child process that does what the test
+ * tells it over a pipe, one command at a time, and answers when it is
+ * done, so that the order of calls from several processes is exactly
+ * the test's without any sleep.
+ */
+struct worker {
+	pid_t pid;
+	int cmd;
+	int ack;
+};
+
+struct wcmd {
+	char op;		/* o: open, r: pread, f: setfsuid, q: quit */
+	char name[31];
+	uint64_t off;
+	uint64_t len;
+};
+
+static void worker_loop(int cmd, int ack)
+{
+	static char buf[65536];
+	struct wcmd c;
+	int fd = -1;
+	long r;
+
+	alarm(120);
+	while (read(cmd, &c, sizeof(c)) == sizeof(c)) {
+		r = 0;
+		if (c.op == 'o') {
+			if (fd >= 0)
+				close(fd);
+			fd = open(path_of(c.name), O_RDONLY);
+			r = fd < 0 ? -1 : 0;
+		} else if (c.op == 'r') {
+			r = pread(fd, buf, c.len, c.off);
+		} else if (c.op == 'f') {
+			setfsuid((uid_t)c.off);
+			r = setfsuid(-1);
+		} else {
+			break;
+		}
+		if (write(ack, &r, sizeof(r)) != sizeof(r))
+			break;
+	}
+	_exit(0);
+}
+
+static struct worker worker_start(void)
+{
+	struct worker w;
+	int c[2];
+	int a[2];
+
+	if (pipe(c) || pipe(a))
+		die("pipe");
+	w.pid = fork();
+	if (w.pid == 0) {
+		close(c[1]);
+		close(a[0]);
+		worker_loop(c[0], a[1]);
+	}
+	close(c[0]);
+	close(a[1]);
+	w.cmd = c[1];
+	w.ack = a[0];
+	return w;
+}
+
+static long worker_do(struct worker *w, char op, const char *name, uint64_t off, uint64_t len)
+{
+	struct wcmd c = { .op = op, .off = off, .len = len };
+	long r = -1;
+
+	snprintf(c.name, sizeof(c.name), "%s", name ? name : "");
+	if (write(w->cmd, &c, sizeof(c)) != sizeof(c) || read(w->ack, &r, sizeof(r)) != sizeof(r))
+		fail("worker %d did not answer", w->pid);
+	return r;
+}
+
+/* n preads of len bytes from offset off on, one after the other */
+static void worker_reads(struct worker *w, uint64_t off, uint64_t len, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (worker_do(w, 'r', NULL, off + i * len, len) != (long)len)
+			fail("worker %d: pread %" PRIu64 " at %" PRIu64 " failed", w->pid, len,
+			     off + i * len);
+}
+
+static void worker_stop(struct worker *w)
+{
+	struct wcmd c = { .op = 'q' };
+
+	if (write(w->cmd, &c, sizeof(c)) != sizeof(c))
+		fail("worker %d: quit", w->pid);
+	close(w->cmd);
+	close(w->ack);
+	reap(w->pid, 30);
+}
+
+struct mexpect {
+	uint32_t op;
+	uint64_t ino;
+	uint32_t pid;
+	uint32_t uid;
+	uint64_t offset;
+	uint64_t len;
+	uint32_t calls;
+};
+
+/*
+ * compare drained records with what was expected, exactly: fields,
+ * the call count and contiguous seqs (a merged call takes none)
+ */
+static void mmatch(const char *what, const rec_t *recs, long n, const struct mexpect *ex, int nex)
+{
+	int i;
+
+	for (i = 0; i < nex && i < n; i++) {
+		const rec_t *r = &recs[i];
+		const struct mexpect *e = &ex[i];
+
+		if (r->op != e->op || r->ino != e->ino || r->pid != e->pid || r->uid != e->uid ||
+		    r->offset != e->offset || r->len != e->len || r->calls != e->calls ||
+		    (i > 0 && r->seq != recs[i - 1].seq + 1)) {
+			fail("%s: record %d: op %u ino %llu pid %u uid %u off %llu len %llu calls %u seq %llu; "
+			     "want op %u ino %llu pid %u uid %u off %llu len %llu calls %u", what, i,
+			     r->op, (unsigned long long)r->ino, r->pid, r->uid,
+			     (unsigned long long)r->offset, (unsigned long long)r->len, r->calls,
+			     (unsigned long long)r->seq, e->op, (unsigned long long)e->ino, e->pid,
+			     e->uid, (unsigned long long)e->offset, (unsigned long long)e->len,
+			     e->calls);
+			return;
+		}
+	}
+	CHECK(n == nex, "%s: %ld records, want %d%s", what, n, nex, n == nex ? ", each as expected" : "");
+}
+
+#define MR(o, i, p, u, of, l, c) ((struct mexpect){ SCOUTFS_NOTIFY_OP_##o, i, p, u, of, l, c })
+
+static void t_merge_sequential(void)
+{
+	enum { N = 100, B = 4096 };
+	static rec_t recs[256];
+	struct mexpect ex[N + 4];
+	uint64_t e0, m0;
+	uint64_t ino;
+	uint32_t me = getpid();
+	char buf[B];
+	long n;
+	int rfd;
+	int fd;
+	int i;
+
+	make_file("seq", N * B, 0644);
+	ino = ino_of("seq");
+
+	/* a reader that asks: one OPEN, one READ covering the N reads */
+	rfd = open_root();
+	n = drain_merged(rfd, recs, 256);
+	CHECK(n == 1 && recs[0].op == SCOUTFS_NOTIFY_OP_ATTACH && recs[0].calls == 1,
+	      "a merging reader's ATTACH counts 1 call (%ld records, calls %u)", n,
+	      n > 0 ? recs[0].calls : 0);
+	e0 = counter("notify_emitted");
+	m0 = counter("notify_merged");
+	fd = open(path_of("seq"), O_RDONLY);
+	for (i = 0; i < N; i++)
+		if (pread(fd, buf, B, (off_t)i * B) != B)
+			die("pread");
+	n = drain_merged(rfd, recs, 256);
+	ex[0] = MR(OPEN, ino, me, 0, 0, 0, 1);
+	ex[1] = MR(READ, ino, me, 0, 0, N * B, N);
+	mmatch("100 sequential 4 KiB preads: OPEN, then one READ of 0..409600 with calls 100",
+	       recs, n, ex, 2);
+	CHECK(counter("notify_emitted") - e0 == 2 && counter("notify_merged") - m0 == N - 1,
+	      "notify_emitted +%" PRIu64 " (want 2), notify_merged +%" PRIu64 " (want %d)",
+	      counter("notify_emitted") - e0, counter("notify_merged") - m0, N - 1);
+
+	/* read(2) moving the file position merges the same way */
+	if (lseek(fd, 0, SEEK_SET) != 0)
+		die("lseek");
+	for (i = 0; i < 10; i++)
+		if (read(fd, buf, B) != B)
+			die("read");
+	n = drain_merged(rfd, recs, 256);
+	ex[0] = MR(READ, ino, me, 0, 0, 10 * B, 10);
+	mmatch("10 read(2)s from offset 0: one READ with calls 10", recs, n, ex, 1);
+
+	/* a drain ends a record: the next call takes a new one */
+	for (i = 0; i < 3; i++)
+		if (pread(fd, buf, B, (off_t)i * B) != B)
+			die("pread");
+	n = drain_merged(rfd, recs, 256);
+	for (i = 3; i < 6; i++)
+		if (pread(fd, buf, B, (off_t)i * B) != B)
+			die("pread");
+	n += drain_merged(rfd, recs + n, 256 - n);
+	ex[0] = MR(READ, ino, me, 0, 0, 3 * B, 3);
+	ex[1] = MR(READ, ino, me, 0, 3 * B, 3 * B, 3);
+	mmatch("no merge across a drain: 0..3 pages and 3..6 pages are two records, seqs in a row",
+	       recs, n, ex, 2);
+
+	/* identical opens merge, different flags or anything between don't */
+	close(fd);
+	for (i = 0; i < 5; i++)
+		close(open(path_of("seq"), O_RDONLY));
+	close(open(path_of("seq"), O_RDWR));
+	fd = open(path_of("seq"), O_RDONLY);
+	if (pread(fd, buf, B, 0) != B)
+		die("pread");
+	close(open(path_of("seq"), O_RDONLY));
+	{
+		void *m1 = mmap(NULL, B, PROT_READ, MAP_SHARED, fd, 0);
+		void *m2 = mmap(NULL, B, PROT_READ, MAP_SHARED, fd, 0);
+
+		if (m1 == MAP_FAILED || m2 == MAP_FAILED)
+			die("mmap");
+		munmap(m1, B);
+		munmap(m2, B);
+	}
+	close(fd);
+	n = drain_merged(rfd, recs, 256);
+	ex[0] = MR(OPEN, ino, me, 0, 0, 0, 5);
+	ex[1] = MR(OPEN, ino, me, 0, 0, 0, 1);
+	ex[2] = MR(OPEN, ino, me, 0, 0, 0, 1);
+	ex[3] = MR(READ, ino, me, 0, 0, B, 1);
+	ex[4] = MR(OPEN, ino, me, 0, 0, 0, 1);
+	ex[5] = MR(MMAP, ino, me, 0, 0, B, 1);
+	ex[6] = MR(MMAP, ino, me, 0, 0, B, 1);
+	mmatch("5 identical opens: one OPEN with calls 5; O_RDWR, and O_RDONLY after a READ, "
+	       "their own; two identical mmaps two MMAPs", recs, n, ex, 7);
+	CHECK(n == 7 && recs[0].flags == recs[2].flags && recs[1].flags != recs[0].flags,
+	      "the merged OPEN keeps its flags");
+	close(rfd);
+
+	/* a reader that doesn't ask: one record per call, calls 0 */
+	rfd = open_root();
+	drain(rfd, recs, 256);
+	m0 = counter("notify_merged");
+	fd = open(path_of("seq"), O_RDONLY);
+	for (i = 0; i < N; i++)
+		if (pread(fd, buf, B, (off_t)i * B) != B)
+			die("pread");
+	for (i = 0; i < 3; i++)
+		close(open(path_of("seq"), O_RDONLY));
+	close(fd);
+	n = drain(rfd, recs, 256);
+	ex[0] = MR(OPEN, ino, me, 0, 0, 0, 0);
+	for (i = 0; i < N; i++)
+		ex[i + 1] = MR(READ, ino, me, 0, (uint64_t)i * B, B, 0);
+	for (i = 0; i < 3; i++)
+		ex[N + 1 + i] = MR(OPEN, ino, me, 0, 0, 0, 0);
+	mmatch("a reader that doesn't ask: OPEN, 100 READs and 3 identical OPENs, one record per call, calls 0",
+	       recs, n, ex, N + 4);
+	CHECK(counter("notify_merged") == m0, "and nothing merged (notify_merged +%" PRIu64 ")",
+	      counter("notify_merged") - m0);
+	drain(rfd, recs, 256);
+	close(rfd);
+}
+
+/* offsets that don't continue, and different processes or credentials */
+static void t_merge_shapes(void)
+{
+	enum { B = 4096 };
+	rec_t recs[64];
+	struct mexpect ex[16];
+	struct worker a, b;
+	uint64_t fa, fb;
+	long n;
+	int rfd;
+
+	make_file("ma", 32 * B, 0644);
+	make_file("mb", 32 * B, 0644);
+	fa = ino_of("ma");
+	fb = ino_of("mb");
+	rfd = open_root();
+	drain_merged(rfd, recs, 64);
+	a = worker_start();
+	b = worker_start();
+
+	/* overlapping, backwards, the same range again, a hole */
+	worker_do(&a, 'o', "ma", 0, 0);
+	worker_do(&a, 'r', NULL, 0, B);
+	worker_do(&a, 'r', NULL, B / 2, B);		/* overlaps */
+	worker_do(&a, 'r', NULL, 8 * B, B);
+	worker_do(&a, 'r', NULL, 7 * B, B);		/* backwards */
+	worker_do(&a, 'r', NULL, 7 * B, B);		/* the same again */
+	worker_do(&a, 'r', NULL, 10 * B, B);		/* a hole */
+	worker_do(&a, 'r', NULL, 11 * B, 100);		/* continues, short */
+	worker_do(&a, 'r', NULL, 11 * B + 100, 50);	/* continues */
+	n = drain_merged(rfd, recs, 64);
+	ex[0] = MR(OPEN, fa, a.pid, 0, 0, 0, 1);
+	ex[1] = MR(READ, fa, a.pid, 0, 0, B, 1);
+	ex[2] = MR(READ, fa, a.pid, 0, B / 2, B, 1);
+	ex[3] = MR(READ, fa, a.pid, 0, 8 * B, B, 1);
+	ex[4] = MR(READ, fa, a.pid, 0, 7 * B, B, 1);
+	ex[5] = MR(READ, fa, a.pid, 0, 7 * B, B, 1);
+	ex[6] = MR(READ, fa, a.pid, 0, 10 * B, B + 150, 3);
+	mmatch("overlapping, backwards and repeated reads are records of their own; "
+	       "reads that continue after a hole merge, whatever their sizes", recs, n, ex, 7);
+
+	/* interleaved: two processes, two files */
+	worker_do(&b, 'o', "mb", 0, 0);
+	worker_do(&a, 'o', "ma", 0, 0);
+	worker_reads(&a, 0, B, 3);
+	worker_reads(&b, 0, B, 2);
+	worker_reads(&a, 3 * B, B, 3);
+	worker_reads(&b, 2 * B, B, 1);
+	worker_reads(&a, 6 * B, B, 1);
+	worker_reads(&a, 7 * B, B, 1);
+	n = drain_merged(rfd, recs, 64);
+	ex[0] = MR(OPEN, fb, b.pid, 0, 0, 0, 1);
+	ex[1] = MR(OPEN, fa, a.pid, 0, 0, 0, 1);
+	ex[2] = MR(READ, fa, a.pid, 0, 0, 3 * B, 3);
+	ex[3] = MR(READ, fb, b.pid, 0, 0, 2 * B, 2);
+	ex[4] = MR(READ, fa, a.pid, 0, 3 * B, 3 * B, 3);
+	ex[5] = MR(READ, fb, b.pid, 0, 2 * B, B, 1);
+	ex[6] = MR(READ, fa, a.pid, 0, 6 * B, 2 * B, 2);
+	mmatch("interleaved, two processes on two files: a run of one process's sequential reads "
+	       "is one record, the other's calls between end it", recs, n, ex, 7);
+
+	/* a different process continuing the same file doesn't merge */
+	worker_do(&b, 'o', "ma", 0, 0);
+	worker_reads(&a, 8 * B, B, 1);
+	worker_reads(&b, 9 * B, B, 1);
+	worker_reads(&a, 10 * B, B, 1);
+	n = drain_merged(rfd, recs, 64);
+	ex[0] = MR(OPEN, fa, b.pid, 0, 0, 0, 1);
+	ex[1] = MR(READ, fa, a.pid, 0, 8 * B, B, 1);
+	ex[2] = MR(READ, fa, b.pid, 0, 9 * B, B, 1);
+	ex[3] = MR(READ, fa, a.pid, 0, 10 * B, B, 1);
+	mmatch("another process's read where the record ends is a record of its own",
+	       recs, n, ex, 4);
+
+	/* different credentials, the same process */
+	worker_reads(&a, 0, B, 1);
+	CHECK(worker_do(&a, 'f', NULL, 1000, 0) == 1000, "the worker's fsuid is 1000");
+	worker_reads(&a, B, B, 2);
+	worker_do(&a, 'f', NULL, 0, 0);
+	worker_reads(&a, 3 * B, B, 1);
+	n = drain_merged(rfd, recs, 64);
+	ex[0] = MR(READ, fa, a.pid, 0, 0, B, 1);
+	ex[1] = MR(READ, fa, a.pid, 1000, B, 2 * B, 2);
+	ex[2] = MR(READ, fa, a.pid, 0, 3 * B, B, 1);
+	mmatch("a change of fsuid ends the record: uid 0, 1000, 0 are three records",
+	       recs, n, ex, 3);
+	worker_stop(&a);
+	worker_stop(&b);
+	close(rfd);
+}
+
+/*
+ * Reads racing the drain: a child reads a file sequentially while we
+ * drain as fast as we can.  Whatever the interleaving, every call must
+ * be in exactly one record: the records of the child's reads tile the
+ * file in order, each covering exactly calls times the read size.
+ */
+static void t_merge_race(void)
+{
+	enum { N = 20000, L = 16 };
+	static rec_t recs[4096];
+	uint64_t e0, m0, d0;
+	uint64_t next = 0;
+	uint64_t calls = 0;
+	uint64_t nrec = 0;
+	uint64_t last_seq = 0;
+	uint64_t gaps = 0;
+	uint64_t drains = 0;
+	uint64_t ino;
+	bool ok = true;
+	pid_t pid;
+	int rfd;
+	int st = -1;
+	long n;
+	long i;
+
+	make_file("race", N * L, 0644);
+	ino = ino_of("race");
+	rfd = open_root();
+	drain_merged(rfd, recs, 4096);
+	e0 = counter("notify_emitted");
+	m0 = counter("notify_merged");
+	d0 = counter("notify_dropped_ring_full");
+	pid = fork();
+	if (pid == 0) {
+		char b[L];
+		int fd = open(path_of("race"), O_RDONLY);
+
+		alarm(120);
+		for (i = 0; fd >= 0 && i < N; i++)
+			if (pread(fd, b, L, i * L) != L)
+				_exit(1);
+		_exit(fd < 0 ? 2 : 0);
+	}
+	for (bool done = false;;) {
+		done = done || waitpid(pid, &st, WNOHANG) == pid;
+		n = rn_call(rfd, recs, 4096, SCOUTFS_IOC_RN_MERGE, 0);
+		if (n < 0) {
+			fail("drain: %s", strerror(errno));
+			break;
+		}
+		drains++;
+		for (i = 0; i < n && ok; i++) {
+			const rec_t *r = &recs[i];
+
+			if (last_seq)
+				gaps += r->seq - last_seq - 1;
+			last_seq = r->seq;
+			if (r->op != SCOUTFS_NOTIFY_OP_READ)
+				continue;
+			if (r->ino != ino || r->pid != (uint32_t)pid || r->offset != next ||
+			    r->calls == 0 || r->len != (uint64_t)r->calls * L) {
+				fail("record seq %llu: off %llu len %llu calls %u, want off %llu and len calls * %d",
+				     (unsigned long long)r->seq, (unsigned long long)r->offset,
+				     (unsigned long long)r->len, r->calls, (unsigned long long)next, L);
+				ok = false;
+			}
+			next = r->offset + r->len;
+			calls += r->calls;
+			nrec++;
+		}
+		if (done && n == 0)
+			break;
+	}
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child did %d preads of %d bytes", N, L);
+	printf("merge race: %d reads in %" PRIu64 " records over %" PRIu64 " drains\n", N, nrec,
+	       drains);
+	CHECK(ok && next == N * L && calls == N,
+	      "the READ records tile 0..%d in order, each calls * %d bytes: %" PRIu64 " calls, to %" PRIu64,
+	      N * L, L, calls, next);
+	CHECK(nrec > 1 && nrec < N,
+	      "reads and drains raced: %" PRIu64 " records for %d calls (more than one, fewer than the calls)",
+	      nrec, N);
+	CHECK(gaps == counter("notify_dropped_ring_full") - d0 &&
+	      counter("notify_merged") - m0 == calls - nrec &&
+	      counter("notify_emitted") - e0 == nrec + 1,
+	      "seq gaps %" PRIu64 " == dropped +%" PRIu64 ", merged +%" PRIu64 " == calls - records, "
+	      "emitted +%" PRIu64 " == records + the OPEN", gaps,
+	      counter("notify_dropped_ring_full") - d0, counter("notify_merged") - m0,
+	      counter("notify_emitted") - e0);
+	close(rfd);
+}
+
+/*
+ * A full ring with merging: 4 processes reading runs of sequential
+ * 1 KiB reads into a reader that doesn't drain.  Every call is in a
+ * record or was dropped, and the seq gaps are exactly the drops.
+ */
+static void t_merge_overflow(void)
+{
+	enum { PROCS = 4, READS = 3000, L = 1024 };
+	static rec_t recs[8192];
+	uint64_t e0, m0, d0;
+	uint64_t calls = 0;
+	uint64_t gaps = 0;
+	uint64_t dropped;
+	pid_t pids[PROCS];
+	bool ok = true;
+	int rfd = open_root();
+	int p;
+	long n;
+	long m;
+	long i;
+
+	make_file("mburst", 65536, 0644);
+	drain_merged(rfd, recs, 8192);
+	e0 = counter("notify_emitted");
+	m0 = counter("notify_merged");
+	d0 = counter("notify_dropped_ring_full");
+	for (p = 0; p < PROCS; p++) {
+		pids[p] = fork();
+		if (pids[p] == 0) {
+			char b[L];
+			int fd = open(path_of("mburst"), O_RDONLY);
+
+			alarm(120);
+			for (i = 0; i < READS; i++)
+				if (pread(fd, b, L, ((i * 7 / 8) % 64) * L) != L)
+					_exit(1);
+			_exit(0);
+		}
+	}
+	for (p = 0; p < PROCS; p++)
+		if (reap(pids[p], 120) != 0)
+			ok = false;
+	CHECK(ok, "%d processes did %d preads each", PROCS, READS);
+	n = drain_merged(rfd, recs, 8192);
+	dropped = counter("notify_dropped_ring_full") - d0;
+	/* the gap of the newest drops shows at the next record: make one */
+	close(open(path_of("mburst"), O_RDONLY));
+	m = drain_merged(rfd, recs + n, 8192 - n);
+	CHECK(m == 1 && recs[n].op == SCOUTFS_NOTIFY_OP_OPEN && recs[n].pid == (uint32_t)getpid(),
+	      "the next OPEN after the burst arrives (%ld)", m);
+	for (i = 0; i < n + m && ok; i++) {
+		const rec_t *r = &recs[i];
+		bool pid_ok = false;
+
+		for (p = 0; p < PROCS; p++)
+			pid_ok |= r->pid == (uint32_t)pids[p];
+		if (i > 0)
+			gaps += r->seq - recs[i - 1].seq - 1;
+		if (i == n)
+			break;
+		calls += r->calls;
+		if (!pid_ok || r->calls == 0 ||
+		    (r->op == SCOUTFS_NOTIFY_OP_READ &&
+		     (r->len != (uint64_t)r->calls * L || r->offset % L || r->offset + r->len > 65536)) ||
+		    (r->op == SCOUTFS_NOTIFY_OP_OPEN && r->calls != 1)) {
+			fail("record %ld: op %u pid %u off %llu len %llu calls %u", i, r->op, r->pid,
+			     (unsigned long long)r->offset, (unsigned long long)r->len, r->calls);
+			ok = false;
+		}
+	}
+	printf("merge overflow: %d calls, %ld records holding %" PRIu64 " calls, %" PRIu64 " dropped\n",
+	       PROCS * (READS + 1), n, calls, dropped);
+	CHECK(ok && n <= RING_NR && dropped > 0,
+	      "every record well-formed (len == calls * %d), the ring held %ld and dropped %" PRIu64,
+	      L, n, dropped);
+	CHECK(gaps == dropped, "seq gaps %" PRIu64 " == notify_dropped_ring_full +%" PRIu64, gaps, dropped);
+	CHECK(calls + dropped == PROCS * (READS + 1) &&
+	      counter("notify_merged") - m0 == calls - n &&
+	      counter("notify_emitted") - e0 == (uint64_t)(n + m),
+	      "calls in records %" PRIu64 " + dropped %" PRIu64 " == %d calls; merged +%" PRIu64
+	      ", emitted +%" PRIu64, calls, dropped, PROCS * (READS + 1),
+	      counter("notify_merged") - m0, counter("notify_emitted") - e0);
+	close(rfd);
+}
+
+/*
+ * A merged record stands only for calls made before the next seq: once
+ * a call was dropped after it (the ring full), a call that continues it
+ * is not merged into it but takes a record of its own (dropped too
+ * here, the ring being full), so the seq gap says where it was.
+ */
+static void t_merge_after_drop(void)
+{
+	enum { B = 4096 };
+	static rec_t recs[RING_NR + 16];
+	struct worker w;
+	uint64_t d0;
+	uint64_t ino;
+	long n;
+	int rfd;
+	int fd;
+	int i;
+	char b[B];
+
+	make_file("mdrop", 4 * B, 0644);
+	make_file("mfill", RING_NR + 2, 0644);
+	ino = ino_of("mdrop");
+	rfd = open_root();
+	drain_merged(rfd, recs, RING_NR + 16);
+	w = worker_start();
+	worker_do(&w, 'o', "mdrop", 0, 0);	/* its OPEN: slot 1 */
+	fd = open(path_of("mfill"), O_RDONLY);	/* slot 2 */
+	/* 1021 one byte reads backwards, none merged: slots 3 to 1023 */
+	for (i = RING_NR - 3; i > 0; i--)
+		if (pread(fd, b, 1, i) != 1)
+			die("pread");
+	worker_reads(&w, 0, B, 1);		/* slot 1024, the ring is full */
+	worker_reads(&w, B, B, 1);		/* merged into it: no slot needed */
+	d0 = counter("notify_dropped_ring_full");
+	if (pread(fd, b, 1, 0) != 1)		/* dropped */
+		die("pread");
+	worker_reads(&w, 2 * B, B, 1);		/* continues it, but after a drop */
+	n = drain_merged(rfd, recs, RING_NR + 16);
+	close(open(path_of("mdrop"), O_RDONLY));	/* the gap shows at the next record */
+	n += drain_merged(rfd, recs + n, RING_NR + 16 - n);
+	CHECK(n == RING_NR + 1 && recs[RING_NR - 1].op == SCOUTFS_NOTIFY_OP_READ &&
+	      recs[RING_NR - 1].ino == ino && recs[RING_NR - 1].pid == (uint32_t)w.pid &&
+	      recs[RING_NR - 1].offset == 0 && recs[RING_NR - 1].len == 2 * B &&
+	      recs[RING_NR - 1].calls == 2,
+	      "the full ring's newest record took the call that continued it, before the drop: "
+	      "len %llu calls %u (want 8192, 2)", (unsigned long long)recs[RING_NR - 1].len,
+	      recs[RING_NR - 1].calls);
+	CHECK(n == RING_NR + 1 && counter("notify_dropped_ring_full") - d0 == 2 &&
+	      recs[RING_NR].seq == recs[RING_NR - 1].seq + 3,
+	      "the call after the drop was not merged: 2 dropped (+%" PRIu64 "), a seq gap of 2 after the record",
+	      counter("notify_dropped_ring_full") - d0);
+	close(fd);
+	worker_stop(&w);
+	close(rfd);
+}
+
+/*
+ * The reader copies records without the lock, so a call must never be
+ * merged into a record it is copying.  Hold a copy open: the one
+ * record is copied to a buffer whose second page is missing and
+ * registered with userfaultfd, 40 bytes into the record (its offset and
+ * len on the first page, its calls on the second).  The copy stops
+ * there until a child has had a worker read on where the record ends,
+ * and then fills the page.  The record must arrive as it was when the
+ * copy began, and the read as a record of its own.
+ */
+static void t_merge_copy_stall(void)
+{
+	enum { B = 4096 };
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg;
+	rec_t recs[8];
+	rec_t got;
+	struct worker w;
+	uint64_t ino;
+	char *map;
+	pid_t handler;
+	long n;
+	int uffd;
+	int rfd;
+	int st;
+
+	make_file("mstall", 4 * B, 0644);
+	ino = ino_of("mstall");
+	uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	map = mmap(NULL, 2 * B, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (uffd < 0 || map == MAP_FAILED || ioctl(uffd, UFFDIO_API, &api)) {
+		fail("userfaultfd: %s", strerror(errno));
+		return;
+	}
+	map[0] = 1;	/* the first page is there, the second is not */
+	reg = (struct uffdio_register){ .range = { (unsigned long)map + B, B },
+					.mode = UFFDIO_REGISTER_MODE_MISSING };
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		fail("UFFDIO_REGISTER: %s", strerror(errno));
+		return;
+	}
+	rfd = open_root();
+	drain_merged(rfd, recs, 8);
+	w = worker_start();
+	worker_do(&w, 'o', "mstall", 0, 0);
+	worker_reads(&w, 0, B, 1);
+	drain_merged(rfd, recs, 8);		/* the OPEN and that READ */
+	worker_reads(&w, B, B, 1);		/* the record to copy: B..2B */
+
+	handler = fork();
+	if (handler == 0) {
+		static char zero[B];
+		struct uffdio_copy cp = { .dst = (unsigned long)map + B, .src = (unsigned long)zero,
+					  .len = B };
+		struct uffd_msg msg;
+
+		alarm(60);
+		if (read(uffd, &msg, sizeof(msg)) != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT)
+			_exit(2);
+		/* the copy has begun and waits: a read that continues the record */
+		if (worker_do(&w, 'r', NULL, 2 * B, B) != B)
+			_exit(3);
+		_exit(ioctl(uffd, UFFDIO_COPY, &cp) ? 4 : 0);
+	}
+	n = rn_call(rfd, (rec_t *)(map + B - 40), 1, SCOUTFS_IOC_RN_MERGE, 0);
+	st = reap(handler, 60);
+	memcpy(&got, map + B - 40, sizeof(got));
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && n == 1,
+	      "the copy stopped at the missing page until a read was made (handler exit %d, %ld copied)",
+	      WIFEXITED(st) ? WEXITSTATUS(st) : -1, n);
+	CHECK(n == 1 && got.op == SCOUTFS_NOTIFY_OP_READ && got.ino == ino && got.offset == B &&
+	      got.len == B && got.calls == 1,
+	      "the record being copied is not merged into: offset %llu len %llu calls %u (want 4096, 4096, 1)",
+	      (unsigned long long)got.offset, (unsigned long long)got.len, got.calls);
+	n = drain_merged(rfd, recs, 8);
+	CHECK(n == 1 && recs[0].op == SCOUTFS_NOTIFY_OP_READ && recs[0].offset == 2 * B &&
+	      recs[0].len == B && recs[0].calls == 1 && recs[0].seq == got.seq + 1,
+	      "the read made during the copy is a record of its own, the next seq (%ld records)", n);
+	worker_stop(&w);
+	close(rfd);
+	close(uffd);
+	munmap(map, 2 * B);
+}
+
 static void t_sigkill_detach(void)
 {
 	rec_t recs[16];
@@ -1130,6 +1806,12 @@ static const struct test_case tests[] = {
 	{ "batch", t_batch },
 	{ "mmap", t_mmap },
 	{ "overflow", t_overflow },
+	{ "merge_sequential", t_merge_sequential },
+	{ "merge_shapes", t_merge_shapes },
+	{ "merge_race", t_merge_race },
+	{ "merge_overflow", t_merge_overflow },
+	{ "merge_after_drop", t_merge_after_drop },
+	{ "merge_copy_stall", t_merge_copy_stall },
 	{ "sigkill_detach", t_sigkill_detach },
 	{ "counters", t_counters },
 	{ "umount", t_umount },

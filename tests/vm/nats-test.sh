@@ -238,7 +238,7 @@ check "consumer run 1 stops on SIGTERM" wait_for 30 gone $C1
 # ---- the ring overflows on mount 1: its daemon stopped, 3000 reads
 r0=$(mount_counter /mnt/n1 notify_dropped_ring_full)
 kill -STOP "$DMN1"
-dd if=/mnt/n1/big of=/dev/null bs=1 count=3000 2>/dev/null
+hookbench backread /mnt/n1/big 3000
 kill -CONT "$DMN1"
 r1=$(mount_counter /mnt/n1 notify_dropped_ring_full)
 check "mount 1 dropped records: its notify_dropped_ring_full ${r0:-?} -> ${r1:-?}" grew "$r0" "$r1"
@@ -256,7 +256,8 @@ m0=$(stream_msgs)
 readers=""
 i=0
 while [ $i -lt $NR ]; do
-	dd if=/mnt/n$i/big of=/dev/null bs=64 count=2000 2>/dev/null &
+	# backwards: each read its own record, none merged into the one before
+	hookbench backread /mnt/n$i/big 2000 &
 	readers="$readers $!"
 	i=$((i + 1))
 done

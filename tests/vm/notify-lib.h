@@ -154,14 +154,17 @@ static inline long rn_call(int fd, rec_t *recs, uint64_t nr, uint64_t flags,
 	return ioctl(fd, SCOUTFS_IOC_READ_NOTIFY, &rn);
 }
 
-/* drain everything now in the ring into recs (up to max) */
-static inline long drain(int fd, rec_t *recs, long max)
+/*
+ * drain everything now in the ring into recs (up to max), with flags
+ * (SCOUTFS_IOC_RN_MERGE or 0) on every call
+ */
+static inline long drain_flags(int fd, rec_t *recs, long max, uint64_t flags)
 {
 	long n = 0;
 	long ret;
 
 	while (n < max) {
-		ret = rn_call(fd, recs + n, max - n, 0, 0);
+		ret = rn_call(fd, recs + n, max - n, flags, 0);
 		if (ret < 0)
 			return -1;
 		if (ret == 0)
@@ -169,6 +172,17 @@ static inline long drain(int fd, rec_t *recs, long max)
 		n += ret;
 	}
 	return n;
+}
+
+static inline long drain(int fd, rec_t *recs, long max)
+{
+	return drain_flags(fd, recs, max, 0);
+}
+
+/* the same for a reader that asks for merged records */
+static inline long drain_merged(int fd, rec_t *recs, long max)
+{
+	return drain_flags(fd, recs, max, SCOUTFS_IOC_RN_MERGE);
 }
 
 static inline void make_file(const char *name, size_t size, mode_t mode)
@@ -305,9 +319,10 @@ static inline bool wait_module_unused(int secs, char *buf, size_t size)
 	}
 }
 
+/* a reader that doesn't ask for merged records gets calls 0, as before */
 static inline bool rec_zero_tail(const rec_t *r)
 {
-	return r->_pad == 0;
+	return r->calls == 0;
 }
 
 struct test_case {

@@ -21,8 +21,8 @@ endif
 nats-note:
 	@echo "scoutfs-notifyd: not building $(NATS_BIN): $(if $(filter 0,$(NOTIFY_NATS)),NOTIFY_NATS=0,pkg-config finds no libnats)"
 
-scoutfs-notify-forward: notify-format.c notify-json.c notify-nats.c notify-path.c \
-	notify-format.h notify-json.h notify-nats.h notify-path.h
+scoutfs-notify-forward: notify-format.c notify-json.c notify-nats.c notify-path.c notify-sock.c \
+	notify-format.h notify-json.h notify-nats.h notify-path.h notify-sock.h
 scoutfs-notify-watch-nats: notify-format.c notify-json.c notify-nats.c \
 	notify-format.h notify-json.h notify-nats.h
 $(NATS_BIN): CFLAGS += $(shell pkg-config --cflags libnats 2>/dev/null)

@@ -321,12 +321,12 @@ static int unbase64(char *s, size_t len, size_t *out_len)
 
 enum { F_SCHEMA, F_SEQ, F_OP, F_TIME, F_TIME_NS, F_PID, F_UID, F_GID, F_INO, F_OFFSET,
        F_LEN, F_FLAGS, F_SHARED, F_WRITABLE, F_PATH, F_PATH_B64, F_FSID, F_NODE, F_RID,
-       F_LOST, F_AFTER_SEQ, F_NR };
+       F_LOST, F_AFTER_SEQ, F_CALLS, F_NR };
 
 static const char *const names[F_NR] = {
 	"schema", "seq", "op", "time", "time_ns", "pid", "uid", "gid", "ino", "offset",
 	"len", "flags", "shared", "writable", "path", "path_b64", "fsid", "node", "rid",
-	"lost", "after_seq",
+	"lost", "after_seq", "calls",
 };
 
 int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t errlen)
@@ -526,6 +526,11 @@ int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t
 			fail(&p, "\"flags\" over 32 bits");
 			goto out;
 		}
+		/* written only for merged records' readers, and then at least 1 */
+		if (seen[F_CALLS] && (num[F_CALLS] == 0 || num[F_CALLS] > UINT32_MAX)) {
+			fail(&p, "\"calls\" must be 1 to 2^32-1");
+			goto out;
+		}
 		nf_time(num[F_TIME_NS], when, sizeof(when));
 		if (slen[F_TIME] != strlen(when) || memcmp(when, str[F_TIME], slen[F_TIME])) {
 			fail(&p, "\"time\" is not \"time_ns\"");
@@ -545,6 +550,7 @@ int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t
 		r->rec.offset = num[F_OFFSET];
 		r->rec.len = num[F_LEN];
 		r->rec.flags = (uint32_t)num[F_FLAGS];
+		r->rec.calls = (uint32_t)num[F_CALLS];
 		r->seq = num[F_SEQ];
 		if (str[F_PATH_B64] && !str[F_PATH]) {
 			fail(&p, "\"path_b64\" without \"path\"");

@@ -4,9 +4,10 @@
  * stream holds the records of every node of a cluster.
  *
  * It is a client of the node's scoutfs-notifyd (notify.sock) like any
- * other: the daemon never blocks on it, and a forwarder that falls
- * behind loses records at the daemon, which shows as a seq gap.  So the
- * forwarder never blocks its reading of the socket either.  A reader
+ * other, asking for many records per message (notify-sock.c): the
+ * daemon never blocks on it, and a forwarder that falls behind loses
+ * records at the daemon, which shows as a seq gap.  So the forwarder
+ * never blocks its reading of the socket either.  A reader
  * thread moves records from the socket into a bounded buffer and
  * nothing else; the main thread publishes them with asynchronous
  * JetStream publishes and removes them from the buffer once the stream
@@ -33,7 +34,9 @@
  * not published again, and the ones it missed are a gap.
  *
  * Payloads are notify-format.c's JSON records with fsid, node and rid;
- * subjects are scoutfs.notify.<fsid>.<node>.<op>.  See
+ * subjects are scoutfs.notify.<fsid>.<node>.<op>.  A merged record (a
+ * run of sequential reads, or identical opens, that the kernel counted
+ * in one record) is published as it is, with its "calls".  See
  * scoutfs-notify-forward(8).
  */
 #define _GNU_SOURCE
@@ -66,10 +69,10 @@
 #include "notify-json.h"
 #include "notify-nats.h"
 #include "notify-path.h"
+#include "notify-sock.h"
 
 #define PROG			"scoutfs-notify-forward"
 #define DEFAULT_RUN_DIR		"/run/scoutfs"
-#define RECV_BATCH		64
 #define PUB_BATCH		64
 #define MAX_BATCH		1000
 #define ACK_WAIT_MS		5000
@@ -932,24 +935,18 @@ static void last_stored(void)
 
 /* ---- the daemon's socket ---- */
 
+/* the connection to the daemon, for many records per message */
+static struct ns_conn conn;
+
 static int connect_daemon(bool quiet)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd;
-
-	strcpy(sun.sun_path, sock_path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+	if (ns_connect(&conn, sock_path, NS_MAX_RECS, PROG)) {
 		if (!quiet)
-			logmsg(LOG_ERR, "connect %s: %s%s", sock_path, strerror(errno),
-			       errno == ENOENT || errno == ECONNREFUSED ?
+			logmsg(LOG_ERR, "%s%s", conn.err, errno == ENOENT || errno == ECONNREFUSED ?
 			       " (is scoutfs-notifyd running for this mount?)" : "");
-		close(fd);
 		return -1;
 	}
-	return fd;
+	return 0;
 }
 
 /* is mnt_path still the mount we hold open (not unmounted under us)? */
@@ -1005,79 +1002,61 @@ static void wait_drained(void)
  * waits for the buffer to drain and connects again; if the mount went
  * away it ends the program with status 4.
  */
+/*
+ * Records from the socket into the buffer until the daemon closes the
+ * connection (or we stop): returns false when we stop.
+ */
+static bool read_socket(void)
+{
+	static rec_t recs[NS_RECV_RECS];
+	struct pollfd pfd;
+	bool eof = false;
+	long n;
+
+	while (!stopping && !eof) {
+		pfd = (struct pollfd){ .fd = conn.fd, .events = POLLIN };
+		if (poll(&pfd, 1, 200) <= 0)
+			continue;
+		n = ns_recv(&conn, recs, true, &eof);
+		if (n < 0 && !eof) {
+			logmsg(LOG_WARNING, "%s", conn.err);
+			eof = true;
+		}
+		if (n > 0)
+			enqueue(recs, (int)n);
+	}
+	ns_close(&conn);
+	return !stopping;
+}
+
 static void *reader_main(void *arg)
 {
-	static unsigned char bufs[RECV_BATCH][sizeof(rec_t) + 1];
-	static struct mmsghdr msgs[RECV_BATCH];
-	static struct iovec iovs[RECV_BATCH];
-	static rec_t recs[RECV_BATCH];
 	char f[NP_FSID_LEN];
 	char r[NP_RID_LEN];
-	int fd = (int)(intptr_t)arg;
-	struct pollfd pfd;
 	unsigned backoff = 100;
-	bool eof;
-	int got;
-	int n;
-	int i;
+	bool connected;
 
-	for (i = 0; i < RECV_BATCH; i++) {
-		iovs[i] = (struct iovec){ bufs[i], sizeof(bufs[i]) };
-		msgs[i].msg_hdr = (struct msghdr){ .msg_iov = &iovs[i], .msg_iovlen = 1 };
-	}
-	while (!stopping) {
-		eof = false;
-		while (!stopping && !eof) {
-			pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
-			if (poll(&pfd, 1, 200) <= 0)
-				continue;
-			got = recvmmsg(fd, msgs, RECV_BATCH, MSG_DONTWAIT | MSG_TRUNC, NULL);
-			if (got < 0) {
-				if (errno == EINTR || errno == EAGAIN)
-					continue;
-				logmsg(LOG_WARNING, "recv: %s", strerror(errno));
-				eof = true;
-				break;
-			}
-			if (got == 0)
-				eof = true;
-			for (i = 0, n = 0; i < got; i++) {
-				if (msgs[i].msg_len == 0) {
-					eof = true;
-					break;
-				}
-				if (msgs[i].msg_len != sizeof(rec_t)) {
-					logmsg(LOG_WARNING, "ignoring a %u byte message (records are %zu bytes)",
-					       msgs[i].msg_len, sizeof(rec_t));
-					continue;
-				}
-				memcpy(&recs[n++], bufs[i], sizeof(rec_t));
-			}
-			if (n)
-				enqueue(recs, n);
-		}
-		close(fd);
-		fd = -1;
-		if (stopping)
-			break;
+	(void)arg;
+	while (read_socket()) {
 		logmsg(LOG_WARNING, "scoutfs-notifyd closed the connection; publishing what is buffered, then connecting again");
 		wait_drained();
-		while (!stopping && fd < 0) {
+		connected = false;
+		while (!stopping && !connected) {
 			if (!mount_there()) {
 				logmsg(LOG_ERR, "%s is no longer mounted", mnt_path);
 				exit_status = NN_EXIT_GONE;
 				stopping = true;
 				break;
 			}
-			fd = connect_daemon(true);
-			if (fd < 0) {
+			connected = connect_daemon(true) == 0;
+			if (!connected) {
 				struct timespec d = { backoff / 1000, (backoff % 1000) * 1000000L };
 
 				nanosleep(&d, NULL);
 				backoff = backoff < 2000 ? backoff * 2 : 2000;
 			}
 		}
-		if (fd < 0)
+		if (!connected)
 			break;
 		backoff = 100;
 		pthread_mutex_lock(&q.lock);
@@ -1093,8 +1072,6 @@ static void *reader_main(void *arg)
 		}
 		logmsg(LOG_INFO, "connected to %s again", sock_path);
 	}
-	if (fd >= 0)
-		close(fd);
 	pthread_mutex_lock(&q.lock);
 	q.reader_done = true;
 	pthread_cond_broadcast(&q.cond);
@@ -1132,7 +1109,6 @@ int main(int argc, char **argv)
 	int64_t v;
 	natsStatus ns;
 	int sig;
-	int fd;
 	int ret;
 	int c;
 
@@ -1299,13 +1275,12 @@ int main(int argc, char **argv)
 		goto out;
 	last_stored();
 
-	fd = connect_daemon(false);
-	if (fd < 0) {
+	if (connect_daemon(false)) {
 		ret = NN_EXIT_TRANSIENT;
 		goto out;
 	}
 	st.daemon_sessions = 1;
-	if (pthread_create(&reader, NULL, reader_main, (void *)(intptr_t)fd)) {
+	if (pthread_create(&reader, NULL, reader_main, NULL)) {
 		logmsg(LOG_ERR, "cannot start the reader thread");
 		ret = NN_EXIT_TRANSIENT;
 		goto out;
