@@ -273,6 +273,10 @@ format() {
 	git -C "$w" "${gitc[@]}" format-patch -q --no-signature -o "$out" "$(ref_of "$rel")..HEAD" >/dev/null
 	# the base's release is the top-level base.txt
 	[ "$(dest "$rel")" = "$top/patches" ] || echo "$rel" >"$out/base.txt"
+	# a release that is not a tag names the upstream commit it is for
+	if [ "$(ref_of "$rel")" != "$rel" ]; then
+		git -C "$w" rev-parse "$(ref_of "$rel")^{commit}" >"$out/upstream.txt"
+	fi
 }
 
 # dest RELEASE: where RELEASE's series is committed
@@ -296,7 +300,7 @@ differs() {
 			rc=1
 		fi
 	done
-	for f in "$to"/*.patch "$to"/base.txt; do
+	for f in "$to"/*.patch "$to"/base.txt "$to"/upstream.txt; do
 		[ -f "$f" ] || continue
 		[ -f "$gen/${f##*/}" ] || {
 			echo "  $rel/${f##*/}: not in a fresh generation"
@@ -346,7 +350,7 @@ cmd_generate() {
 			fi
 		elif ! differs "$tmp/out/$rel" "$to" >/dev/null; then
 			mkdir -p "$to"
-			find "$to" -maxdepth 1 \( -name '*.patch' -o -name base.txt \) -delete
+			find "$to" -maxdepth 1 \( -name '*.patch' -o -name base.txt -o -name upstream.txt \) -delete
 			cp "$tmp/out/$rel"/* "$to/"
 			note "$rel: wrote ${to#"$top"/}"
 		else
