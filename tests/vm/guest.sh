@@ -23,6 +23,10 @@
 #   bench   tests/vm/bench.sh: hook cost and latency (`make bench`)
 #   detectors  (debug kernel) planted bugs, tests/vm/bugs/notify_bugs.c,
 #           each reported by its detector; runs after the final checks
+#   dio-repro  tests/vm/dio-nowait-repro.c: a reproducer of upstream's
+#           inode_dio_end() without inode_dio_begin() (docs/releases.md);
+#           never a default suite, and the last one run: where the bug
+#           is, it leaves a task asleep for good holding the inode lock
 #   nats    tests/vm/nats-test.sh: three mounts of one filesystem, each
 #           with its daemon and scoutfs-notify-forward, a three-server
 #           NATS cluster holding the stream (needs patch 4)
@@ -237,6 +241,13 @@ suite_nats() {
 	fi
 }
 
+# upstream's bug wedges the mount: nothing else runs after it
+suite_dio_repro() {
+	mkfs_mount dio-repro || return
+	run_counted dio-nowait-repro timeout $((300 * SLOW)) /t/bin/dio-nowait-repro $MNT
+	STUCK=1
+}
+
 # the benchmark loads its own modules (unpatched and patched) in turn
 suite_bench() {
 	run_counted bench sh /t/bench.sh $MNT
@@ -312,6 +323,7 @@ for s in "$@"; do
 	[ "$STUCK" = 0 ] || break
 	case "$s" in
 	kernel | readpath | daemon | demo | faults | bench | nats) "suite_$s" ;;
+	dio-repro) suite_dio_repro ;;
 	detectors) detectors=true ;;
 	*) bad "unknown suite '$s'" ;;
 	esac
