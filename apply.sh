@@ -38,15 +38,18 @@ series_dir() {
 	fi
 }
 
-# the releases, oldest first: the tags, then next
+# the releases, oldest first: the tags, then next; one write, so that a
+# reader that stops at its match (grep -q) can't make this fail
 list_releases() {
-	{
+	local l
+	l=$({
 		cat "$here/base.txt"
 		if [ -d "$here/series" ]; then
 			find "$here/series" -mindepth 1 -maxdepth 1 -type d -name 'v[0-9]*' -printf '%f\n'
 		fi
-	} | sort -V
-	[ ! -f "$here/series/next/upstream.txt" ] || echo next
+	} | sort -V)
+	[ ! -f "$here/series/next/upstream.txt" ] || l+=$'\nnext'
+	cat <<<"$l"
 }
 
 # the upstream commit the next series is for

@@ -57,7 +57,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$src" ] || fail_run "set SCOUTFS_SRC (or --src) to an upstream scoutfs git dir with release tags"
 [ -n "$base" ] || base=$(cat "$top/base.txt")
-"$top/apply.sh" --list | grep -qx "$base" ||
+"$top/apply.sh" --list | grep -x "$base" >/dev/null ||
 	fail_run "no series for '$base' (supported: $("$top/apply.sh" --list | tr '\n' ' '))"
 
 case "${TEST_KERNEL:-5.10}" in
