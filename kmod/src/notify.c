@@ -83,8 +83,6 @@
 				 sizeof(struct scoutfs_ioctl_notify_record))
 #define NOTIFY_RING_MASK	(NOTIFY_RING_NR - 1)
 #define NOTIFY_BATCH_US_MAX	USEC_PER_SEC
-/* asynchronous direct reads in flight that are recorded at completion */
-#define NOTIFY_DIO_NR		64
 
 /* who a record is about: the task that asked for the access */
 struct notify_ident {
@@ -92,6 +90,10 @@ struct notify_ident {
 	u32 uid;
 	u32 gid;
 };
+
+#ifdef KC_USE_IOMAP_FOR_IO
+/* asynchronous direct reads in flight that are recorded at completion */
+#define NOTIFY_DIO_NR		64
 
 /*
  * A queued asynchronous direct read: its kiocb, the completion that we
@@ -105,6 +107,7 @@ struct notify_dio_slot {
 	loff_t pos;
 	struct notify_ident id;
 };
+#endif
 
 struct notify_info {
 	struct super_block *sb;
@@ -126,9 +129,11 @@ struct notify_info {
 
 	struct scoutfs_ioctl_notify_record *ring;
 
+#ifdef KC_USE_IOMAP_FOR_IO
 	/* the queued direct reads, taken and freed in any context */
 	spinlock_t dio_lock;
 	struct notify_dio_slot dio[NOTIFY_DIO_NR];
+#endif
 };
 
 #define DECLARE_NOTIFY_INFO(sb, name) \
@@ -690,7 +695,9 @@ int scoutfs_notify_setup(struct super_block *sb)
 
 	ninf->sb = sb;
 	spin_lock_init(&ninf->lock);
+#ifdef KC_USE_IOMAP_FOR_IO
 	spin_lock_init(&ninf->dio_lock);
+#endif
 	ninf->next_seq = 1;
 	mutex_init(&ninf->read_mutex);
 	init_waitqueue_head(&ninf->waitq);

@@ -125,8 +125,10 @@ umount_rmmod() {
 run_counted() {
 	name=$1
 	shift
+	t=$(cut -d. -f1 /proc/uptime)
 	("$@"; echo $? >/tmp/run.rc) 2>&1 | tee /tmp/run.out
 	rc=$(cat /tmp/run.rc)
+	echo "guest: $name took $(($(cut -d. -f1 /proc/uptime) - t)) s"
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 143 ]; then
 		# timed out: what the kernel says about blocked tasks
 		echo w >/proc/sysrq-trigger
@@ -180,7 +182,10 @@ readpath_on() {
 }
 
 # brd completes reads inline, dm-delay (5 ms, over brd) later in a
-# kworker, virtio-blk in its interrupt handler
+# kworker, virtio-blk in its interrupt handler.  Only asynchronous
+# direct reads, which need upstream's iomap read path (notify.iomap=1),
+# complete outside the call that made them: virtio-blk's interrupt
+# context only matters there, so without iomap it is left out.
 suite_readpath() {
 	readpath_on brd /dev/ram1
 	[ "$STUCK" = 0 ] || return
@@ -195,7 +200,9 @@ suite_readpath() {
 		bad "readpath: dmsetup create of a dm-delay device"
 	fi
 	[ "$STUCK" = 0 ] || return
-	if [ -b /dev/vda ]; then
+	if ! grep -q 'notify\.iomap=1' /proc/cmdline; then
+		echo "SKIPPED: readpath on virtio-blk: no iomap read path in this build, so no asynchronous direct reads"
+	elif [ -b /dev/vda ]; then
 		readpath_on virtio /dev/vda
 	else
 		bad "readpath: no virtio-blk disk /dev/vda"
