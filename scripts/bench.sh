@@ -16,6 +16,11 @@
 #      old one (patch 3 as of commit 8c5a7f2, built from this
 #      repository's history: no batched reads, 1 ms coalescing sleep);
 #      emit-to-client latency (tests/vm/bench.sh)
+#   4. the access index, natively (tests/bench/index-bench.py): ingest
+#      against a bare loop of the same upserts and a bare consumer of
+#      the same stream, bytes per file, cold queries over 1M and 10M
+#      synthetic files, SQLite and PostgreSQL (SKIPPED without SQLite,
+#      libpq, libnats, PostgreSQL or nats-server)
 # The table goes to stdout and build/bench.md (tests/bench/report.py).
 # BENCH_CLOCKS="icount" (or "wall") boots only that one.
 # BENCH_DAEMONS="NAME=FILE.c ..." also builds each FILE.c (a variant of
@@ -23,7 +28,9 @@
 # it beside the others in the drain and latency rounds (NAME: letters,
 # digits, _), so that a daemon change is compared in one run.
 #
-#   scripts/bench.sh [--src DIR] [--base TAG]
+# --only relay|nats|vm|index runs that part alone.
+#
+#   scripts/bench.sh [--src DIR] [--base TAG] [--only PART]
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,26 +46,44 @@ old_patch=patches/0003-scoutfs-add-scoutfs-notifyd-relay-daemon-and-notify-.patc
 icount_shift=0
 clocks=${BENCH_CLOCKS:-wall icount}
 
-src_base_args "$@"
+only=""
+args=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--only) only=${2:?--only needs relay, nats, vm or index}; shift 2 ;;
+	*) args+=("$1"); shift ;;
+	esac
+done
+case "$only" in '' | relay | nats | vm | index) ;; *) die "--only takes relay, nats, vm or index" ;; esac
+# part NAME: run part NAME (all of them without --only)
+part() {
+	[ -z "$only" ] || [ "$only" = "$1" ]
+}
+src_base_args "${args[@]}"
 : "${base:?}"
 [ "$(id -u)" -eq 0 ] || die "needs root (tmpfs mounts in a private mount namespace, QEMU)"
 mkdir -p "$top/build"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-echo "bench.sh: relay throughput (native)"
 SCOUTFS_SRC="" tools_src "$work/src" >/dev/null || die "cannot get the daemon's sources"
 mkdir -p "$work/bin"
 gcc -std=c11 -Wall -Wextra -Werror -O2 -I"$work/src/kmod/src" \
 	-o "$work/bin/scoutfs-notifyd" "$work/src/utils/notifyd/scoutfs-notifyd.c"
 gcc -std=c11 -Wall -Wextra -Werror -O2 -fPIC -shared -I"$work/src/kmod/src" \
 	-o "$work/bin/fake-scoutfs.so" "$top/tests/daemon/fake-scoutfs.c" -ldl
-gcc -std=c11 -Wall -Wextra -Werror -O2 -o "$work/bin/relay-bench" "$top/tests/bench/relay-bench.c"
-unshare -m --propagation private "$top/tests/bench/relay.sh" "$work/bin" | tee "$top/build/bench-relay.log"
+rm -f "$top/build/bench-relay.log"
+if part relay; then
+	echo "bench.sh: relay throughput (native)"
+	gcc -std=c11 -Wall -Wextra -Werror -O2 -o "$work/bin/relay-bench" "$top/tests/bench/relay-bench.c"
+	unshare -m --propagation private "$top/tests/bench/relay.sh" "$work/bin" | tee "$top/build/bench-relay.log"
+fi
 
 natsmd=$top/build/bench-nats.md
 rm -f "$natsmd"
-if pkg-config --exists libnats 2>/dev/null && command -v nats-server >/dev/null &&
+if ! part nats; then
+	:
+elif pkg-config --exists libnats 2>/dev/null && command -v nats-server >/dev/null &&
 	[ -f "$work/src/utils/notifyd/scoutfs-notify-forward.c" ]; then
 	echo "bench.sh: forwarder throughput and latency (native, NATS JetStream)"
 	make -s -C "$work/src/utils/notifyd" NOTIFY_NATS=1 scoutfs-notify-forward scoutfs-notify-watch-nats
@@ -70,8 +95,30 @@ else
 	echo "bench.sh: SKIPPED: the NATS benchmark: libnats-dev, nats-server or patch 4 missing"
 fi
 
+indexmd=$top/build/bench-index.md
+rm -f "$indexmd"
+if ! part index; then
+	:
+elif pkg-config --exists sqlite3 libpq libnats 2>/dev/null && command -v nats-server >/dev/null &&
+	[ -x /usr/lib/postgresql/15/bin/initdb ] && [ -f "$work/src/utils/notifyd/heat.mk" ]; then
+	echo "bench.sh: the access index (native, SQLite and PostgreSQL, NATS JetStream)"
+	make -s -C "$work/src/utils/notifyd" NOTIFY_HEAT=1 scoutfs-notify-heat
+	cp "$work/src/utils/notifyd/scoutfs-notify-heat" "$work/bin/"
+	read -ra heatflags <<<"$(pkg-config --cflags --libs sqlite3 libpq libnats)"
+	(cd "$work/src/utils/notifyd" && gcc -std=c11 -Wall -Wextra -Werror -O2 -DHEAT_PG -I../../kmod/src \
+		-I. -o "$work/bin/heat-upsert" "$top/tests/bench/heat-upsert.c" heat-store.c heat-sqlite.c \
+		heat-pg.c heat-apply.c notify-format.c notify-json.c "${heatflags[@]}" -lm)
+	read -ra natsflags <<<"$(pkg-config --cflags --libs libnats)"
+	gcc -std=c11 -Wall -Wextra -Werror -O2 -o "$work/bin/tnats" "$top/tests/nats/tnats.c" "${natsflags[@]}"
+	python3 "$top/tests/bench/index-bench.py" "$work/bin" | tee "$indexmd"
+else
+	echo "bench.sh: SKIPPED: the access index benchmark: SQLite, libpq, libnats, PostgreSQL, nats-server or commit 5 missing"
+fi
+
 vmlog=()
-if [ -n "$src" ]; then
+if ! part vm; then
+	echo "bench.sh: --only $only: not the VM benchmarks"
+elif [ -n "$src" ]; then
 	echo "bench.sh: hook cost, ring drain and latency (VM, scoutfs $base)"
 	vm=$top/build/vm/$base
 	"$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --out "$vm"
@@ -115,10 +162,14 @@ fi
 {
 	echo "Made by \`make bench\` on $(date -u +%Y-%m-%d) ($(nproc) host CPUs; the VM runs under TCG emulation, so compare ratios, not absolute times)."
 	echo
-	python3 "$top/tests/bench/report.py" "$top/build/bench-relay.log" "${vmlog[@]}"
-	if [ -f "$natsmd" ]; then
-		echo
-		cat "$natsmd"
+	if [ -f "$top/build/bench-relay.log" ]; then
+		python3 "$top/tests/bench/report.py" "$top/build/bench-relay.log" "${vmlog[@]}"
 	fi
+	for md in "$natsmd" "$indexmd"; do
+		if [ -f "$md" ]; then
+			echo
+			cat "$md"
+		fi
+	done
 } >"$top/build/bench.md"
 cat "$top/build/bench.md"

@@ -30,7 +30,7 @@ for set in "$@"; do
 	vm) pkgs+=(qemu-system-x86 busybox-static cpio gzip gcc make sparse
 		uuid-dev libssl-dev libblkid-dev pkg-config libc6-dev kmod
 		binutils coreutils socat python3 libnats-dev nats-server dmsetup
-		dwarves xz-utils) ;;
+		libsqlite3-dev libpq-dev dwarves xz-utils) ;;
 	lint) pkgs+=(shellcheck) ;;
 	systemd) pkgs+=(systemd) ;;
 	kernel) pkgs+=(gcc make flex bison bc libelf-dev libssl-dev xz-utils

@@ -434,9 +434,16 @@ export_commit() {
 	if [ "${#mods[@]}" -gt 0 ]; then
 		git -C "$e" "${gitc[@]}" diff "$c^" "$c" -- "${mods[@]}" | grep -v '^index ' >"$tmp/edits"
 		[ ! -f "$f" ] || collapse_inserts "$f" "$tmp/edits"
-		mv "$tmp/edits" "$f"
 	else
-		: >"$f"
+		: >"$tmp/edits"
+	fi
+	if ! cmp -s "$tmp/edits" "$f"; then
+		mv "$tmp/edits" "$f"
+		# other releases' variants of these edits are the maintainer's
+		for p in "$d"/*/edits.diff; do
+			[ -f "$p" ] && [ "$p" != "$f" ] &&
+				note "${d#"$top"/}: its edits changed for $base; its variant ${p#"$top"/} did not: change it too if the edit belongs there"
+		done
 	fi
 	f=$(pick "$d" commit "$base")
 	[ -n "$f" ] || f=$d/commit

@@ -98,7 +98,8 @@ add_bin "$tree/utils/src/scoutfs" /usr/sbin/scoutfs
 rm -f "$rd/usr/bin/stat" "$rd/bin/stat"
 add_bin "$(command -v stat)" /usr/bin/stat
 add_bin "$(command -v socat)" /usr/bin/socat
-for b in scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-notify-watch-nats; do
+for b in scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-notify-watch-nats \
+	scoutfs-notify-heat; do
 	if [ -x "$tree/utils/notifyd/$b" ]; then
 		add_bin "$tree/utils/notifyd/$b" "/usr/sbin/$b"
 	fi

@@ -6,14 +6,21 @@
 # Tiers:
 #   lint    shell scripts (shellcheck) and the series' form (tests/lint.sh)
 #   apply   apply.sh's refusals on synthetic trees (tests/apply-test.sh)
-#   series-edit  with SCOUTFS_SRC: the maintainer's round trip, make
-#           series-edit / series-export (tests/series-edit-test.sh)
+#   series  the committed series are what the source generates: every
+#           product file in one commit, every patch its commit; with
+#           SCOUTFS_SRC also make series-check (a fresh generation, byte
+#           for byte), the series-edit / series-export round trip and a
+#           conflict resolved as a variant (tests/series-test.sh)
 #   daemon  scoutfs-notifyd and its client, built from patch 3, under
 #           ASan/UBSan against an ioctl stand-in (tests/daemon/run.sh)
 #   nats    patch 4's scoutfs-notify-forward and scoutfs-notify-watch-nats
 #           under ASan/UBSan, over the real daemon and the stand-in, with
 #           real nats-server processes (tests/nats-tier.sh); SKIPPED when
 #           libnats-dev or nats-server can't be installed
+#   index   commit 5's scoutfs-notify-heat (the access index) under
+#           ASan/UBSan with real nats-server, SQLite and PostgreSQL, over
+#           the real daemon and forwarder and the stand-in
+#           (tests/index-tier.sh); required under CI
 #   upstream-report  the verdict logic of `make upstream-suite` on
 #           made-up guest logs (tests/upstream/report_test.py)
 #   matrix  needs SCOUTFS_SRC: for every release (or $RELEASES) apply,
@@ -88,10 +95,11 @@ skip() {
 
 tier lint tests/lint.sh
 tier apply tests/apply-test.sh
-tier series-edit tests/series-edit-test.sh
+tier series tests/series-test.sh
 
 tier daemon tests/daemon-tier.sh
 tier nats tests/nats-tier.sh
+tier index tests/index-tier.sh
 tier upstream-report python3 tests/upstream/report_test.py
 
 if [ -z "${SCOUTFS_SRC:-}" ]; then

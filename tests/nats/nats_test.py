@@ -21,13 +21,14 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import check, finish  # noqa: E402
 from sdroot import exposure, sdroot, verify  # noqa: E402
 from testlib import HOSTILE_NAMES, free_port, poll, sanitizer_clean, strict_json, text_fields  # noqa: E402
+import natslib  # noqa: E402
+from natslib import SERVERS  # noqa: E402
 
 BIN = os.environ["BIN_DIR"]
 NOTIFYD = os.path.join(BIN, "scoutfs-notifyd")
@@ -50,44 +51,8 @@ def run(args, env=None, timeout=120, input=None):
     return subprocess.run(args, capture_output=True, env=env, timeout=timeout, input=input)
 
 
-SERVERS = []    # every nats-server started, stopped at the end whatever happened
-
-
-class Nats:
-    """One nats-server with JetStream on a loopback port and a temporary store."""
-
-    def __init__(self, auth=""):
-        self.dir = tempfile.mkdtemp(dir=WORK, prefix="nats")
-        self.port = free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.conf = os.path.join(self.dir, "nats.conf")
-        with open(self.conf, "w") as f:
-            f.write(f'listen: "127.0.0.1:{self.port}"\n'
-                    f'jetstream {{ store_dir: "{self.dir}/js" }}\n{auth}\n')
-        self.p = None
-        self.n = 0
-        self.start()
-
-    def start(self):
-        self.n += 1
-        self.log = os.path.join(self.dir, f"nats{self.n}.log")
-        self.p = subprocess.Popen(["nats-server", "-c", self.conf], stdout=open(self.log, "w"),
-                                  stderr=subprocess.STDOUT)
-        SERVERS.append(self.p)
-        ok = wait_for(lambda: "Server is ready" in open(self.log).read() or
-                      self.p.poll() is not None, 60)
-        if not ok or self.p.poll() is not None:
-            raise RuntimeError(f"nats-server did not start: {open(self.log).read()[-2000:]}")
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.p and self.p.poll() is None:
-            self.p.send_signal(sig)
-            self.p.wait(60)
-        self.p = None
-
-    def close(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+def Nats(auth=""):
+    return natslib.Nats(WORK, auth)
 
 
 def tnats(*args, env=None):

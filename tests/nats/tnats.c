@@ -18,6 +18,13 @@
  *   tnats rmstream URL STREAM    delete it (no error if it isn't there)
  *   tnats pub URL SUBJECT        one JetStream publish (prints the ack)
  *   tnats put URL SUBJECT ID     publish stdin (a line each) as one message with msg id ID
+ *   tnats putmany URL -          publish stdin's lines "SUBJECT<TAB>ID<TAB>PAYLOAD"
+ *                                (ID "-": no msg id; 0x1f in PAYLOAD: a newline)
+ *                                in order, asynchronously, then wait for every
+ *                                ack: prints "stored N duplicate M"
+ *   tnats drain URL STREAM       the bare consumer of the benchmark: read every
+ *                                message with an ephemeral pull consumer (no
+ *                                acks, batches of 1024): "msgs/s=X secs=S msgs=N"
  *   tnats corepub URL SUBJECT    one plain publish, flushed (permission errors
  *                                come back asynchronously: reported too)
  *   tnats bench URL SUBJECT N SIZE MAXPENDING [R]
@@ -94,6 +101,23 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static long put_stored;
+static long put_dups;
+static long put_errors;
+
+static void on_put_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+	(void)js;
+	(void)closure;
+	if (pae)
+		put_errors++;
+	else if (pa && pa->Duplicate)
+		put_dups++;
+	else
+		put_stored++;
+	natsMsg_Destroy(m);
 }
 
 int main(int argc, char **argv)
@@ -272,6 +296,87 @@ int main(int argc, char **argv)
 			fail("publish", s, e);
 		printf("%s %" PRIu64 "\n", pa->Duplicate ? "duplicate" : "stored", pa->Sequence);
 		jsPubAck_Destroy(pa);
+	} else if (!strcmp(argv[1], "drain")) {
+		jsStreamInfo *si = NULL;
+		jsConsumerConfig cc;
+		jsConsumerInfo *ci = NULL;
+		jsSubOptions so;
+		natsSubscription *sub = NULL;
+		natsMsgList list;
+		uint64_t got = 0;
+		double t0 = now();
+
+		s = js_GetStreamInfo(&si, js, argv[3], NULL, &e);
+		if (s != NATS_OK)
+			fail("stream info", s, e);
+		jsConsumerConfig_Init(&cc);
+		cc.DeliverPolicy = js_DeliverAll;
+		cc.AckPolicy = js_AckNone;
+		cc.InactiveThreshold = 60LL * 1000000000LL;
+		s = js_AddConsumer(&ci, js, argv[3], &cc, NULL, &e);
+		if (s != NATS_OK)
+			fail("add consumer", s, e);
+		jsSubOptions_Init(&so);
+		so.Stream = argv[3];
+		so.Consumer = ci->Name;
+		s = js_PullSubscribe(&sub, js, ">", NULL, NULL, &so, &e);
+		if (s != NATS_OK)
+			fail("pull subscribe", s, e);
+		while (got < si->State.Msgs) {
+			memset(&list, 0, sizeof(list));
+			s = natsSubscription_Fetch(&list, sub, 1024, 1000, &e);
+			if (s != NATS_OK && s != NATS_TIMEOUT)
+				fail("fetch", s, e);
+			got += (uint64_t)list.Count;
+			natsMsgList_Destroy(&list);
+		}
+		printf("msgs/s=%.0f secs=%.3f msgs=%" PRIu64 "\n", got / (now() - t0), now() - t0, got);
+		natsSubscription_Destroy(sub);
+		js_DeleteConsumer(js, argv[3], ci->Name, NULL, NULL);
+		jsConsumerInfo_Destroy(ci);
+		jsStreamInfo_Destroy(si);
+	} else if (!strcmp(argv[1], "putmany")) {
+		static char line[1 << 20];
+		jsOptions o;
+		jsPubOptions po;
+		jsCtx *ajs = NULL;
+
+		jsOptions_Init(&o);
+		o.PublishAsync.MaxPending = 4096;
+		o.PublishAsync.AckHandler = on_put_ack;
+		if (natsConnection_JetStream(&ajs, nc, &o) != NATS_OK)
+			return 1;
+		while (fgets(line, sizeof(line), stdin)) {
+			char *subj = line;
+			char *id = strchr(subj, '\t');
+			char *data = id ? strchr(id + 1, '\t') : NULL;
+			size_t len;
+
+			if (!data)
+				continue;
+			*id++ = 0;
+			*data++ = 0;
+			len = strlen(data);
+			if (len && data[len - 1] == '\n')
+				data[--len] = 0;
+			for (size_t i = 0; i < len; i++)
+				if (data[i] == 0x1f)
+					data[i] = '\n';
+			jsPubOptions_Init(&po);
+			po.MsgId = strcmp(id, "-") ? id : NULL;
+			do {
+				s = js_PublishAsync(ajs, subj, data, (int)len, &po);
+			} while (s == NATS_TIMEOUT);
+			if (s != NATS_OK)
+				fail("publish", s, 0);
+		}
+		jsPubOptions_Init(&po);
+		po.MaxWait = 120000;
+		s = js_PublishAsyncComplete(ajs, &po);
+		if (s != NATS_OK || put_errors)
+			fail("complete", s != NATS_OK ? s : NATS_ERR, 0);
+		printf("stored %ld duplicate %ld\n", put_stored, put_dups);
+		jsCtx_Destroy(ajs);
 	} else if (!strcmp(argv[1], "corepub")) {
 		s = natsConnection_PublishString(nc, argv[3], "{}");
 		if (s == NATS_OK)

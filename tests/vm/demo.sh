@@ -38,11 +38,24 @@ echo "demo: scoutfs-notify-watch $MNT"
 scoutfs-notify-watch "$MNT" >/tmp/watch.txt 2>&1 &
 WPID=$!
 wait_for 30 connected || { bad "the client did not connect: $(cat /tmp/watch.txt)"; finish; }
+# the access index (commit 5), fed from this node's daemon
+HEAT=""
+if command -v scoutfs-notify-heat >/dev/null; then
+	HEAT="scoutfs-notify-heat --db /tmp/heat.db"
+	echo "demo: $HEAT ingest --socket $MNT"
+	$HEAT ingest --socket "$MNT" --flush-interval 100ms 2>/tmp/heat.log &
+	HPID=$!
+	two_clients() {
+		[ "$(sock_clients "$SOCK")" -ge 2 ]
+	}
+	wait_for 30 two_clients || bad "the index's ingest did not connect: $(cat /tmp/heat.log)"
+fi
 
 echo "demo: file activity:"
 set -x
 mkdir "$MNT/projects"
 printf 'hello, archive\n' >"$MNT/projects/notes.txt"
+printf 'nobody reads this\n' >"$MNT/projects/old.log"
 dd if=/dev/urandom of="$MNT/projects/data.bin" bs=64k count=4 2>/dev/null
 cat "$MNT/projects/notes.txt" >/dev/null
 dd if="$MNT/projects/data.bin" of=/dev/null bs=64k skip=2 count=1 2>/dev/null
@@ -76,6 +89,43 @@ if grep -q "records lost" /tmp/watch.txt; then
 	bad "no records lost"
 else
 	ok "no records lost"
+fi
+if [ -n "$HEAT" ]; then
+	heat_applied() {
+		kill -USR1 "$HPID"
+		grep -q 'counts: .*applied [1-9]' /tmp/heat.log && [ "$(grep -c 'counts:' /tmp/heat.log)" -ge 1 ] &&
+			tail -n 1 /tmp/heat.log | grep -q "applied $(grep -c . /tmp/watch.txt),"
+	}
+	wait_for 30 heat_applied || echo "demo: (the index has not applied every record: $(tail -n 1 /tmp/heat.log))"
+	kill -TERM "$HPID"
+	wait "$HPID"
+	hrc=$?
+	echo "demo: the access index: $HEAT scan $MNT"
+	$HEAT scan "$MNT"
+	echo "demo: $HEAT cold --under $MNT/projects (coldest first)"
+	$HEAT cold --under "$MNT/projects" | tee /tmp/cold.txt
+	echo "demo: $HEAT hot --since 1h"
+	$HEAT hot --since 1h | tee /tmp/hot.txt
+	if [ "$hrc" -eq 0 ] && grep -v '^#' /tmp/cold.txt | head -n 1 | grep -q "last_use=never .*path=$MNT/projects/old.log\$"; then
+		ok "index: the file nobody read (only written) is the coldest, last_use=never"
+	else
+		bad "index: the file nobody read (only written) is the coldest, last_use=never (ingest exit $hrc)"
+	fi
+	# each file's reads and bytes: exactly what its READ records say
+	reads_of() {
+		grep "READ .*path=$MNT/projects/$1\$" /tmp/watch.txt |
+			sed 's/.* len=\([0-9]*\) .*/\1/' | awk '{ n++; s += $1 } END { printf "read_calls=%d read_bytes=%d", n, s }'
+	}
+	heat_ok=1
+	for f in notes.txt data.bin copy.txt; do
+		grep -q "$(reads_of "$f") .*path=$MNT/projects/$f\$" /tmp/hot.txt || heat_ok=0
+	done
+	grep -q "reader=1000@.*path=$MNT/projects/copy.txt\$" /tmp/hot.txt || heat_ok=0
+	if [ "$heat_ok" = 1 ]; then
+		ok "index: hot lists the files read with exactly their records' reads and bytes, copy.txt's last reader uid 1000"
+	else
+		bad "index: hot lists the files read with exactly their records' reads and bytes, copy.txt's last reader uid 1000"
+	fi
 fi
 echo "demo: the same socket as raw 64-byte records (smoke test in docs/interface.md):"
 wait_for 30 alone

@@ -361,6 +361,64 @@ while [ $i -lt $NR ]; do
 	i=$((i + 1))
 done
 
+# ---- the access index (commit 5): one index of all three nodes' reads,
+# from the stream, whose cold and hot answers match what was done here
+if command -v scoutfs-notify-heat >/dev/null; then
+	HEAT="scoutfs-notify-heat --db /tmp/heat.db"
+	echo "nobody reads this" >/mnt/n0/cold-file
+	$HEAT ingest --server $URLS --durable heat --path-map /mnt/n1=/mnt/n0 \
+		--path-map /mnt/n2=/mnt/n0 --flush-interval 200ms 2>/tmp/heat.log &
+	HP=$!
+	last=$(tnats info $URL0 $STREAM | sed -n 's/.* last=\([0-9]*\) .*/\1/p')
+	heat_at_end() {
+		$HEAT dump 2>/dev/null | grep -q "^meta \"stream_seq\" \"$last\"\$"
+	}
+	check "index: ingest applies the whole stream (to message $last)" wait_secs 300 heat_at_end
+	kill -TERM "$HP"
+	wait "$HP"
+	check "index: ingest stops on SIGTERM" test "$?" -eq 0
+	tail -n 2 /tmp/heat.log | sed 's/^/nats-test: /'
+	$HEAT scan /mnt/n0 | sed 's/^/nats-test: /'
+	# each file's read calls: the READ records of its inode in the stream, all nodes
+	reads_in_stream() {
+		grep '"op": "READ"' /tmp/dump.txt | grep -c "\"ino\": $1,"
+	}
+	exact=0
+	files=0
+	for f in big f0 f1 f2 f5 f10 f19; do
+		ino=$(stat -c %i /mnt/n0/$f)
+		want=$(reads_in_stream "$ino")
+		got=$($HEAT stat /mnt/n0/$f | sed -n 's/.* read_calls=\([0-9]*\) .*/\1/p')
+		files=$((files + 1))
+		if [ "$got" = "$want" ]; then
+			exact=$((exact + 1))
+		else
+			echo "nats-test: index: $f (ino $ino): read_calls ${got:-none}, the stream has $want READs"
+		fi
+	done
+	check "index: read calls of $files files are exactly the READ records of all three nodes ($exact exact)" \
+		test "$exact" -eq "$files"
+	$HEAT cold --json >/tmp/cold.json
+	check "index: the coldest file is the one nobody read (only written)" \
+		sh -c "sed -n 2p /tmp/cold.json | grep -q '\"last_use\": null.*\"path\": \"/mnt/n0/cold-file\"'"
+	$HEAT hot --top 1 --since 1h >/tmp/hot.txt
+	sed 's/^/nats-test: /' /tmp/hot.txt
+	check "index: the hottest file is big, read on every node" grep -q "path=/mnt/n0/big\$" /tmp/hot.txt
+	$HEAT report --by node | sed 's/^/nats-test: /'
+	totlost=0
+	i=0
+	while [ $i -lt $NR ]; do
+		read -r _ _ nlost _ _ </tmp/node$i.txt
+		totlost=$((totlost + nlost))
+		i=$((i + 1))
+	done
+	$HEAT coverage --json >/tmp/cov.json
+	check "index: the coverage has the 3 mounts, each with records, and their $totlost lost records" \
+		sh -c "grep -q '\"lost\": $totlost, ' /tmp/cov.json && [ \"\$(grep -o '\"node\": \"node[012]\"[^}]*\"records\": [1-9]' /tmp/cov.json | wc -l)\" -eq 3 ]"
+else
+	bad "scoutfs-notify-heat is not in this build (commit 5, libsqlite3-dev, libpq-dev on the host)"
+fi
+
 # ---- teardown: forwarders, daemons, NATS, mounts, devices
 i=0
 while [ $i -lt $NR ]; do

@@ -1,0 +1,1295 @@
+/*
+ * See heat-apply.h.  Memory holds every mount of the database (a few
+ * per node and mount), the changes of the files touched since the last
+ * flush (a hash table of deltas, one per file), and the gap and period
+ * rows changed since then.  Every merge is order independent (sums,
+ * latest times, ties broken by value), so that the same records give
+ * the same index however they were batched into transactions; the heat
+ * is a sum of decayed weights, equal up to floating point rounding.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heat-apply.h"
+#include "notify-json.h"
+
+#define MAPS_MAX	16
+#define BATCH_MAX	4096	/* records in one batched message */
+
+struct hgap {
+	uint64_t first;
+	uint64_t last;
+	int64_t from_ns;
+	int64_t to_ns;
+	bool dead;		/* deleted (a late record at its first seq) */
+};
+
+struct hperiod {
+	uint64_t start_seq;
+	int64_t start_ns;
+	int64_t end_ns;
+	int attached;
+};
+
+struct hmount {
+	int64_t id;
+	uint64_t fsid;
+	char node[HA_NODE_MAX + 1];
+	char rid[17];
+	uint64_t next_seq;
+	uint64_t db_next_seq;	/* what the database holds: checked when written */
+	int64_t records;
+	int64_t lost;
+	int64_t unknown;
+	int64_t first_ns;
+	int64_t last_ns;
+	int64_t attach_ns;
+	bool in_db;
+	bool dirty;
+	bool has_cur;
+	bool cur_dirty;
+	struct hperiod cur;	/* the period records go to now */
+	struct hperiod *done;	/* periods ended since the last flush */
+	size_t ndone;
+	struct hgap *gaps;	/* gap rows changed since the last flush */
+	size_t ngaps;
+	bool open_gap;		/* a gap whose end time waits for the next record */
+	struct hgap og;
+};
+
+struct fdelta {
+	uint64_t fsid;
+	uint64_t ino;		/* 0: a free slot */
+	char *path;
+	size_t path_len;
+	int64_t path_ns;
+	int64_t first_ns;
+	int64_t last_open;
+	int64_t last_read;
+	int64_t last_mmap;
+	int64_t last_use;
+	int64_t opens;
+	int64_t calls;
+	int64_t bytes;
+	int64_t mmaps;
+	int64_t uid;		/* the reader at last_use, -1 none */
+	struct hmount *reader;
+	double heat;
+	int64_t heat_ns;
+};
+
+struct pmap {
+	char *from;
+	size_t flen;
+	char *to;
+	size_t tlen;
+};
+
+struct ha {
+	struct hs *store;
+	double period_s;
+	double loss;
+	struct hmount **mounts;
+	size_t nmounts;
+	int64_t next_id;
+	struct fdelta *tab;
+	size_t cap;		/* a power of two */
+	size_t nfiles;
+	struct pmap maps[MAPS_MAX];
+	int nmaps;
+	struct hs_stmt *find_gap;
+	char *mapped;		/* the last mapped path */
+	struct ha_counts c;
+};
+
+double ha_decay(double period_s, double loss, int64_t dt_ns)
+{
+	if (dt_ns <= 0)
+		return 1.0;
+	return pow(1.0 - loss, (double)dt_ns / (period_s * 1e9));
+}
+
+bool ha_token_ok(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > HA_NODE_MAX)
+		return false;
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+struct ha *ha_new(struct hs *store, double period_s, double loss)
+{
+	struct ha *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->store = store;
+	a->period_s = store ? store->heat_period_s : period_s;
+	a->loss = store ? store->heat_loss : loss;
+	a->next_id = 1;
+	a->cap = 1024;
+	a->tab = calloc(a->cap, sizeof(*a->tab));
+	if (!a->tab) {
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+int ha_rebind(struct ha *a, struct hs *store)
+{
+	a->store = store;
+	a->period_s = store->heat_period_s;
+	a->loss = store->heat_loss;
+	return 0;
+}
+
+static void free_mount(struct hmount *m)
+{
+	free(m->done);
+	free(m->gaps);
+	free(m);
+}
+
+static void clear_files(struct ha *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->cap; i++)
+		free(a->tab[i].path);
+	memset(a->tab, 0, a->cap * sizeof(*a->tab));
+	a->nfiles = 0;
+}
+
+void ha_free(struct ha *a)
+{
+	size_t i;
+	int k;
+
+	if (!a)
+		return;
+	clear_files(a);
+	free(a->tab);
+	for (i = 0; i < a->nmounts; i++)
+		free_mount(a->mounts[i]);
+	free(a->mounts);
+	for (k = 0; k < a->nmaps; k++) {
+		free(a->maps[k].from);
+		free(a->maps[k].to);
+	}
+	hs_finalize(a->find_gap);
+	free(a->mapped);
+	free(a);
+}
+
+const struct ha_counts *ha_counts(const struct ha *a)
+{
+	return &a->c;
+}
+
+size_t ha_pending_files(const struct ha *a)
+{
+	return a->nfiles;
+}
+
+bool ha_pending(const struct ha *a)
+{
+	size_t i;
+
+	if (a->nfiles)
+		return true;
+	for (i = 0; i < a->nmounts; i++)
+		if (a->mounts[i]->dirty)
+			return true;
+	return false;
+}
+
+/* strip trailing slashes, "/" itself aside */
+static size_t trim_slashes(const char *s, size_t n)
+{
+	while (n > 1 && s[n - 1] == '/')
+		n--;
+	return n;
+}
+
+int ha_map_add(struct ha *a, const char *spec)
+{
+	const char *eq = strchr(spec, '=');
+	struct pmap *m;
+
+	if (!eq || eq == spec || spec[0] != '/' || eq[1] != '/' || a->nmaps == MAPS_MAX)
+		return -1;
+	m = &a->maps[a->nmaps];
+	m->flen = trim_slashes(spec, (size_t)(eq - spec));
+	m->from = strndup(spec, m->flen);
+	m->tlen = trim_slashes(eq + 1, strlen(eq + 1));
+	m->to = strndup(eq + 1, m->tlen);
+	if (!m->from || !m->to)
+		return -1;
+	a->nmaps++;
+	return 0;
+}
+
+/* path after --path-map: the longest FROM that is a whole prefix of it */
+static const char *map_path(struct ha *a, const char *p, size_t len, size_t *out_len)
+{
+	const struct pmap *best = NULL;
+	char *n;
+	int k;
+
+	for (k = 0; k < a->nmaps; k++) {
+		const struct pmap *m = &a->maps[k];
+
+		if (len >= m->flen && !memcmp(p, m->from, m->flen) &&
+		    (len == m->flen || p[m->flen] == '/' || m->flen == 1) &&
+		    (!best || m->flen > best->flen))
+			best = m;
+	}
+	*out_len = len;
+	if (!best)
+		return p;
+	n = malloc(best->tlen + len - best->flen + 2);
+	if (!n)
+		return NULL;
+	memcpy(n, best->to, best->tlen);
+	*out_len = best->tlen;
+	if (best->flen == 1 && len > 1 && best->tlen > 1)
+		n[(*out_len)++] = '/';
+	memcpy(n + *out_len, p + best->flen, len - best->flen);
+	*out_len += len - best->flen;
+	free(a->mapped);
+	a->mapped = n;
+	return n;
+}
+
+const char *ha_map(struct ha *a, const char *p, size_t len, size_t *out_len)
+{
+	const char *m;
+
+	*out_len = len;
+	if (!a->nmaps)
+		return p;
+	m = map_path(a, p, len, out_len);
+	if (!m) {
+		*out_len = len;
+		return p;
+	}
+	return m;
+}
+
+/* ---- mounts */
+
+static struct hmount *find_mount(struct ha *a, uint64_t fsid, const char *node, const char *rid)
+{
+	size_t i;
+
+	for (i = 0; i < a->nmounts; i++) {
+		struct hmount *m = a->mounts[i];
+
+		if (m->fsid == fsid && !strcmp(m->node, node) && !strcmp(m->rid, rid))
+			return m;
+	}
+	return NULL;
+}
+
+static struct hmount *add_mount(struct ha *a, uint64_t fsid, const char *node, const char *rid)
+{
+	struct hmount **n;
+	struct hmount *m;
+
+	n = realloc(a->mounts, (a->nmounts + 1) * sizeof(*n));
+	if (!n)
+		return NULL;
+	a->mounts = n;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->fsid = fsid;
+	snprintf(m->node, sizeof(m->node), "%s", node);
+	snprintf(m->rid, sizeof(m->rid), "%s", rid);
+	m->next_seq = 1;
+	m->id = a->next_id++;
+	a->mounts[a->nmounts++] = m;
+	return m;
+}
+
+static int load_periods(struct ha *a)
+{
+	struct hs_stmt *st;
+	struct hmount *m;
+	size_t i;
+	int r = HS_DONE;
+
+	/* each mount's latest period: where its records go on */
+	if (hs_prepare(a->store, &st, "SELECT start_seq, start_ns, end_ns, attached FROM periods"
+				      " WHERE mount_id = $1 ORDER BY start_seq DESC LIMIT 1"))
+		return HS_ERR;
+	for (i = 0; i < a->nmounts; i++) {
+		m = a->mounts[i];
+		hs_bi(st, 1, m->id);
+		r = hs_step(st);
+		if (r == HS_ROW) {
+			m->has_cur = true;
+			m->cur = (struct hperiod){ (uint64_t)hs_ci(st, 0), hs_ci(st, 1), hs_ci(st, 2),
+						   (int)hs_ci(st, 3) };
+		}
+		hs_reset(st);
+		if (r == HS_ERR)
+			break;
+	}
+	hs_finalize(st);
+	return r == HS_ERR ? HS_ERR : 0;
+}
+
+int ha_load(struct ha *a)
+{
+	struct hs_stmt *st;
+	struct hmount *m;
+	const void *p;
+	size_t len;
+	char node[HA_NODE_MAX + 1];
+	char rid[17];
+	int r;
+
+	if (hs_prepare(a->store, &st, "SELECT id, fsid, node, rid, next_seq, records, lost, unknown,"
+				      " first_ns, last_ns, attach_ns FROM mounts ORDER BY id"))
+		return HS_ERR;
+	while ((r = hs_step(st)) == HS_ROW) {
+		p = hs_cb(st, 2, &len);
+		snprintf(node, sizeof(node), "%.*s", p ? (int)len : 0, p ? (const char *)p : "");
+		p = hs_cb(st, 3, &len);
+		snprintf(rid, sizeof(rid), "%.*s", p ? (int)len : 0, p ? (const char *)p : "");
+		m = add_mount(a, (uint64_t)hs_ci(st, 1), node, rid);
+		if (!m) {
+			hs_finalize(st);
+			return hs_fail(a->store, HS_E_OTHER, "out of memory");
+		}
+		m->id = hs_ci(st, 0);
+		if (m->id >= a->next_id)
+			a->next_id = m->id + 1;
+		m->next_seq = m->db_next_seq = (uint64_t)hs_ci(st, 4);
+		m->records = hs_ci(st, 5);
+		m->lost = hs_ci(st, 6);
+		m->unknown = hs_ci(st, 7);
+		m->first_ns = hs_ci(st, 8);
+		m->last_ns = hs_ci(st, 9);
+		m->attach_ns = hs_ci(st, 10);
+		m->in_db = true;
+	}
+	hs_finalize(st);
+	if (r == HS_ERR)
+		return HS_ERR;
+	return load_periods(a);
+}
+
+/* ---- gaps */
+
+static struct hgap *pending_gap(struct hmount *m, uint64_t first)
+{
+	size_t i;
+
+	for (i = 0; i < m->ngaps; i++)
+		if (m->gaps[i].first == first)
+			return &m->gaps[i];
+	return NULL;
+}
+
+/* a gap row as it is to be written (or deleted: dead) */
+static int put_gap(struct hmount *m, const struct hgap *g)
+{
+	struct hgap *p = pending_gap(m, g->first);
+	struct hgap *n;
+
+	if (p) {
+		*p = *g;
+		return 0;
+	}
+	n = realloc(m->gaps, (m->ngaps + 1) * sizeof(*n));
+	if (!n)
+		return HA_FATAL;
+	m->gaps = n;
+	m->gaps[m->ngaps++] = *g;
+	m->dirty = true;
+	return 0;
+}
+
+/* the gap of m that holds seq, if any: what is pending, else the database's */
+static int find_gap(struct ha *a, struct hmount *m, uint64_t seq, struct hgap *out)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < m->ngaps; i++) {
+		if (!m->gaps[i].dead && m->gaps[i].first <= seq && seq <= m->gaps[i].last) {
+			*out = m->gaps[i];
+			return 1;
+		}
+	}
+	if (!a->store || !m->in_db)
+		return 0;
+	if (!a->find_gap && hs_prepare(a->store, &a->find_gap,
+				       "SELECT first_seq, last_seq, from_ns, to_ns FROM gaps"
+				       " WHERE mount_id = $1 AND first_seq <= $2 AND last_seq >= $2"))
+		return HA_FATAL;
+	hs_bi(a->find_gap, 1, m->id);
+	hs_bi(a->find_gap, 2, (int64_t)seq);
+	r = hs_step(a->find_gap);
+	if (r == HS_ROW)
+		*out = (struct hgap){ (uint64_t)hs_ci(a->find_gap, 0), (uint64_t)hs_ci(a->find_gap, 1),
+				      hs_ci(a->find_gap, 2), hs_ci(a->find_gap, 3), false };
+	hs_reset(a->find_gap);
+	if (r == HS_ERR)
+		return HA_FATAL;
+	/* a row changed since the last flush is what pending says */
+	if (r == HS_ROW && pending_gap(m, out->first))
+		return 0;
+	return r == HS_ROW;
+}
+
+/* seqs [first, last] of m were not seen: a gap from from_ns to to_ns */
+static int add_gap(struct ha *a, struct hmount *m, uint64_t first, uint64_t last, int64_t to_ns)
+{
+	struct hgap g = { first, last, m->last_ns, to_ns, false };
+
+	a->c.gaps++;
+	a->c.lost += last - first + 1;
+	m->lost += (int64_t)(last - first + 1);
+	m->dirty = true;
+	if (!to_ns) {
+		m->open_gap = true;
+		m->og = g;
+	}
+	return put_gap(m, &g);
+}
+
+/* a late record, seq inside gap g: the gap loses it */
+static int split_gap(struct ha *a, struct hmount *m, const struct hgap *g, uint64_t seq,
+		     int64_t t)
+{
+	struct hgap lo = { g->first, seq - 1, g->from_ns, t, false };
+	struct hgap hi = { seq + 1, g->last, t, g->to_ns, false };
+	bool was_open = m->open_gap && m->og.first == g->first;
+
+	a->c.lost--;
+	m->lost--;
+	m->dirty = true;
+	if (seq == g->first)
+		lo = (struct hgap){ g->first, g->first, 0, 0, true };
+	if (put_gap(m, &lo))
+		return HA_FATAL;
+	m->open_gap = false;
+	if (seq < g->last) {
+		if (put_gap(m, &hi))
+			return HA_FATAL;
+		if (was_open) {
+			m->open_gap = true;
+			m->og = hi;
+		}
+	}
+	return 0;
+}
+
+/* ---- periods */
+
+static int new_period(struct hmount *m, uint64_t seq, int64_t t, int attached)
+{
+	struct hperiod *n;
+
+	if (m->has_cur && m->cur_dirty) {
+		n = realloc(m->done, (m->ndone + 1) * sizeof(*n));
+		if (!n)
+			return HA_FATAL;
+		m->done = n;
+		m->done[m->ndone++] = m->cur;
+	}
+	m->cur = (struct hperiod){ seq, t, t, attached };
+	m->has_cur = true;
+	m->cur_dirty = true;
+	return 0;
+}
+
+/* a late ATTACH, of a period before the current one */
+static int late_period(struct hmount *m, uint64_t seq, int64_t t)
+{
+	struct hperiod *n = realloc(m->done, (m->ndone + 1) * sizeof(*n));
+
+	if (!n)
+		return HA_FATAL;
+	m->done = n;
+	m->done[m->ndone++] = (struct hperiod){ seq, t, t, 1 };
+	return 0;
+}
+
+/* ---- files */
+
+static struct fdelta *slot_of(struct ha *a, uint64_t fsid, uint64_t ino)
+{
+	uint64_t h = (fsid * 0x9e3779b97f4a7c15ULL) ^ (ino * 0xc2b2ae3d27d4eb4fULL);
+	size_t i = (size_t)(h ^ (h >> 29)) & (a->cap - 1);
+
+	while (a->tab[i].ino && (a->tab[i].ino != ino || a->tab[i].fsid != fsid))
+		i = (i + 1) & (a->cap - 1);
+	return &a->tab[i];
+}
+
+static int grow(struct ha *a)
+{
+	struct fdelta *old = a->tab;
+	size_t ocap = a->cap;
+	struct fdelta *s;
+	size_t i;
+
+	a->tab = calloc(ocap * 2, sizeof(*a->tab));
+	if (!a->tab) {
+		a->tab = old;
+		return HA_FATAL;
+	}
+	a->cap = ocap * 2;
+	for (i = 0; i < ocap; i++) {
+		if (!old[i].ino)
+			continue;
+		s = slot_of(a, old[i].fsid, old[i].ino);
+		*s = old[i];
+	}
+	free(old);
+	return 0;
+}
+
+static struct fdelta *delta(struct ha *a, uint64_t fsid, uint64_t ino)
+{
+	struct fdelta *d;
+
+	if ((a->nfiles + 1) * 4 > a->cap * 3 && grow(a))
+		return NULL;
+	d = slot_of(a, fsid, ino);
+	if (!d->ino) {
+		*d = (struct fdelta){ .fsid = fsid, .ino = ino, .uid = -1, .first_ns = INT64_MAX };
+		a->nfiles++;
+	}
+	return d;
+}
+
+/* does (t, mount, uid) win over what d has, as the upsert decides */
+static bool reader_wins(const struct fdelta *d, int64_t t, const struct hmount *m, int64_t uid)
+{
+	int64_t mid = m ? m->id : 0;
+	int64_t did = d->reader ? d->reader->id : 0;
+
+	return t > d->last_use || (t == d->last_use && (mid > did || (mid == did && uid > d->uid)));
+}
+
+static int set_path(struct fdelta *d, const char *p, size_t len, int64_t t)
+{
+	int c;
+	char *n;
+
+	if (!p)
+		return 0;
+	if (d->path) {
+		c = memcmp(p, d->path, len < d->path_len ? len : d->path_len);
+		if (t < d->path_ns || (t == d->path_ns && (c < 0 || (c == 0 && len <= d->path_len))))
+			return 0;
+	}
+	n = malloc(len ? len : 1);
+	if (!n)
+		return HA_FATAL;
+	memcpy(n, p, len);
+	free(d->path);
+	d->path = n;
+	d->path_len = len;
+	d->path_ns = t;
+	return 0;
+}
+
+static void add_heat(struct ha *a, struct fdelta *d, int64_t t, double w)
+{
+	if (t > d->heat_ns) {
+		d->heat = d->heat * ha_decay(a->period_s, a->loss, t - d->heat_ns) + w;
+		d->heat_ns = t;
+	} else {
+		d->heat += w * ha_decay(a->period_s, a->loss, d->heat_ns - t);
+	}
+}
+
+#define MAXV(a, b) ((a) > (b) ? (a) : (b))
+
+/* what an OPEN, READ or MMAP record does to its file */
+static int file_effect(struct ha *a, struct hmount *m, const nf_rec_t *r, const char *path,
+		       size_t path_len)
+{
+	int64_t t = (int64_t)r->time_ns;
+	int64_t calls = r->_pad ? r->_pad : 1;
+	struct fdelta *d = delta(a, m->fsid, r->ino);
+
+	if (!d || set_path(d, path, path_len, t))
+		return HA_FATAL;
+	if (t < d->first_ns)
+		d->first_ns = t;
+	if (r->op == SCOUTFS_NOTIFY_OP_OPEN) {
+		d->opens += calls;
+		d->last_open = MAXV(d->last_open, t);
+		return 0;
+	}
+	if (r->op == SCOUTFS_NOTIFY_OP_READ) {
+		d->calls += calls;
+		d->bytes += (int64_t)r->len;
+		d->last_read = MAXV(d->last_read, t);
+	} else {
+		calls = 1;
+		d->mmaps++;
+		d->last_mmap = MAXV(d->last_mmap, t);
+	}
+	if (reader_wins(d, t, m, r->uid)) {
+		d->last_use = t;
+		d->reader = m;
+		d->uid = r->uid;
+	}
+	add_heat(a, d, t, (double)calls);
+	return 0;
+}
+
+static bool known_op(uint32_t op)
+{
+	return op == SCOUTFS_NOTIFY_OP_OPEN || op == SCOUTFS_NOTIFY_OP_READ ||
+	       op == SCOUTFS_NOTIFY_OP_ATTACH || op == SCOUTFS_NOTIFY_OP_MMAP;
+}
+
+static int check_rec(const nf_rec_t *r, char *err, size_t errlen)
+{
+	if (r->seq == 0 || r->seq > INT64_MAX) {
+		snprintf(err, errlen, "seq %" PRIu64 " out of range", (uint64_t)r->seq);
+		return HA_REJECT;
+	}
+	if (r->time_ns == 0 || r->time_ns > INT64_MAX || r->len > INT64_MAX) {
+		snprintf(err, errlen, "seq %" PRIu64 ": time or len out of range", (uint64_t)r->seq);
+		return HA_REJECT;
+	}
+	if (known_op(r->op) && r->op != SCOUTFS_NOTIFY_OP_ATTACH && r->ino == 0) {
+		snprintf(err, errlen, "seq %" PRIu64 ": a %s record of inode 0", (uint64_t)r->seq,
+			 nf_op_name(r->op));
+		return HA_REJECT;
+	}
+	return HA_OK;
+}
+
+/* what a record does, once it is known to be new */
+static int effect(struct ha *a, struct hmount *m, const nf_rec_t *r, const char *path,
+		  size_t path_len)
+{
+	int64_t t = (int64_t)r->time_ns;
+
+	m->records++;
+	m->dirty = true;
+	a->c.applied++;
+	if (!m->first_ns || t < m->first_ns)
+		m->first_ns = t;
+	m->last_ns = MAXV(m->last_ns, t);
+	if (r->op == SCOUTFS_NOTIFY_OP_ATTACH) {
+		m->attach_ns = MAXV(m->attach_ns, t);
+		if (m->has_cur && r->seq < m->cur.start_seq)
+			return late_period(m, r->seq, t);
+		return new_period(m, r->seq, t, 1);
+	}
+	if (!m->has_cur && new_period(m, r->seq, t, 0))
+		return HA_FATAL;
+	if (r->seq >= m->cur.start_seq && t > m->cur.end_ns) {
+		m->cur.end_ns = t;
+		m->cur_dirty = true;
+	}
+	if (!known_op(r->op)) {
+		m->unknown++;
+		a->c.unknown++;
+		return 0;
+	}
+	return file_effect(a, m, r, path, path_len);
+}
+
+/* one checked record of mount m */
+static int apply_rec(struct ha *a, struct hmount *m, const nf_rec_t *r, const char *path,
+		     size_t path_len)
+{
+	uint64_t s = r->seq;
+	struct hgap g;
+	int ret;
+
+	if (path && a->nmaps) {
+		path = map_path(a, path, path_len, &path_len);
+		if (!path)
+			return HA_FATAL;
+	}
+	if (s < m->next_seq) {
+		ret = find_gap(a, m, s, &g);
+		if (ret < 0)
+			return HA_FATAL;
+		if (!ret) {
+			a->c.duplicate++;
+			return HA_OK;
+		}
+		a->c.late++;
+		if (split_gap(a, m, &g, s, (int64_t)r->time_ns))
+			return HA_FATAL;
+		return effect(a, m, r, path, path_len);
+	}
+	if (s > m->next_seq && add_gap(a, m, m->next_seq, s - 1, (int64_t)r->time_ns))
+		return HA_FATAL;
+	if (m->open_gap && m->og.last < s) {
+		m->og.to_ns = (int64_t)r->time_ns;
+		m->open_gap = false;
+		if (put_gap(m, &m->og))
+			return HA_FATAL;
+	}
+	m->next_seq = s + 1;
+	return effect(a, m, r, path, path_len);
+}
+
+/* a GAP message: seqs after_seq + 1 to seq - 1 were lost */
+static int apply_gap(struct ha *a, struct hmount *m, uint64_t seq)
+{
+	if (seq - 1 < m->next_seq) {
+		a->c.duplicate++;
+		return HA_OK;
+	}
+	if (add_gap(a, m, m->next_seq, seq - 1, 0))
+		return HA_FATAL;
+	m->next_seq = seq;
+	return HA_OK;
+}
+
+static bool rid_ok(const char *rid)
+{
+	size_t i;
+
+	if (strlen(rid) != 16)
+		return false;
+	for (i = 0; i < 16; i++)
+		if (!((rid[i] >= '0' && rid[i] <= '9') || (rid[i] >= 'a' && rid[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* fsid as `stat -f -c %i` spells it: 1 to 16 lower case hex digits */
+static bool fsid_parse(const char *s, size_t len, uint64_t *v)
+{
+	size_t i;
+
+	if (len == 0 || len > 16)
+		return false;
+	*v = 0;
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c >= '0' && c <= '9')
+			*v = *v << 4 | (uint64_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			*v = *v << 4 | (uint64_t)(c - 'a' + 10);
+		else
+			return false;
+	}
+	return true;
+}
+
+static struct hmount *mount_of(struct ha *a, uint64_t fsid, const char *node, const char *rid)
+{
+	struct hmount *m = find_mount(a, fsid, node, rid);
+
+	return m ? m : add_mount(a, fsid, node, rid);
+}
+
+int ha_rec(struct ha *a, uint64_t fsid, const char *node, const char *rid, const nf_rec_t *r,
+	   const char *path, size_t path_len, char *err, size_t errlen)
+{
+	struct hmount *m;
+
+	if (!ha_token_ok(node, strlen(node)) || !rid_ok(rid)) {
+		snprintf(err, errlen, "bad node or rid");
+		a->c.rejected++;
+		return HA_REJECT;
+	}
+	if (check_rec(r, err, errlen)) {
+		a->c.rejected++;
+		return HA_REJECT;
+	}
+	m = mount_of(a, fsid, node, rid);
+	if (!m)
+		return HA_FATAL;
+	return apply_rec(a, m, r, path, path_len);
+}
+
+/* ---- messages */
+
+struct subj {
+	char fsid[HA_NODE_MAX + 1];
+	char node[HA_NODE_MAX + 1];
+	char op[HA_NODE_MAX + 1];
+};
+
+/* scoutfs.notify.<fsid>.<node>.<op>, each a token */
+static bool split_subject(const char *s, size_t len, struct subj *out)
+{
+	static const char prefix[] = HA_SUBJECT_PREFIX ".";
+	char *dst[3] = { out->fsid, out->node, out->op };
+	const char *end = s + len;
+	const char *e;
+	int i;
+
+	if (len < sizeof(prefix) - 1 || memcmp(s, prefix, sizeof(prefix) - 1))
+		return false;
+	s += sizeof(prefix) - 1;
+	for (i = 0; i < 3; i++) {
+		e = memchr(s, '.', (size_t)(end - s));
+		if ((i < 2) != (e != NULL))
+			return false;
+		if (!e)
+			e = end;
+		if (!ha_token_ok(s, (size_t)(e - s)))
+			return false;
+		memcpy(dst[i], s, (size_t)(e - s));
+		dst[i][e - s] = 0;
+		s = e + 1;
+	}
+	return true;
+}
+
+/* the subject's op token for a record of op */
+static void op_token(uint32_t op, bool gap, char *buf, size_t size)
+{
+	const char *n = gap ? "GAP" : nf_op_name(op);
+	size_t i;
+
+	if (!n) {
+		snprintf(buf, size, "op%u", op);
+		return;
+	}
+	for (i = 0; n[i] && i + 1 < size; i++)
+		buf[i] = (char)(n[i] - 'A' + 'a');
+	buf[i] = 0;
+}
+
+/* the checks one parsed line must pass against its subject */
+static int check_line(const struct nj_record *r, const struct subj *sj, bool batch,
+		      uint64_t *fsid, char *err, size_t errlen)
+{
+	char tok[24];
+
+	if (!r->fsid || !r->node || !r->rid) {
+		snprintf(err, errlen, "a record without fsid, node or rid");
+		return HA_REJECT;
+	}
+	if (strcmp(r->fsid, sj->fsid) || strcmp(r->node, sj->node)) {
+		snprintf(err, errlen, "its fsid or node differ from its subject's");
+		return HA_REJECT;
+	}
+	if (!fsid_parse(r->fsid, strlen(r->fsid), fsid) || !rid_ok(r->rid)) {
+		snprintf(err, errlen, "bad fsid or rid");
+		return HA_REJECT;
+	}
+	op_token(r->rec.op, r->gap, tok, sizeof(tok));
+	if (!batch && strcmp(tok, sj->op)) {
+		snprintf(err, errlen, "its op differs from its subject's");
+		return HA_REJECT;
+	}
+	if (!r->gap)
+		return check_rec(&r->rec, err, errlen);
+	return HA_OK;
+}
+
+/* Nats-Msg-Id: <fsid>.<rid>.<seq>[.gap], or <fsid>.<rid>.<first>-<last>.batch */
+static int check_msgid(const struct nj_record *first, const struct nj_record *last, bool batch,
+		       const char *id, size_t len, char *err, size_t errlen)
+{
+	char want[128];
+	char tail[48];
+	size_t n;
+
+	if (!id)
+		return HA_OK;
+	/* a batch's first seq may be of a record the forwarder skipped */
+	snprintf(want, sizeof(want), "%s.%s.", first->fsid, first->rid);
+	n = strlen(want);
+	if (batch)
+		snprintf(tail, sizeof(tail), "-%" PRIu64 ".batch", last->seq);
+	else
+		snprintf(tail, sizeof(tail), "%" PRIu64 "%s", first->seq, first->gap ? ".gap" : "");
+	if (len < n + strlen(tail) || memcmp(want, id, n) ||
+	    memcmp(id + len - strlen(tail), tail, strlen(tail)) || (!batch && len != n + strlen(tail))) {
+		snprintf(err, errlen, "its Nats-Msg-Id is not %s%s%s", want, batch ? "<first>" : "", tail);
+		return HA_REJECT;
+	}
+	return HA_OK;
+}
+
+static void free_lines(struct nj_record *r, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		nj_free(&r[i]);
+	free(r);
+}
+
+/* parse every line (one, unless batch) into *out: all or nothing */
+static int parse_lines(const char *data, size_t len, bool batch, struct nj_record **out,
+		       size_t *n, char *err, size_t errlen)
+{
+	struct nj_record *r = NULL;
+	const char *nl;
+	size_t cap = 0;
+	char why[160];
+
+	*n = 0;
+	do {
+		nl = batch ? memchr(data, '\n', len) : NULL;
+		if (*n == cap) {
+			struct nj_record *x;
+
+			cap = cap ? cap * 2 : 4;
+			if (cap > BATCH_MAX || !(x = realloc(r, cap * sizeof(*x)))) {
+				snprintf(err, errlen, "more than %d records in a message", BATCH_MAX);
+				free_lines(r, *n);
+				return HA_REJECT;
+			}
+			r = x;
+		}
+		if (nj_parse(data, nl ? (size_t)(nl - data) : len, &r[*n], why, sizeof(why))) {
+			snprintf(err, errlen, "record %zu: not a schema %d record: %s", *n + 1,
+				 NF_JSON_SCHEMA, why);
+			free_lines(r, *n);
+			return HA_REJECT;
+		}
+		(*n)++;
+		if (nl) {
+			len -= (size_t)(nl - data) + 1;
+			data = nl + 1;
+		}
+	} while (nl);
+	*out = r;
+	return HA_OK;
+}
+
+static int apply_lines(struct ha *a, struct nj_record *r, size_t n, uint64_t fsid)
+{
+	struct hmount *m;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		m = mount_of(a, fsid, r[i].node, r[i].rid);
+		if (!m)
+			return HA_FATAL;
+		ret = r[i].gap ? apply_gap(a, m, r[i].seq) :
+				 apply_rec(a, m, &r[i].rec, r[i].path, r[i].path_len);
+		if (ret)
+			return ret;
+	}
+	return HA_OK;
+}
+
+int ha_msg(struct ha *a, const char *subj, size_t subj_len, const char *msgid, size_t msgid_len,
+	   const char *data, size_t len, char *err, size_t errlen)
+{
+	struct nj_record *r = NULL;
+	struct subj sj;
+	uint64_t fsid = 0;
+	uint64_t f;
+	size_t n = 0;
+	size_t i;
+	bool batch;
+	int ret;
+
+	a->c.messages++;
+	if (!split_subject(subj, subj_len, &sj)) {
+		snprintf(err, errlen, "not a " HA_SUBJECT_PREFIX ".<fsid>.<node>.<op> subject");
+		ret = HA_REJECT;
+		goto out;
+	}
+	batch = !strcmp(sj.op, "batch");
+	ret = parse_lines(data, len, batch, &r, &n, err, errlen);
+	for (i = 0; !ret && i < n; i++) {
+		ret = check_line(&r[i], &sj, batch, &f, err, errlen);
+		if (!ret && i && f != fsid) {
+			snprintf(err, errlen, "records of two filesystems in one message");
+			ret = HA_REJECT;
+		}
+		fsid = f;
+		if (!ret && i && strcmp(r[i].rid, r[0].rid)) {
+			snprintf(err, errlen, "records of two mounts in one message");
+			ret = HA_REJECT;
+		}
+	}
+	if (!ret)
+		ret = check_msgid(&r[0], &r[n - 1], batch, msgid, msgid_len, err, errlen);
+	if (!ret)
+		ret = apply_lines(a, r, n, fsid);
+out:
+	if (ret == HA_REJECT)
+		a->c.rejected++;
+	if (r)
+		free_lines(r, n);
+	return ret;
+}
+
+/* ---- writing what is pending, in one transaction */
+
+#define UPSERT_FILE \
+	"INSERT INTO files (fsid, ino, path, path_ns, first_ns, seen_ns, last_open_ns," \
+	" last_read_ns, last_mmap_ns, last_use_ns, opens, read_calls, read_bytes, mmaps," \
+	" last_uid, last_mount, heat, heat_ns)" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)" \
+	" ON CONFLICT (fsid, ino) DO UPDATE SET" \
+	" path = CASE WHEN excluded.path_ns > files.path_ns OR (excluded.path_ns = files.path_ns" \
+	"  AND excluded.path > files.path) OR files.path IS NULL THEN COALESCE(excluded.path, files.path)" \
+	"  ELSE files.path END," \
+	" path_ns = @MAX(files.path_ns, excluded.path_ns)," \
+	" first_ns = @MIN(files.first_ns, excluded.first_ns)," \
+	" seen_ns = @MAX(files.seen_ns, excluded.seen_ns)," \
+	" last_open_ns = @MAX(files.last_open_ns, excluded.last_open_ns)," \
+	" last_read_ns = @MAX(files.last_read_ns, excluded.last_read_ns)," \
+	" last_mmap_ns = @MAX(files.last_mmap_ns, excluded.last_mmap_ns)," \
+	" last_use_ns = @MAX(files.last_use_ns, excluded.last_use_ns)," \
+	" opens = files.opens + excluded.opens," \
+	" read_calls = files.read_calls + excluded.read_calls," \
+	" read_bytes = files.read_bytes + excluded.read_bytes," \
+	" mmaps = files.mmaps + excluded.mmaps," \
+	" last_uid = CASE WHEN " READER_WINS " THEN excluded.last_uid ELSE files.last_uid END," \
+	" last_mount = CASE WHEN " READER_WINS " THEN excluded.last_mount ELSE files.last_mount END," \
+	" heat = files.heat * power(CAST(%.17g AS @REAL)," \
+	"  (@MAX(files.heat_ns, excluded.heat_ns) - files.heat_ns) / CAST(%.17g AS @REAL))" \
+	"  + excluded.heat * power(CAST(%.17g AS @REAL)," \
+	"  (@MAX(files.heat_ns, excluded.heat_ns) - excluded.heat_ns) / CAST(%.17g AS @REAL))," \
+	" heat_ns = @MAX(files.heat_ns, excluded.heat_ns)"
+
+#define READER_WINS \
+	"(excluded.last_use_ns > files.last_use_ns OR (excluded.last_use_ns = files.last_use_ns" \
+	" AND (excluded.last_mount > files.last_mount OR (excluded.last_mount = files.last_mount" \
+	" AND excluded.last_uid > files.last_uid))))"
+
+/* the upsert of one file's delta, prepared (the heat's constants in it) */
+int ha_prepare_upsert(struct hs *h, struct hs_stmt **st)
+{
+	char *sql;
+	int ret;
+	double l1 = 1.0 - h->heat_loss;
+	double p = h->heat_period_s * 1e9;
+
+	if (asprintf(&sql, UPSERT_FILE, l1, p, l1, p) < 0)
+		return hs_fail(h, HS_E_OTHER, "out of memory");
+	ret = hs_prepare_fmt(h, st, sql);
+	free(sql);
+	return ret;
+}
+
+static int write_file(struct hs_stmt *st, const struct fdelta *d)
+{
+	hs_bi(st, 1, (int64_t)d->fsid);
+	hs_bi(st, 2, (int64_t)d->ino);
+	hs_bb(st, 3, d->path, d->path_len);
+	hs_bi(st, 4, d->path ? d->path_ns : 0);
+	hs_bi(st, 5, d->first_ns);
+	hs_bi(st, 6, 0);
+	hs_bi(st, 7, d->last_open);
+	hs_bi(st, 8, d->last_read);
+	hs_bi(st, 9, d->last_mmap);
+	hs_bi(st, 10, d->last_use);
+	hs_bi(st, 11, d->opens);
+	hs_bi(st, 12, d->calls);
+	hs_bi(st, 13, d->bytes);
+	hs_bi(st, 14, d->mmaps);
+	hs_bi(st, 15, d->uid);
+	hs_bi(st, 16, d->reader ? d->reader->id : 0);
+	hs_bf(st, 17, d->heat);
+	hs_bi(st, 18, d->heat_ns);
+	return hs_run(st);
+}
+
+static int write_files(struct ha *a)
+{
+	struct hs_stmt *st;
+	size_t i;
+	int ret = 0;
+
+	if (ha_prepare_upsert(a->store, &st))
+		return HS_ERR;
+	/* one upsert a file, not waiting for each one's answer where the engine can */
+	ret = hs_pipeline(a->store, true);
+	for (i = 0; i < a->cap && !ret; i++) {
+		if (a->tab[i].ino) {
+			ret = write_file(st, &a->tab[i]);
+			a->c.rows++;
+		}
+	}
+	if (hs_pipeline(a->store, false))
+		ret = HS_ERR;
+	hs_finalize(st);
+	return ret;
+}
+
+/* the counts at $first.. ($first + 6), as both statements have them */
+static void bind_mount(struct hs_stmt *st, const struct hmount *m, int first)
+{
+	hs_bi(st, first, (int64_t)m->next_seq);
+	hs_bi(st, first + 1, m->records);
+	hs_bi(st, first + 2, m->lost);
+	hs_bi(st, first + 3, m->unknown);
+	hs_bi(st, first + 4, m->first_ns);
+	hs_bi(st, first + 5, m->last_ns);
+	hs_bi(st, first + 6, m->attach_ns);
+}
+
+/*
+ * A mount's row: inserted, or updated where it still has the next seq
+ * this process read, so that two processes applying the same mount's
+ * records can't both count them.
+ */
+static int write_mount(struct ha *a, struct hs_stmt *ins, struct hs_stmt *upd, struct hmount *m)
+{
+	struct hs_stmt *st = m->in_db ? upd : ins;
+
+	if (m->in_db) {
+		bind_mount(st, m, 1);
+		hs_bi(st, 8, m->id);
+		hs_bi(st, 9, (int64_t)m->db_next_seq);
+	} else {
+		hs_bi(st, 1, m->id);
+		bind_mount(st, m, 2);
+		hs_bi(st, 9, (int64_t)m->fsid);
+		hs_bt(st, 10, m->node);
+		hs_bt(st, 11, m->rid);
+	}
+	if (hs_step(st) == HS_ERR) {
+		hs_reset(st);
+		if (!m->in_db && a->store->kind == HS_E_OTHER)
+			a->store->kind = HS_E_CONFLICT;
+		return HS_ERR;
+	}
+	if (hs_changes(st) != 1) {
+		hs_reset(st);
+		return hs_fail(a->store, HS_E_CONFLICT,
+			       "another process applied records of mount %" PRIx64 " %s %s",
+			       m->fsid, m->node, m->rid);
+	}
+	hs_reset(st);
+	return 0;
+}
+
+static int write_period(struct hs_stmt *st, const struct hmount *m, const struct hperiod *p)
+{
+	hs_bi(st, 1, m->id);
+	hs_bi(st, 2, (int64_t)p->start_seq);
+	hs_bi(st, 3, p->start_ns);
+	hs_bi(st, 4, p->end_ns);
+	hs_bi(st, 5, p->attached);
+	return hs_run(st);
+}
+
+static int write_gap(struct hs_stmt *put, struct hs_stmt *del, const struct hmount *m,
+		     const struct hgap *g)
+{
+	struct hs_stmt *st = g->dead ? del : put;
+
+	hs_bi(st, 1, m->id);
+	hs_bi(st, 2, (int64_t)g->first);
+	if (!g->dead) {
+		hs_bi(st, 3, (int64_t)g->last);
+		hs_bi(st, 4, (int64_t)(g->last - g->first + 1));
+		hs_bi(st, 5, g->from_ns);
+		hs_bi(st, 6, g->to_ns);
+	}
+	return hs_run(st);
+}
+
+static int write_mount_rows(struct ha *a, struct hmount *m, struct hs_stmt **st)
+{
+	size_t i;
+
+	if (write_mount(a, st[0], st[1], m))
+		return HS_ERR;
+	for (i = 0; i < m->ndone; i++)
+		if (write_period(st[2], m, &m->done[i]))
+			return HS_ERR;
+	if (m->cur_dirty && write_period(st[2], m, &m->cur))
+		return HS_ERR;
+	for (i = 0; i < m->ngaps; i++)
+		if (write_gap(st[3], st[4], m, &m->gaps[i]))
+			return HS_ERR;
+	return 0;
+}
+
+static const char *const mount_sql[] = {
+	"INSERT INTO mounts (id, next_seq, records, lost, unknown, first_ns, last_ns, attach_ns,"
+	" fsid, node, rid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+	"UPDATE mounts SET next_seq = $1, records = $2, lost = $3, unknown = $4, first_ns = $5,"
+	" last_ns = $6, attach_ns = $7 WHERE id = $8 AND next_seq = $9",
+	"INSERT INTO periods (mount_id, start_seq, start_ns, end_ns, attached)"
+	" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mount_id, start_seq) DO UPDATE SET"
+	" start_ns = excluded.start_ns, end_ns = excluded.end_ns, attached = excluded.attached",
+	"INSERT INTO gaps (mount_id, first_seq, last_seq, lost, from_ns, to_ns)"
+	" VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (mount_id, first_seq) DO UPDATE SET"
+	" last_seq = excluded.last_seq, lost = excluded.lost, from_ns = excluded.from_ns,"
+	" to_ns = excluded.to_ns",
+	"DELETE FROM gaps WHERE mount_id = $1 AND first_seq = $2",
+};
+#define NMOUNT_SQL (sizeof(mount_sql) / sizeof(mount_sql[0]))
+
+static int write_mounts(struct ha *a)
+{
+	struct hs_stmt *st[NMOUNT_SQL] = { NULL };
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < NMOUNT_SQL && !ret; i++)
+		ret = hs_prepare(a->store, &st[i], mount_sql[i]);
+	for (i = 0; i < a->nmounts && !ret; i++)
+		if (a->mounts[i]->dirty || a->mounts[i]->cur_dirty)
+			ret = write_mount_rows(a, a->mounts[i], st);
+	for (i = 0; i < NMOUNT_SQL; i++)
+		hs_finalize(st[i]);
+	return ret;
+}
+
+/* committed: memory now agrees with the database */
+static void flushed(struct ha *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nmounts; i++) {
+		struct hmount *m = a->mounts[i];
+
+		m->in_db = true;
+		m->db_next_seq = m->next_seq;
+		m->dirty = m->cur_dirty = false;
+		m->ndone = 0;
+		m->ngaps = 0;
+	}
+	clear_files(a);
+	a->c.flushes++;
+}
+
+int ha_flush(struct ha *a, const char *pos_key, const char *pos_val)
+{
+	if (!a->store)
+		return 0;
+	hs_finalize(a->find_gap);
+	a->find_gap = NULL;
+	if (hs_begin(a->store))
+		return HS_ERR;
+	if (write_mounts(a) || write_files(a) ||
+	    (pos_key && hs_meta_set(a->store, pos_key, pos_val)) || hs_commit(a->store)) {
+		hs_rollback(a->store);
+		return HS_ERR;
+	}
+	flushed(a);
+	return 0;
+}

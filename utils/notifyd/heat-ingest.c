@@ -1,0 +1,684 @@
+/*
+ * scoutfs-notify-heat ingest: the service.  Records come from the NATS
+ * JetStream stream of every node (a durable pull consumer, acknowledged
+ * only once what it delivered is committed), or, for a site without
+ * NATS, from one node's scoutfs-notifyd socket.  heat-apply.c applies
+ * them in memory; every --flush-interval (or --flush-files files) one
+ * transaction writes them with the position, so a process killed at any
+ * point and started again gives the index an uninterrupted run gives:
+ * what NATS delivers again was applied already or was not committed.
+ * A database that fails a transaction (locked past the busy timeout,
+ * read-only, full) ends the process with the reason and nothing of that
+ * transaction written; NATS delivers the rest again to the next run.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "heat.h"
+#include "heat-apply.h"
+#include "notify-path.h"
+#ifdef HEAT_NATS
+#include "notify-nats.h"
+#endif
+
+#define DEFAULT_RUN_DIR		"/run/scoutfs"
+#define DEFAULT_DURABLE		"scoutfs-notify-heat"
+#define FETCH_MAX		1024
+
+struct ingest {
+	struct hs *h;
+	struct ha *a;
+	const char *socket_mnt;
+	const char *run_dir;
+	char node[HA_NODE_MAX + 1];
+	int64_t flush_ns;	/* at most this long between flushes */
+	size_t flush_files;	/* or this many files pending */
+	int64_t first_pending;	/* when the oldest unflushed change came */
+	uint64_t since_flush;	/* messages since the last flush */
+	const char *stream;
+	const char *durable;
+	int64_t ack_wait_ns;
+#ifdef HEAT_NATS
+	struct nn_opts nopts;
+#endif
+	bool nats;
+};
+
+static volatile sig_atomic_t stop_sig;
+static volatile sig_atomic_t counts_sig;
+
+static void on_stop(int sig)
+{
+	stop_sig = sig;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	counts_sig = 1;
+}
+
+static void signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void print_counts(struct ingest *in)
+{
+	const struct ha_counts *c = ha_counts(in->a);
+
+	fprintf(stderr, PROG ": counts: messages %" PRIu64 ", applied %" PRIu64 ", duplicate %" PRIu64
+		", late %" PRIu64 ", rejected %" PRIu64 ", unknown op %" PRIu64 ", gaps %" PRIu64
+		" (%" PRIu64 " records lost), flushes %" PRIu64 ", file rows %" PRIu64
+		", pending files %zu\n",
+		c->messages, c->applied, c->duplicate, c->late, c->rejected, c->unknown, c->gaps,
+		c->lost, c->flushes, c->rows, ha_pending_files(in->a));
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: " PROG " [--db DB] ingest --server URL [options]\n"
+		"       " PROG " [--db DB] ingest --socket MOUNT [options]\n"
+		"\n"
+		"Apply access records to the index until SIGTERM: from the NATS JetStream\n"
+		"stream of every node (a durable consumer), or from this node's\n"
+		"scoutfs-notifyd socket for MOUNT.\n"
+		"\n"
+#ifdef HEAT_NATS
+		NN_OPTS_HELP
+		"      --stream NAME      the stream (default " NN_DEFAULT_STREAM ")\n"
+		"      --durable NAME     the durable consumer (default " DEFAULT_DURABLE ")\n"
+		"      --ack-wait DUR     a new durable's ack wait: when NATS delivers again\n"
+		"                         what was not acknowledged (60s)\n"
+#else
+		"  (this build has no NATS support: libnats was not found when it was built)\n"
+#endif
+		"      --socket MOUNT     this node's daemon for the scoutfs mount MOUNT\n"
+		"      --run-dir DIR      where the daemon's sockets are (" DEFAULT_RUN_DIR ")\n"
+		"      --node NAME        the node's name with --socket (default: the hostname)\n"
+		"      --path-map FROM=TO paths under FROM are kept under TO (repeat; for\n"
+		"                         nodes that mount the filesystem elsewhere)\n"
+		"      --flush-interval DUR  at most this long between transactions (1s)\n"
+		"      --flush-files N    or once this many files have changes (50000)\n"
+		"      --heat-period DUR, --heat-loss PCT   for a new database (1h, 10)\n"
+		"  -h, --help             this text\n"
+		"\n"
+		"SIGUSR1 prints the counts on stderr; SIGTERM commits what is pending and exits.\n");
+}
+
+static void default_node(char *node, size_t size)
+{
+	char host[256] = "";
+	size_t i;
+
+	if (gethostname(host, sizeof(host) - 1) || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	for (i = 0; host[i] && i + 1 < size; i++) {
+		char c = host[i];
+
+		node[i] = (char)((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+				 (c >= '0' && c <= '9') || c == '-' ? c : '_');
+	}
+	node[i] = 0;
+}
+
+/* commit what is pending (with the position); false if it failed (printed) */
+static bool flush(struct ingest *in, const char *pos)
+{
+	if (!ha_pending(in->a) && !pos)
+		return true;
+	if (ha_flush(in->a, pos ? "stream_seq" : NULL, pos)) {
+		heat_store_error(in->h, "cannot commit");
+		return false;
+	}
+	in->first_pending = 0;
+	in->since_flush = 0;
+	return true;
+}
+
+static bool flush_due(struct ingest *in)
+{
+	return in->first_pending &&
+	       (heat_now() - in->first_pending >= in->flush_ns ||
+		ha_pending_files(in->a) >= in->flush_files);
+}
+
+static void changed(struct ingest *in)
+{
+	if (!in->first_pending)
+		in->first_pending = heat_now();
+}
+
+/* ---- one node's daemon socket */
+
+static int connect_daemon(struct ingest *in, char fsid[NP_FSID_LEN], char rid[NP_RID_LEN],
+			  int *mnt_fd)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	*mnt_fd = open(in->socket_mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*mnt_fd < 0 || np_mount_ids(*mnt_fd, fsid, rid)) {
+		fprintf(stderr, PROG ": %s: not a scoutfs mount (%s)\n", in->socket_mnt, strerror(errno));
+		return -1;
+	}
+	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s/notify.sock", in->run_dir,
+		     fsid) >= (int)sizeof(sun.sun_path)) {
+		fprintf(stderr, PROG ": --run-dir is too long\n");
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		if (fd >= 0)
+			close(fd);
+		return -2;
+	}
+	return fd;
+}
+
+/* the records of one connection, until EOF or a signal; false on a failure */
+static bool socket_records(struct ingest *in, int fd, struct np_cache *pc, uint64_t fsid,
+			   const char *rid)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	nf_rec_t r;
+	const char *path;
+	size_t plen = 0;
+	char err[160];
+	ssize_t n;
+	int ret;
+
+	while (!stop_sig) {
+		if (counts_sig) {
+			counts_sig = 0;
+			print_counts(in);
+		}
+		if (flush_due(in) && !flush(in, NULL))
+			return false;
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = recv(fd, &r, sizeof(r), MSG_TRUNC);
+		if (n == 0)
+			return true;
+		if (n != (ssize_t)sizeof(r)) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			fprintf(stderr, PROG ": a %zd byte message from the daemon: not a record\n", n);
+			return n > 0;
+		}
+		path = r.ino ? np_path(pc, r.ino, r.op == SCOUTFS_NOTIFY_OP_OPEN, &plen) : NULL;
+		ret = ha_rec(in->a, fsid, in->node, rid, &r, path, plen, err, sizeof(err));
+		if (ret == HA_FATAL) {
+			fprintf(stderr, PROG ": out of memory\n");
+			return false;
+		}
+		if (ret == HA_REJECT)
+			fprintf(stderr, PROG ": record seq %" PRIu64 " refused: %s\n", (uint64_t)r.seq, err);
+		in->since_flush++;
+		changed(in);
+	}
+	return true;
+}
+
+static int run_socket(struct ingest *in)
+{
+	char fsid[NP_FSID_LEN];
+	char rid[NP_RID_LEN];
+	struct np_cache *pc;
+	bool said = false;
+	int mnt_fd = -1;
+	int fd;
+	bool ok;
+
+	while (!stop_sig) {
+		fd = connect_daemon(in, fsid, rid, &mnt_fd);
+		if (fd == -1) {
+			if (mnt_fd >= 0)
+				close(mnt_fd);
+			return EXIT_PERMANENT;
+		}
+		if (fd < 0) {
+			if (!said)
+				fprintf(stderr, PROG ": waiting for scoutfs-notifyd on %s/%s/notify.sock\n",
+					in->run_dir, fsid);
+			said = true;
+			close(mnt_fd);
+			usleep(500000);
+			continue;
+		}
+		said = false;
+		fprintf(stderr, PROG ": ingesting from %s (fsid %s, rid %s, node %s) into %s\n",
+			in->socket_mnt, fsid, rid, in->node, g.db);
+		pc = np_cache_new(mnt_fd, in->socket_mnt);
+		ok = pc && socket_records(in, fd, pc, strtoull(fsid, NULL, 16), rid);
+		np_cache_free(pc);
+		close(fd);
+		close(mnt_fd);
+		if (!ok || !flush(in, NULL))
+			return EXIT_TRANSIENT;
+		if (!stop_sig)
+			fprintf(stderr, PROG ": the daemon closed the connection: reconnecting\n");
+	}
+	return 0;
+}
+
+#ifdef HEAT_NATS
+/* ---- the JetStream stream */
+
+struct nats {
+	natsConnection *nc;
+	jsCtx *js;
+	natsSubscription *sub;
+	jsConsumerInfo *ci;
+	natsMsg **held;		/* taken since the last commit: acknowledged after it */
+	size_t nheld;
+	size_t cap;
+	uint64_t last_seq;	/* the stream position of the last one */
+};
+
+static uint64_t msg_seq(natsMsg *m)
+{
+	jsMsgMetaData *meta = NULL;
+	uint64_t seq = 0;
+
+	if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+		seq = meta->Sequence.Stream;
+		jsMsgMetaData_Destroy(meta);
+	}
+	return seq;
+}
+
+/* where a durable made anew starts: after what the database has */
+static uint64_t db_position(struct ingest *in)
+{
+	char v[64];
+
+	if (hs_meta_get(in->h, "stream", v, sizeof(v)) || strcmp(v, in->stream))
+		return 0;
+	if (hs_meta_get(in->h, "stream_seq", v, sizeof(v)))
+		return 0;
+	return strtoull(v, NULL, 10);
+}
+
+static int make_consumer(struct ingest *in, struct nats *n)
+{
+	jsConsumerConfig cc;
+	jsErrCode jerr = 0;
+	uint64_t pos;
+	natsStatus s;
+
+	s = js_GetConsumerInfo(&n->ci, n->js, in->stream, in->durable, NULL, &jerr);
+	if (s == NATS_OK) {
+		if (n->ci->Config->AckPolicy != js_AckExplicit) {
+			fprintf(stderr, PROG ": durable %s of stream %s exists without explicit acks: not ours\n",
+				in->durable, in->stream);
+			return EXIT_PERMANENT;
+		}
+		return 0;
+	}
+	jsConsumerConfig_Init(&cc);
+	cc.Durable = in->durable;
+	cc.FilterSubject = HA_SUBJECT_PREFIX ".>";
+	cc.AckPolicy = js_AckExplicit;
+	cc.AckWait = in->ack_wait_ns;
+	cc.MaxAckPending = 65536;
+	pos = db_position(in);
+	if (pos) {
+		cc.DeliverPolicy = js_DeliverByStartSequence;
+		cc.OptStartSeq = pos + 1;
+	} else {
+		cc.DeliverPolicy = js_DeliverAll;
+	}
+	jerr = 0;
+	s = js_AddConsumer(&n->ci, n->js, in->stream, &cc, NULL, &jerr);
+	if (s != NATS_OK) {
+		const char *text = nats_GetLastError(NULL);
+
+		fprintf(stderr, PROG ": cannot make durable %s on stream %s: %s%s\n", in->durable,
+			in->stream, text ? text : natsStatus_GetText(s),
+			jerr == JSStreamNotFoundErr ? " (no forwarder has created it yet?)" : "");
+		return jerr == JSStreamNotFoundErr || s == NATS_NOT_PERMITTED ? EXIT_PERMANENT :
+									       EXIT_TRANSIENT;
+	}
+	fprintf(stderr, PROG ": made durable %s on stream %s, from stream message %" PRIu64 "\n",
+		in->durable, in->stream, pos + 1);
+	return 0;
+}
+
+static int nats_setup(struct ingest *in, struct nats *n)
+{
+	jsOptions jso;
+	jsSubOptions so;
+	jsErrCode jerr = 0;
+	natsStatus s;
+	int ret;
+
+	in->nopts.name = PROG;
+	ret = nn_connect(&n->nc, &in->nopts, true, NULL, NULL, NULL, PROG);
+	if (ret)
+		return ret;
+	jsOptions_Init(&jso);
+	jso.Wait = 10000;
+	if (natsConnection_JetStream(&n->js, n->nc, &jso) != NATS_OK) {
+		fprintf(stderr, PROG ": JetStream: %s\n", nats_GetLastError(NULL));
+		return EXIT_TRANSIENT;
+	}
+	if (hs_meta_set(in->h, "stream", in->stream)) {
+		return heat_store_error(in->h, "cannot write the stream's name");
+	}
+	ret = make_consumer(in, n);
+	if (ret)
+		return ret;
+	jsSubOptions_Init(&so);
+	so.Stream = in->stream;
+	so.Consumer = n->ci->Name;
+	s = js_PullSubscribe(&n->sub, n->js, HA_SUBJECT_PREFIX ".>", in->durable, NULL, &so, &jerr);
+	if (s != NATS_OK) {
+		fprintf(stderr, PROG ": cannot bind to durable %s: %s\n", in->durable,
+			nats_GetLastError(NULL));
+		return EXIT_TRANSIENT;
+	}
+	fprintf(stderr, PROG ": ingesting from stream %s (durable %s) into %s\n", in->stream,
+		in->durable, g.db);
+	return 0;
+}
+
+/*
+ * Commit, then acknowledge each message taken since the last commit.
+ * Each one, not the last with ack-all: after a restart the server
+ * delivers new messages before it delivers again those the killed
+ * process had not acknowledged, and an ack-all of a new one would
+ * acknowledge those too, unapplied.
+ */
+static bool nats_flush(struct ingest *in, struct nats *n)
+{
+	char pos[32];
+	jsErrCode jerr = 0;
+	size_t failed = 0;
+	size_t i;
+
+	if (!n->nheld)
+		return flush(in, NULL);
+	snprintf(pos, sizeof(pos), "%" PRIu64, n->last_seq);
+	if (!flush(in, pos))
+		return false;
+	for (i = 0; i < n->nheld; i++) {
+		if ((i + 1 < n->nheld ? natsMsg_Ack(n->held[i], NULL) :
+					natsMsg_AckSync(n->held[i], NULL, &jerr)) != NATS_OK)
+			failed++;
+		natsMsg_Destroy(n->held[i]);
+	}
+	if (failed)
+		fprintf(stderr, PROG ": %zu acks failed (%s): NATS will deliver those messages again,"
+			" which changes nothing\n", failed, nats_GetLastError(NULL));
+	n->nheld = 0;
+	return true;
+}
+
+static bool hold(struct nats *n, natsMsg *m)
+{
+	natsMsg **x;
+
+	if (n->nheld == n->cap) {
+		x = realloc(n->held, (n->cap ? n->cap * 2 : 1024) * sizeof(*x));
+		if (!x)
+			return false;
+		n->held = x;
+		n->cap = n->cap ? n->cap * 2 : 1024;
+	}
+	n->held[n->nheld++] = m;
+	return true;
+}
+
+static bool take(struct ingest *in, struct nats *n, natsMsg *m)
+{
+	const char *id = NULL;
+	char err[240];
+	int ret;
+
+	natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
+	ret = ha_msg(in->a, natsMsg_GetSubject(m), strlen(natsMsg_GetSubject(m)), id,
+		     id ? strlen(id) : 0, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), err,
+		     sizeof(err));
+	if (ret == HA_FATAL || !hold(n, m)) {
+		fprintf(stderr, PROG ": out of memory\n");
+		natsMsg_Destroy(m);
+		return false;
+	}
+	if (ret == HA_REJECT)
+		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": %s\n", msg_seq(m), err);
+	n->last_seq = msg_seq(m);
+	in->since_flush++;
+	changed(in);
+	return true;
+}
+
+static int64_t fetch_wait_ms(struct ingest *in)
+{
+	int64_t left;
+
+	if (!in->first_pending)
+		return 1000;
+	left = (in->flush_ns - (heat_now() - in->first_pending)) / 1000000;
+	return left < 10 ? 10 : left > 1000 ? 1000 : left;
+}
+
+static int nats_loop(struct ingest *in, struct nats *n)
+{
+	natsMsgList list;
+	jsErrCode jerr = 0;
+	natsStatus s;
+	int i;
+
+	while (!stop_sig) {
+		if (counts_sig) {
+			counts_sig = 0;
+			print_counts(in);
+		}
+		memset(&list, 0, sizeof(list));
+		s = natsSubscription_Fetch(&list, n->sub, FETCH_MAX, fetch_wait_ms(in), &jerr);
+		for (i = 0; s == NATS_OK && i < list.Count; i++) {
+			if (!take(in, n, list.Msgs[i]))
+				return EXIT_TRANSIENT;
+			list.Msgs[i] = NULL;
+		}
+		natsMsgList_Destroy(&list);
+		/* reconnecting (the library does it), or the server refused: not a busy loop */
+		if (s != NATS_OK && s != NATS_TIMEOUT)
+			usleep(200000);
+		if ((flush_due(in) || in->since_flush >= 16384 || s == NATS_TIMEOUT) &&
+		    in->first_pending && !nats_flush(in, n))
+			return EXIT_TRANSIENT;
+	}
+	return nats_flush(in, n) ? 0 : EXIT_TRANSIENT;
+}
+
+static int run_nats(struct ingest *in)
+{
+	struct nats n = { 0 };
+	int ret;
+
+	size_t i;
+
+	ret = nats_setup(in, &n);
+	if (!ret)
+		ret = nats_loop(in, &n);
+	for (i = 0; i < n.nheld; i++)
+		natsMsg_Destroy(n.held[i]);
+	free(n.held);
+	if (n.sub)
+		natsSubscription_Destroy(n.sub);
+	jsConsumerInfo_Destroy(n.ci);
+	jsCtx_Destroy(n.js);
+	if (n.nc)
+		natsConnection_FlushTimeout(n.nc, 2000);
+	natsConnection_Destroy(n.nc);
+	nn_free(&in->nopts);
+	nats_Close();
+	return ret;
+}
+#endif
+
+/* ---- options */
+
+static int opt_error(const char *what, const char *arg)
+{
+	fprintf(stderr, PROG ": ingest: %s, not '%s'\n", what, arg);
+	return EXIT_USAGE;
+}
+
+static int ingest_opts(struct ingest *in, int argc, char **argv, double *period, double *loss)
+{
+	double d;
+	int64_t n;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *o = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#ifdef HEAT_NATS
+		int r = 0;
+
+		if (v && o[0] == '-' && (!strcmp(o, "-s") || !strncmp(o, "--", 2))) {
+			static const struct { const char *name; int c; } nn[] = {
+				{ "-s", 's' }, { "--server", 's' }, { "--creds", 1000 },
+				{ "--user", 1001 }, { "--password-file", 1002 }, { "--tls-ca", 1003 },
+				{ "--tls-cert", 1004 }, { "--tls-key", 1005 } };
+			size_t k;
+
+			for (k = 0; k < sizeof(nn) / sizeof(nn[0]); k++)
+				if (!strcmp(o, nn[k].name))
+					r = nn_opt(&in->nopts, nn[k].c, v, PROG);
+			if (r < 0)
+				return EXIT_USAGE;
+			if (r > 0) {
+				in->nats = true;
+				i++;
+				continue;
+			}
+		}
+		if (!strcmp(o, "--stream") && v && ha_token_ok(v, strlen(v))) {
+			in->stream = argv[++i];
+			continue;
+		}
+		if (!strcmp(o, "--durable") && v && ha_token_ok(v, strlen(v))) {
+			in->durable = argv[++i];
+			continue;
+		}
+		if (!strcmp(o, "--ack-wait") && v) {
+			d = heat_duration(argv[++i]);
+			if (d < 1 || d > 3600)
+				return opt_error("--ack-wait needs a duration from 1s to 1h", v);
+			in->ack_wait_ns = (int64_t)(d * 1e9);
+			continue;
+		}
+#endif
+		if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+			usage(stdout);
+			return -1;
+		} else if (!strcmp(o, "--socket") && v) {
+			in->socket_mnt = argv[++i];
+		} else if (!strcmp(o, "--run-dir") && v) {
+			in->run_dir = argv[++i];
+		} else if (!strcmp(o, "--node") && v) {
+			if (!ha_token_ok(v, strlen(v)))
+				return opt_error("--node takes 1 to 64 letters, digits, '-' or '_'", v);
+			snprintf(in->node, sizeof(in->node), "%s", argv[++i]);
+		} else if (!strcmp(o, "--path-map") && v) {
+			if (ha_map_add(in->a, argv[++i]))
+				return opt_error("--path-map needs /FROM=/TO", v);
+		} else if (!strcmp(o, "--flush-interval") && v) {
+			d = heat_duration(argv[++i]);
+			if (d <= 0 || d > 3600)
+				return opt_error("--flush-interval needs a duration up to 1h", v);
+			in->flush_ns = (int64_t)(d * 1e9);
+		} else if (!strcmp(o, "--flush-files") && v) {
+			n = heat_count(argv[++i]);
+			if (n < 0)
+				return opt_error("--flush-files needs a positive number", v);
+			in->flush_files = (size_t)n;
+		} else if (!strcmp(o, "--heat-period") && v) {
+			*period = heat_duration(argv[++i]);
+			if (*period <= 0)
+				return opt_error("--heat-period needs a duration", v);
+		} else if (!strcmp(o, "--heat-loss") && v) {
+			*loss = strtod(argv[++i], NULL) / 100;
+			if (!(*loss > 0 && *loss < 1))
+				return opt_error("--heat-loss needs a percentage over 0 and under 100", v);
+		} else {
+			fprintf(stderr, PROG ": ingest: unknown or incomplete option '%s'\n", o);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (!!in->socket_mnt == in->nats) {
+		fprintf(stderr, PROG ": ingest needs either --server (NATS) or --socket MOUNT\n");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+int cmd_ingest(int argc, char **argv)
+{
+	struct ingest in = { .run_dir = DEFAULT_RUN_DIR, .flush_ns = 1000000000LL,
+			     .flush_files = 50000, .ack_wait_ns = 60000000000LL };
+	double period = 0;
+	double loss = 0;
+	int status = 0;
+
+#ifdef HEAT_NATS
+	in.stream = NN_DEFAULT_STREAM;
+	in.durable = DEFAULT_DURABLE;
+#endif
+	signals();	/* a SIGTERM while it starts stops it cleanly too */
+	in.a = ha_new(NULL, 0, 0);	/* for --path-map; the real one below */
+	if (!in.a)
+		return EXIT_TRANSIENT;
+	status = ingest_opts(&in, argc, argv, &period, &loss);
+	if (status)
+		goto out;
+#ifdef HEAT_NATS
+	if (in.nats && nn_check(&in.nopts, PROG)) {
+		status = EXIT_USAGE;
+		goto out;
+	}
+#endif
+	if (!in.node[0])
+		default_node(in.node, sizeof(in.node));
+	in.h = heat_open(false, period, loss, &status);
+	if (!in.h)
+		goto out;
+	status = ha_rebind(in.a, in.h);
+	if (status == 0 && ha_load(in.a))
+		status = heat_store_error(in.h, "cannot read the mounts");
+	if (status)
+		goto out;
+#ifdef HEAT_NATS
+	if (in.nats)
+		status = run_nats(&in);
+	else
+#endif
+		status = run_socket(&in);
+	print_counts(&in);
+out:
+	ha_free(in.a);
+	hs_close(in.h);
+	return status < 0 ? 0 : status;
+}
