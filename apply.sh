@@ -8,7 +8,10 @@
 # It changes nothing unless it can apply the whole series: it refuses an
 # unsupported release, a dirty tree, a tree that already has the series,
 # and a path that is not a scoutfs tree; a conflict aborts `git am` and
-# leaves the tree as it was.
+# leaves the tree as it was.  `next` is upstream main (the commit in
+# series/next/upstream.txt), ahead of the last release: a git checkout
+# that contains that commit, past its last release tag, gets it, and
+# --base next on a git checkout without that commit is refused.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,7 +22,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 # The series for release $1: patches/ for the current base, series/<tag>/
@@ -35,13 +38,28 @@ series_dir() {
 	fi
 }
 
+# the releases, oldest first: the tags, then next; one write, so that a
+# reader that stops at its match (grep -q) can't make this fail
 list_releases() {
-	{
+	local l
+	l=$({
 		cat "$here/base.txt"
 		if [ -d "$here/series" ]; then
 			find "$here/series" -mindepth 1 -maxdepth 1 -type d -name 'v[0-9]*' -printf '%f\n'
 		fi
-	} | sort -V
+	} | sort -V)
+	[ ! -f "$here/series/next/upstream.txt" ] || l+=$'\nnext'
+	cat <<<"$l"
+}
+
+# the upstream commit the next series is for
+next_commit() {
+	cat "$here/series/next/upstream.txt"
+}
+
+# in_head COMMIT: the git tree's HEAD contains COMMIT
+in_head() {
+	git -C "$tree" merge-base --is-ancestor "$1" HEAD 2>/dev/null
 }
 
 base=""
@@ -103,6 +121,16 @@ if [ -z "$base" ]; then
 	$is_git || die "'$tree' is not a git checkout: name its release with --base vX.Y"
 	base=$(git -C "$tree" describe --tags --abbrev=0 --match 'v[0-9]*' HEAD 2>/dev/null) ||
 		die "cannot find a release tag below HEAD in '$tree' (fetch the tags, or use --base vX.Y)"
+	# past its last tag and on upstream main's commit of the next series
+	if [ -f "$here/series/next/upstream.txt" ] && in_head "$(next_commit)" &&
+		git -C "$tree" merge-base --is-ancestor "$base" "$(next_commit)" 2>/dev/null &&
+		[ "$(git -C "$tree" rev-parse "$base^{commit}")" != "$(next_commit)" ]; then
+		base=next
+	fi
+fi
+if [ "$base" = next ] && $is_git && [ -f "$here/series/next/upstream.txt" ] &&
+	! in_head "$(next_commit)"; then
+	die "the next series is for upstream main at $(next_commit), which HEAD of '$tree' does not contain (fetch main, or name the release of the tree with --base vX.Y)"
 fi
 
 dir=$(series_dir "$base") ||
@@ -150,4 +178,5 @@ else
 	done
 fi
 
+[ "$base" != next ] || echo "apply.sh: next is upstream main at $(next_commit) (series/next/)"
 echo "applied ${#patches[@]} patches for scoutfs $base to $tree"

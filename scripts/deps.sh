@@ -4,7 +4,10 @@
 #   scripts/deps.sh vm      QEMU, busybox, cpio and what upstream's kmod
 #                           and utils build with (sparse, uuid, ssl, blkid),
 #                           libnats and nats-server (patch 4 and the nats
-#                           suite), dmsetup (several mounts of one fs)
+#                           suite), dmsetup (several mounts of one fs,
+#                           dm-delay), dwarves (pahole: 6.12's BTF step
+#                           deletes a module built without it), xz-utils
+#                           (6.12's modules are .ko.xz)
 #   scripts/deps.sh lint    shellcheck
 #   scripts/deps.sh bench   valgrind (callgrind, for the benchmarks' stages)
 #   scripts/deps.sh systemd systemctl (systemd tier: enables units in
@@ -28,7 +31,7 @@ for set in "$@"; do
 	vm) pkgs+=(qemu-system-x86 busybox-static cpio gzip gcc make sparse
 		uuid-dev libssl-dev libblkid-dev pkg-config libc6-dev kmod
 		binutils coreutils socat python3 libnats-dev nats-server dmsetup
-		libsqlite3-dev libpq-dev) ;;
+		libsqlite3-dev libpq-dev dwarves xz-utils) ;;
 	lint) pkgs+=(shellcheck) ;;
 	bench) pkgs+=(valgrind) ;;
 	systemd) pkgs+=(systemd) ;;

@@ -13,21 +13,34 @@
 #                          under TCG, killed after SECS; the console goes
 #                          to stdout and LOG; QEMU's or timeout's status;
 #                          $VM_CPUS vCPUs (default 2)
+#   test_kernel            set $kseries, the test kernel's series, from
+#                          $TEST_KERNEL: 5.10 (the default: Debian
+#                          bullseye's) or 6.12 (Debian bookworm-backports');
+#                          $ksuite, its Debian suite; $ktag, what names
+#                          its build dirs ("" for 5.10, "-6.12"); dies on
+#                          any other value
 #   kernel_lines           the KVER=, KDIR=, VMLINUZ=, MODDIR= lines of the
 #                          kernel to build against and boot: Debian's
 #                          (scripts/fetch-kernel.sh), or with
 #                          DEBUG_KERNEL=1 the debug kernel built from
-#                          its source (scripts/build-debug-kernel.sh)
+#                          its source (scripts/build-debug-kernel.sh);
+#                          both for $TEST_KERNEL
 #   kernel_cache           set $cache: $SCOUTFS_NOTIFY_CACHE, default
 #                          /var/cache/scoutfs-notify (build/cache when
 #                          that isn't writable), made if missing
-#   bullseye_apt           set $apt_dir, $apt_uri and the array $apt_opts:
-#                          a private apt configuration for Debian
-#                          bullseye under $cache (needs kernel_cache);
+#   kernel_apt             set $apt_dir, $apt_uri and the array $apt_opts:
+#                          a private apt configuration for $ksuite under
+#                          $cache (needs kernel_cache and test_kernel);
 #                          the system's apt configuration and state are
 #                          untouched
-#   bullseye_update        apt-get update with $apt_opts (log in $cache)
-#   bullseye_lists         true when bullseye's package lists are there
+#   kernel_apt_update      apt-get update with $apt_opts (log in $cache)
+#   kernel_apt_lists       true when $ksuite's package lists are there
+#   module_file MODDIR M   the path of module M (e.g. drivers/md/dm-mod)
+#                          under MODDIR/kernel, .ko or .ko.xz; fails when
+#                          neither is there
+#   copy_module MODDIR M DEST
+#                          module M as the plain .ko DEST (decompressed
+#                          when the kernel ships .ko.xz)
 #   run_nonce              a fresh random word for a guest's kernel command
 #                          line (notify.nonce=), which the guest prints
 #                          before its results
@@ -118,24 +131,54 @@ kernel_cache() {
 	fi
 }
 
+# shellcheck disable=SC2034 # kseries, ksuite and ktag are the caller's
+test_kernel() {
+	kseries=${TEST_KERNEL:-5.10}
+	case "$kseries" in
+	5.10) ksuite=bullseye; ktag="" ;;
+	6.12) ksuite=bookworm-backports; ktag=-6.12 ;;
+	*) die "TEST_KERNEL must be 5.10 or 6.12, not '$kseries'" ;;
+	esac
+}
+
 # shellcheck disable=SC2034 # apt_dir, apt_uri and apt_opts are the caller's
-bullseye_apt() {
-	apt_dir=${cache:?bullseye_apt needs kernel_cache}/apt
+kernel_apt() {
+	: "${ksuite:?kernel_apt needs test_kernel}"
+	# bullseye's lists have always been in apt/: a cache keeps them
+	apt_dir=${cache:?kernel_apt needs kernel_cache}/apt
+	[ "$ksuite" = bullseye ] || apt_dir+=-$ksuite
 	mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
 	apt_uri=$(debian_mirror) || die "no Debian mirror found in /etc/apt sources"
-	echo "deb $apt_uri bullseye main" >"$apt_dir/sources.list"
+	echo "deb $apt_uri $ksuite main" >"$apt_dir/sources.list"
 	apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
 		-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
 		-o "Dir::State::Status=/dev/null" -o "Debug::NoLocking=1")
 }
 
-bullseye_update() {
-	apt-get "${apt_opts[@]}" update -q >"$cache/apt-update.log" 2>&1 ||
-		die "apt-get update of bullseye failed, see $cache/apt-update.log"
+kernel_apt_update() {
+	apt-get "${apt_opts[@]}" update -q >"$apt_dir/apt-update.log" 2>&1 ||
+		die "apt-get update of $ksuite failed, see $apt_dir/apt-update.log"
 }
 
-bullseye_lists() {
-	ls "$apt_dir"/lists/*bullseye*Packages* >/dev/null 2>&1
+kernel_apt_lists() {
+	ls "$apt_dir"/lists/*"_${ksuite}_"*Packages* >/dev/null 2>&1
+}
+
+module_file() {
+	local f
+	for f in "$1/kernel/$2.ko" "$1/kernel/$2.ko.xz"; do
+		[ -f "$f" ] && { echo "$f"; return 0; }
+	done
+	return 1
+}
+
+copy_module() {
+	local f
+	f=$(module_file "$1" "$2") || return 1
+	case "$f" in
+	*.xz) xz -dc "$f" >"$3" ;;
+	*) cp "$f" "$3" ;;
+	esac
 }
 
 run_nonce() {

@@ -44,11 +44,15 @@
 #            commits/ (the variants the base release uses), then generate.
 # add        A new release: add it to commits/releases and generate it.
 #            Where a commit's edits no longer apply, the commit is
-#            cherry-picked from the nearest older release onto the new one
-#            in build/rebase/RELEASE and the script stops on the conflict:
-#            resolve it there, `git cherry-pick --continue`, then
-#            `scripts/series.sh resolve RELEASE` writes the resolution as
-#            that commit's RELEASE/ variant and goes on.
+#            cherry-picked onto the new one in build/rebase/RELEASE from
+#            the release it descends from (the nearest by git ancestry:
+#            a tag made from main after next was pinned takes next's
+#            form; else the nearest older release by name), and the
+#            script stops on a conflict: resolve it there, `git
+#            cherry-pick --continue`, then `scripts/series.sh resolve
+#            RELEASE` writes the resolution as that commit's RELEASE/
+#            variant and goes on.  `add next REF` on an existing next
+#            pins it to REF (a newer main).
 #
 # Options:
 #   --src DIR   upstream scoutfs git dir with release tags (default $SCOUTFS_SRC)
@@ -273,6 +277,10 @@ format() {
 	git -C "$w" "${gitc[@]}" format-patch -q --no-signature -o "$out" "$(ref_of "$rel")..HEAD" >/dev/null
 	# the base's release is the top-level base.txt
 	[ "$(dest "$rel")" = "$top/patches" ] || echo "$rel" >"$out/base.txt"
+	# a release that is not a tag names the upstream commit it is for
+	if [ "$(ref_of "$rel")" != "$rel" ]; then
+		git -C "$w" rev-parse "$(ref_of "$rel")^{commit}" >"$out/upstream.txt"
+	fi
 }
 
 # dest RELEASE: where RELEASE's series is committed
@@ -296,7 +304,7 @@ differs() {
 			rc=1
 		fi
 	done
-	for f in "$to"/*.patch "$to"/base.txt; do
+	for f in "$to"/*.patch "$to"/base.txt "$to"/upstream.txt; do
 		[ -f "$f" ] || continue
 		[ -f "$gen/${f##*/}" ] || {
 			echo "  $rel/${f##*/}: not in a fresh generation"
@@ -346,7 +354,7 @@ cmd_generate() {
 			fi
 		elif ! differs "$tmp/out/$rel" "$to" >/dev/null; then
 			mkdir -p "$to"
-			find "$to" -maxdepth 1 \( -name '*.patch' -o -name base.txt \) -delete
+			find "$to" -maxdepth 1 \( -name '*.patch' -o -name base.txt -o -name upstream.txt \) -delete
 			cp "$tmp/out/$rel"/* "$to/"
 			note "$rel: wrote ${to#"$top"/}"
 		else
@@ -503,8 +511,35 @@ cmd_add() {
 		} >"$tmp/releases"
 		mv "$tmp/releases" "$cdir/releases"
 		note "added $rel to commits/releases"
+	elif [ "$ref" != "$rel" ] && [ "$(ref_of "$rel")" != "$ref" ]; then
+		awk -v n="$rel" -v r="$ref" '$1 == n && NF == 2 { print n, r; next } { print }' \
+			"$cdir/releases" >"$tmp/releases"
+		mv "$tmp/releases" "$cdir/releases"
+		note "$rel now stands for $ref in commits/releases"
 	fi
 	rebase_from "$rel" 1
+}
+
+# carry_from RELEASE: the release whose commits RELEASE's conflicts are
+# carried from: of those whose upstream commit RELEASE's contains, the
+# newest by ancestry; without any, the nearest older one by name
+carry_from() {
+	local rel=$1 r best="" to
+	to=$(git -C "$up" rev-parse "$(ref_of "$rel")^{commit}")
+	while read -r r; do
+		[ "$r" != "$rel" ] || continue
+		git -C "$up" merge-base --is-ancestor "$(ref_of "$r")^{commit}" "$to" 2>/dev/null || continue
+		if [ -z "$best" ] || git -C "$up" merge-base --is-ancestor "$(ref_of "$best")^{commit}" \
+			"$(ref_of "$r")^{commit}"; then
+			best=$r
+		fi
+	done < <(releases | cut -d' ' -f1)
+	if [ -z "$best" ]; then
+		while read -r r; do
+			[ "$r" != "$rel" ] && ver_le "$r" "$rel" && best=$r
+		done < <(releases | cut -d' ' -f1 | while read -r r; do echo "$(vkey "$r") $r"; done | sort -V | cut -d' ' -f2)
+	fi
+	echo "$best"
 }
 
 # rebase_from RELEASE FIRST: build RELEASE's series in build/rebase/RELEASE
@@ -516,9 +551,7 @@ rebase_from() {
 		cmd_generate "$rel"
 		return 0
 	fi
-	while read -r r; do
-		[ "$r" != "$rel" ] && ver_le "$r" "$rel" && prev=$r
-	done < <(releases | cut -d' ' -f1 | while read -r r; do echo "$(vkey "$r") $r"; done | sort -V | cut -d' ' -f2)
+	prev=$(carry_from "$rel")
 	failed=$failed_commit
 	[ -n "$prev" ] || die "$rel: ${failed##*/} does not apply, and no older release to carry it from"
 	# the commit as the nearest older release has it, picked with a 3-way merge
@@ -529,6 +562,7 @@ rebase_from() {
 	build_series "$r" "$prev" || die "$prev: its own series does not apply"
 	c=$(git -C "$r" rev-list --reverse "$(ref_of "$prev")..HEAD" | sed -n "$(commit_index "$failed")p")
 	git -C "$w" fetch -q "$r" "$c"
+	echo "$prev" >"$w/.git/series-carried-from"
 	if git -C "$w" -c user.name=series -c user.email=series@localhost cherry-pick FETCH_HEAD >/dev/null 2>&1; then
 		note "${failed##*/}: $prev's commit merged cleanly"
 	else
@@ -545,7 +579,7 @@ commit_index() {
 # resolve_commit RELEASE: the HEAD of build/rebase/RELEASE is the resolved
 # commit: its edits become the commit's RELEASE/ variant, then go on
 resolve_commit() {
-	local rel=$1 w=$top/build/rebase/$1 n d p st mods=()
+	local rel=$1 w=$top/build/rebase/$1 n d p st f from mods=()
 	[ ! -f "$w/.git/CHERRY_PICK_HEAD" ] || die "build/rebase/$rel: the cherry-pick is still in progress"
 	n=$(git -C "$w" rev-list --count "$(ref_of "$rel")..HEAD")
 	d=$(commit_dirs | sed -n "${n}p")
@@ -556,6 +590,17 @@ resolve_commit() {
 	mkdir -p "$d/$rel"
 	git -C "$w" "${gitc[@]}" diff HEAD^ HEAD -- "${mods[@]}" | grep -v '^index ' >"$d/$rel/edits.diff"
 	note "wrote ${d#"$top"/}/$rel/edits.diff"
+	# the message goes with the form carried: the commit and note of the
+	# release it came from, where they are not what RELEASE gets already
+	from=$(cat "$w/.git/series-carried-from" 2>/dev/null || true)
+	for f in commit note; do
+		[ -n "$from" ] || break
+		p=$(pick "$d" "$f" "$from")
+		if [ -n "$p" ] && [ "$p" != "$(pick "$d" "$f" "$rel")" ]; then
+			cp "$p" "$d/$rel/$f"
+			note "wrote ${d#"$top"/}/$rel/$f (${p#"$d"/}'s)"
+		fi
+	done
 	# the commit again, as the generator makes it, then the next ones
 	git -C "$w" reset -q --hard HEAD^
 	rebase_from "$rel" "$n"

@@ -30,6 +30,12 @@
 # 8 GiB and 4-level paging (no5lvl), the console shows warnings as they
 # happen (loglevel=5), the default timeout is 1800 s, and notify.slow=2
 # on the command line makes the guest's own bounds twice as long.
+#
+# $TEST_KERNEL (5.10 or 6.12) picks the kernel, as for the build.  The
+# guest gets device-mapper with dm-delay and a virtio-blk disk (a sparse
+# 17 GiB file in DIR) as further data devices for the readpath suite,
+# and notify.iomap=1 when upstream's compat layer built the iomap read
+# path (KC_USE_IOMAP_FOR_IO), so that it expects direct I/O to work.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -108,13 +114,14 @@ for b in scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-not
 		add_bin "$tree/utils/notifyd/$b" "/usr/sbin/$b"
 	fi
 done
-# the nats suite: a NATS cluster in the guest, the tests' libnats client
-# and device-mapper for several mounts of one filesystem (built with
-# patch 4 where libnats is installed; the suite says so when missing)
-if [ -x "$tree/utils/notifyd/scoutfs-notify-forward" ] && command -v nats-server >/dev/null &&
-	command -v dmsetup >/dev/null; then
+# device-mapper: the nats suite's several mounts of one filesystem,
+# the readpath suite's dm-delay
+add_bin "$(command -v dmsetup)" /usr/sbin/dmsetup
+# the nats suite: a NATS cluster in the guest and the tests' libnats
+# client (built with patch 4 where libnats is installed; the suite says
+# so when missing)
+if [ -x "$tree/utils/notifyd/scoutfs-notify-forward" ] && command -v nats-server >/dev/null; then
 	add_bin "$(command -v nats-server)" /usr/sbin/nats-server
-	add_bin "$(command -v dmsetup)" /usr/sbin/dmsetup
 	read -ra natsflags <<<"$(pkg-config --cflags --libs libnats)"
 	gcc -std=c11 -O2 -Wall -Wextra -Werror -o "$out/tnats" "$top/tests/nats/tnats.c" \
 		"${natsflags[@]}" || die "cannot build tests/nats/tnats.c"
@@ -130,22 +137,20 @@ cp "$out/scoutfs.ko" "$rd/modules/"
 if [ -n "$base_ko" ]; then
 	cp "$base_ko" "$rd/modules/scoutfs-base.ko"
 fi
-# the modules scoutfs needs, unless the kernel has them built in; /init
-# loads those that are there, in this order
-for m in crypto/crc32c_generic.ko lib/libcrc32c.ko drivers/block/brd.ko; do
-	if [ -f "$MODDIR/kernel/$m" ]; then
-		cp "$MODDIR/kernel/$m" "$rd/modules/"
-	elif ! grep -qxF "kernel/$m" "$MODDIR/modules.builtin"; then
+# the modules the guest needs (scoutfs, brd, device-mapper and
+# dm-delay, virtio-blk), unless the kernel has them built in; /init
+# loads those that are there in the order of /modules/order (6.12's
+# .ko.xz decompressed here, busybox's insmod takes plain .ko)
+: >"$rd/modules/order"
+for m in crypto/crc32c_generic lib/libcrc32c drivers/block/brd drivers/md/dm-mod \
+	drivers/md/dm-delay drivers/virtio/virtio drivers/virtio/virtio_ring \
+	drivers/virtio/virtio_pci drivers/block/virtio_blk; do
+	if copy_module "$MODDIR" "$m" "$rd/modules/${m##*/}.ko"; then
+		echo "${m##*/}" >>"$rd/modules/order"
+	elif ! grep -qxF "kernel/$m.ko" "$MODDIR/modules.builtin"; then
 		die "$KVER has neither $m nor it built in"
 	fi
 done
-# device-mapper, for the nats suite's several mounts of one filesystem
-m=drivers/md/dm-mod.ko
-if [ -f "$MODDIR/kernel/$m" ]; then
-	cp "$MODDIR/kernel/$m" "$rd/modules/"
-elif [[ " $suite " == *" nats "* ]] && ! grep -qxF "kernel/$m" "$MODDIR/modules.builtin"; then
-	die "$KVER has neither $m nor it built in, which the nats suite needs"
-fi
 brd_args="rd_nr=2 rd_size=17179869"
 
 # the detectors suite's planted bugs: a module built against the kernel
@@ -192,10 +197,13 @@ mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /dev/shm
 mount -t debugfs debugfs /sys/kernel/debug
 ifconfig lo 127.0.0.1 up
-for m in crc32c_generic libcrc32c; do
-	[ ! -f /modules/$m.ko ] || insmod /modules/$m.ko
+for m in $(cat /modules/order); do
+	if [ $m = brd ]; then
+		insmod /modules/brd.ko @BRD_ARGS@
+	else
+		insmod /modules/$m.ko
+	fi
 done
-[ ! -f /modules/brd.ko ] || insmod /modules/brd.ko @BRD_ARGS@
 suite=$(sed -n 's/.*notify\.suite=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
 echo "vm: guest up, kernel $(uname -r), suites: $suite"
 cd /t && sh /t/guest.sh $suite
@@ -221,6 +229,10 @@ if $debug; then
 	# the blocked tasks' dump is slow on a debug kernel
 	wd=$((timeout > 600 ? timeout - 300 : timeout / 2))
 fi
+# upstream's compat layer built the iomap read path: direct I/O works
+if grep -q -- '-DKC_USE_IOMAP_FOR_IO\b' "$tree/kmod/src/.file.o.cmd" 2>/dev/null; then
+	append+=" notify.iomap=1"
+fi
 if [ ! -f "$rd/modules/brd.ko" ]; then
 	for a in $brd_args; do
 		append+=" brd.$a"
@@ -233,6 +245,10 @@ if [ -n "$icount" ]; then
 	qemu_args=(-icount "shift=$icount,sleep=off")
 	export VM_CPUS=1
 fi
+# the readpath suite's virtio-blk data device: sparse, made afresh
+rm -f "$out/vdata.img"
+truncate -s 17G "$out/vdata.img"
+qemu_args+=(-drive "file=$out/vdata.img,if=virtio,format=raw,cache=unsafe")
 echo "vm-run.sh: booting $KVER with scoutfs $(git -C "$tree" describe --tags --always) (suites: $suite; clock: $clock; timeout ${timeout}s; run $nonce)"
 rc=0
 boot_vm "$timeout" "$mem" "$out/initrd.gz" \

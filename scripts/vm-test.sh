@@ -5,7 +5,8 @@
 # runs the guest suites (tests/vm/guest.sh) on a real scoutfs mount.
 #
 #   scripts/vm-test.sh [--src DIR] [--base TAG] [--suite "kernel daemon"]
-#                      [--debug-kernel]
+#                      [--debug-kernel] [--kernel 5.10|6.12] [--tree REF]
+#                      [--shim DIFF] [--expect-define KC_X]
 #
 # --src defaults to $SCOUTFS_SRC, --base to base.txt, --suite to every
 # suite the series supports (daemon needs the series' patch 3; faults
@@ -14,6 +15,12 @@
 # and boots the debug kernel (lockdep, KASAN, kmemleak, UBSAN:
 # docs/debug-kernel.md) instead of Debian's; its work files go to
 # build/vm/TAG-debug/, and any report of those detectors fails the run.
+# --kernel 6.12 (or TEST_KERNEL=6.12) builds against and boots Debian
+# bookworm-backports' 6.12 instead of bullseye's 5.10 (work files in
+# build/vm/TAG-6.12/).  --tree, --shim and --expect-define go to
+# scripts/build-scoutfs.sh: the TAG series on another upstream REF
+# (work files in build/vm/TAG-REF...), with a test-kernel shim, and
+# the compat define that the run needs.
 # Ends with `vm: N passed, N failed`: the build steps count as tests;
 # a build that exits non-zero or leaves no scoutfs.ko, a guest that
 # doesn't finish (no closing line after this run's nonce, see
@@ -35,31 +42,43 @@ fail_run() {
 src=${SCOUTFS_SRC:-}
 base=""
 suite=""
+build_args=()
+tree_ref=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--src) src=${2:?}; shift 2 ;;
 	--base) base=${2:?}; shift 2 ;;
 	--suite) suite=${2:?}; shift 2 ;;
 	--debug-kernel) DEBUG_KERNEL=1; shift ;;
+	--kernel) TEST_KERNEL=${2:?}; shift 2 ;;
+	--tree) tree_ref=${2:?}; build_args+=(--tree "$2"); shift 2 ;;
+	--shim | --expect-define) build_args+=("$1" "${2:?}"); shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) fail_run "unknown argument '$1' (see --help)" ;;
 	esac
 done
 [ -n "$src" ] || fail_run "set SCOUTFS_SRC (or --src) to an upstream scoutfs git dir with release tags"
 [ -n "$base" ] || base=$(cat "$top/base.txt")
-"$top/apply.sh" --list | grep -qx "$base" ||
+"$top/apply.sh" --list | grep -x "$base" >/dev/null ||
 	fail_run "no series for '$base' (supported: $("$top/apply.sh" --list | tr '\n' ' '))"
 
+case "${TEST_KERNEL:-5.10}" in
+5.10 | 6.12) export TEST_KERNEL=${TEST_KERNEL:-5.10} ;;
+*) fail_run "the test kernel must be 5.10 or 6.12, not '$TEST_KERNEL'" ;;
+esac
+name=$base
+[ -z "$tree_ref" ] || name+=-${tree_ref//\//-}
+[ "$TEST_KERNEL" = 5.10 ] || name+=-$TEST_KERNEL
 case "${DEBUG_KERNEL:-0}" in
-0 | '') DEBUG_KERNEL=0; out=$top/build/vm/$base ;;
-1) out=$top/build/vm/$base-debug ;;
+0 | '') DEBUG_KERNEL=0; out=$top/build/vm/$name ;;
+1) out=$top/build/vm/$name-debug ;;
 *) fail_run "DEBUG_KERNEL must be 0 or 1, not '$DEBUG_KERNEL'" ;;
 esac
 export DEBUG_KERNEL
 pass=0
 fail=0
-build_counted "$out" --src "$src" --base "$base"
-pass=$build_pass
+build_counted "$out" --src "$src" --base "$base" ${build_args[@]+"${build_args[@]}"}
+pass=$((pass + build_pass))
 if [ "$build_fail" -ne 0 ]; then
 	echo "vm: $pass passed, $build_fail failed"
 	exit 1

@@ -3,10 +3,11 @@
 # for.  For every series (patches/ and series/*/) this applies it with
 # `git am` to a fresh clone of the release its base.txt names, and checks:
 #
-#   - base.txt: series/X/base.txt says X, the tag exists upstream, and
-#     every patch was made on that release (each `index` pre-image blob
-#     is the file the patch finds there), so the series applies without
-#     a 3-way fallback
+#   - base.txt: series/X/base.txt says X, the tag exists upstream (for
+#     next, the commit series/next/upstream.txt names), and every patch
+#     was made on that release (each `index` pre-image blob is the file
+#     the patch finds there), so the series applies without a 3-way
+#     fallback
 #   - the patched kmod/src/ioctl.h compiles in userspace (C11, -Wall
 #     -Wextra -Werror, with ASan, UBSan and LeakSanitizer,
 #     tests/lib/sanitize.sh) and tests/abi/abi-dump.c prints the ABI: the
@@ -75,7 +76,7 @@ cflags=(-std=c11 -Wall -Wextra -Werror "${SAN_FLAGS[@]}")
 # --- the series: "label dir tag" lines, patches/ first
 
 base=$(cat base.txt)
-series=("patches/ patches $base")
+series=("patches/ patches $base refs/tags/$base")
 for d in series/*/; do
 	d=${d%/}
 	compgen -G "$d/*.patch" >/dev/null || continue
@@ -93,7 +94,9 @@ for d in series/*/; do
 	if [ "$tag" = "$base" ]; then
 		bad "$d/" "base.txt already maps $base to patches/, apply.sh never uses $d/"
 	fi
-	series+=("$d/ $d $tag")
+	ref=refs/tags/$tag
+	[ ! -f "$d/upstream.txt" ] || ref=$(cat "$d/upstream.txt")
+	series+=("$d/ $d $tag $ref")
 done
 
 # Check that the pre-images of patch $2 are the files it finds in tree
@@ -167,15 +170,15 @@ run_dump() {
 
 labels=()
 for entry in "${series[@]}"; do
-	read -r label dir tag <<<"$entry"
+	read -r label dir tag ref <<<"$entry"
 	id=${dir//\//_}
 	tree=$work/$id
 	git clone -q --shared --no-checkout "$SCOUTFS_SRC" "$tree"
-	if ! git -C "$tree" rev-parse -q --verify "refs/tags/$tag" >/dev/null; then
-		bad "$label applies to $tag" "no tag '$tag' in $SCOUTFS_SRC"
+	if ! git -C "$tree" rev-parse -q --verify "$ref^{commit}" >/dev/null; then
+		bad "$label applies to $tag" "no $ref in $SCOUTFS_SRC"
 		continue
 	fi
-	git -C "$tree" -c advice.detachedHead=false checkout -q --detach "refs/tags/$tag"
+	git -C "$tree" -c advice.detachedHead=false checkout -q --detach "$ref^{commit}"
 	mapfile -t patches < <(find "$dir" -maxdepth 1 -name '*.patch' | sort)
 	problems=""
 	for p in "${patches[@]}"; do
@@ -243,7 +246,7 @@ for entry in "${series[@]}"; do
 	fi
 
 	# what the series adds, for the comparison below
-	git -C "$tree" diff -U0 "refs/tags/$tag" HEAD -- kmod/src/ioctl.h |
+	git -C "$tree" diff -U0 "$ref" HEAD -- kmod/src/ioctl.h |
 		grep -E '^[-+]' | grep -vE '^(\+\+\+|---) ' >"$work/ioctl.$id" || true
 done
 

@@ -124,6 +124,26 @@ else
 	fi
 	expect "real apply twice" 1 "already has the notify series" -- "$apply" "$work/real"
 
+	# next: a checkout of upstream main gets it by itself; --base next
+	# on a release's checkout is refused and changes nothing
+	if [ -f "$top/series/next/upstream.txt" ]; then
+		nc=$(cat "$top/series/next/upstream.txt")
+		nn=$(find "$top/series/next" -name '*.patch' | wc -l)
+		git clone -q --shared --no-checkout "$SCOUTFS_SRC" "$work/main"
+		git -C "$work/main" checkout -q --detach "$nc"
+		expect "main gets next" 0 "applied $nn patches for scoutfs next" -- "$apply" "$work/main"
+		last=$(find "$top/series" -mindepth 1 -maxdepth 1 -name 'v*' -printf '%f\n' | sort -V | tail -n 1)
+		git clone -q --shared --no-checkout "$SCOUTFS_SRC" "$work/tag"
+		git -C "$work/tag" checkout -q --detach "$last"
+		s=$(state "$work/tag")
+		expect "--base next on $last refused" 1 "next series is for upstream main at $nc, which HEAD" \
+			-- "$apply" --base next "$work/tag"
+		same_state "$work/tag" "$s" "--base next on $last: tree unchanged"
+		expect "$last checkout gets $last" 0 "applied .* for scoutfs $last to" -- "$apply" "$work/tag"
+	else
+		echo "SKIPPED: next: no series/next/upstream.txt"
+	fi
+
 	mkdir "$work/real-tar"
 	git -C "$SCOUTFS_SRC" archive "$base" | tar -x -C "$work/real-tar"
 	expect "real tarball apply" 0 "applied $nr patches" -- "$apply" --base "$base" "$work/real-tar"

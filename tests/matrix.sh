@@ -15,6 +15,15 @@
 # table docs/releases.md shows, writes it to build/matrix.md
 # (matrix-debug.md), and ends with `matrix: N passed, N failed` (the sum
 # of every test counted by the runs).
+#
+# Every release runs on Debian's 5.10 (next, upstream main, included).
+# $MATRIX_EXTRA adds rows RELEASE@TREE@KERNEL: the RELEASE series on
+# upstream's TREE, booted on KERNEL, with that kernel's test-kernel shim
+# (scripts/kernel/shim-debian-KERNEL.diff, not part of the series) and
+# upstream's iomap read path required (KC_USE_IOMAP_FOR_IO defined, or
+# the row fails).  The default row is next@auke/rhel10@6.12: auke/rhel10
+# is upstream main plus its RHEL 10 / 6.12 compat, the upstream work
+# that builds on Debian's 6.12.  A row runs when its RELEASE does.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -79,18 +88,33 @@ step() {
 }
 
 base_suites=${MATRIX_BASE_SUITES:-kernel daemon faults demo nats}
+extra=""
+for x in ${MATRIX_EXTRA-next@auke/rhel10@6.12}; do
+	[[ " $releases " != *" ${x%%@*} "* ]] || extra+=" $x"
+done
 rows=()
-for r in $releases; do
+for row in $releases $extra; do
+	r=${row%%@*}
 	args=(--src "$SCOUTFS_SRC" --base "$r")
-	if [ "$r" = "$base" ] && [ "${DEBUG_KERNEL:-0}" != 1 ]; then
+	label=$r
+	if [[ $row == *@*@* ]]; then
+		t=${row#*@}
+		k=${t#*@}
+		t=${t%@*}
+		args+=(--tree "$t" --kernel "$k" --shim "scripts/kernel/shim-debian-$k.diff"
+			--expect-define KC_USE_IOMAP_FOR_IO)
+		label="$r on $t"
+	fi
+	if [ "$row" = "$base" ] && [ "${DEBUG_KERNEL:-0}" != 1 ]; then
 		args+=(--suite "$base_suites")
 	fi
-	echo "matrix: $r (scripts/vm-test.sh ${args[*]:2})"
+	echo "matrix: $label (scripts/vm-test.sh ${args[*]:2})"
 	start=$SECONDS
+	r=${row//[@\/]/-}
 	rc=0
 	# the base release's one boot runs every suite: a bound of its own
 	vmt=${VM_TIMEOUT:-}
-	[ "$r" != "$base" ] || vmt=${MATRIX_BASE_TIMEOUT:-1800}
+	[ "$row" != "$base" ] || vmt=${MATRIX_BASE_TIMEOUT:-1800}
 	VM_TIMEOUT=$vmt scripts/vm-test.sh "${args[@]}" >"$logs/$r.log" 2>&1 || rc=$?
 	took=$((SECONDS - start))
 	echo "matrix: $r took $took s"
@@ -98,10 +122,10 @@ for r in $releases; do
 	add_counts "$logs/$r.log" "vm: " "$rc"
 	vm=$(sed -n 's/^vm-test.sh: the guest of this run: \([0-9]*\) passed, \([0-9]*\) failed$/\1 passed, \2 failed/p' "$logs/$r.log")
 	[ -n "$vm" ] || vm="did not run"
-	if [ "$r" = "$base" ]; then
+	if [ "${row%%@*}" = "$base" ]; then
 		prefix="patches/ "
 	else
-		prefix="series/$r/ "
+		prefix="series/${row%%@*}/ "
 	fi
 	ap=$(grep -c "^PASS $prefix" "$logs/abi.log" || true)
 	af=$(grep -c "^FAIL $prefix" "$logs/abi.log" || true)
@@ -114,16 +138,16 @@ for r in $releases; do
 	fi
 	l=$logs/$r.log
 	suites=$(sed -n 's/^vm-run.sh: booting .*(suites: \([^;]*\);.*/\1/p' "$l" | tail -n 1)
-	rows+=("| $r | $(step "$l" apply) | $(step "$l" kmod) | $(step "$l" sparse) | $(step "$l" utils) | $vm (${suites:-none}) | $abi | $took s |")
+	kv=$(sed -n 's/^vm-run.sh: booting \([^ ]*\) .*/\1/p' "$l" | tail -n 1)
+	rows+=("| $label | ${kv:--} | $(step "$l" apply) | $(step "$l" kmod) | $(step "$l" sparse) | $(step "$l" utils) | $vm (${suites:-none}) | $abi | $took s |")
 done
 
 {
-	echo "| release | apply | kmod -Werror | sparse | utils + daemon | VM tests (suites) | ABI identity | time |"
-	echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+	echo "| release | kernel | apply | kmod -Werror | sparse | utils + daemon | VM tests (suites) | ABI identity | time |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	printf '%s\n' "${rows[@]}"
 	echo
-	kver=$(cat "$logs"/*.log 2>/dev/null | sed -n 's/^vm-run.sh: booting \([^ ]*\) .*/\1/p' | head -n 1)
-	echo "Made by \`make test SCOUTFS_SRC=...$([ "${DEBUG_KERNEL:-0}" != 1 ] || echo " DEBUG_KERNEL=1")\` (tests/matrix.sh) on $(date -u +%Y-%m-%d), kernel ${kver:-?}."
+	echo "Made by \`make test SCOUTFS_SRC=...$([ "${DEBUG_KERNEL:-0}" != 1 ] || echo " DEBUG_KERNEL=1")\` (tests/matrix.sh) on $(date -u +%Y-%m-%d)."
 } >"$logs/$table"
 cp "$logs/$table" "$top/build/$table"
 cat "$logs/$table"

@@ -18,9 +18,14 @@
  * including O_CREAT, O_EXCL and O_TRUNC, plus O_LARGEFILE which 64bit
  * kernels add.
  * @SCOUTFS_NOTIFY_OP_READ: @len bytes were read at @offset by read(2)
- * and its relatives (pread, readv, sendfile, splice), recorded once
- * for each call that returned data.  Reads of mmap()ed pages are not
- * seen one by one: the mapping is recorded as an MMAP record.
+ * and its relatives (pread, readv, sendfile, splice, aio, io_uring),
+ * recorded once for each call that returned data.  An asynchronous
+ * direct read is recorded when it completes, with the submitter's
+ * @pid, @uid and @gid; if too many are in flight to keep track of, it
+ * is recorded when it's queued, with SCOUTFS_NOTIFY_READ_SUBMITTED in
+ * @flags: @len is then the length asked for, up to the file size at
+ * that time, not the bytes read.  Reads of mmap()ed pages are not seen
+ * one by one: the mapping is recorded as an MMAP record.
  * @SCOUTFS_NOTIFY_OP_ATTACH: a reader attached.  Nothing is recorded
  * while no reader is attached, so this marks the start of an observed
  * period; @ino is 0 and @pid is the reader's.
@@ -42,8 +47,9 @@
  * of taking a slot and a seq, when nothing was recorded (or dropped)
  * after that record, the reader hasn't begun to copy it, and the call
  * has the record's @ino, @pid, @uid and @gid and:
- *  - READ: starts at @offset + @len: @len grows by the bytes read, so
- *    @offset and @len cover the @calls reads, which were sequential;
+ *  - READ: has the same @flags and starts at @offset + @len: @len grows
+ *    by the bytes read, so @offset and @len cover the @calls reads,
+ *    which were sequential;
  *  - OPEN: has the same @flags (identical consecutive opens, as
  *    fanotify merges them).
  * @time_ns stays the time of the first call.  ATTACH and MMAP records
@@ -71,6 +77,8 @@ struct scoutfs_ioctl_notify_record {
 
 #define SCOUTFS_NOTIFY_MMAP_SHARED	(1U << 0)
 #define SCOUTFS_NOTIFY_MMAP_WRITE	(1U << 1)
+
+#define SCOUTFS_NOTIFY_READ_SUBMITTED	(1U << 0)
 
 /*
  * Copy the oldest records out of the ring into the array of

@@ -24,6 +24,9 @@
 #include <linux/spinlock.h>
 #include <linux/log2.h>
 #include <linux/mm.h>
+#ifdef KC_USE_IOMAP_FOR_IO
+#include <linux/uio.h>
+#endif
 
 #include "format.h"
 #include "ioctl.h"
@@ -74,6 +77,13 @@
  * open file.  Once it begins, nothing more is recorded, a waiting
  * reader is woken, it gets what is left in the ring and then -ENOLINK
  * so that it closes its file, and no new reader can attach.
+ *
+ * Asynchronous direct reads (aio, io_uring) complete after read_iter
+ * returned -EIOCBQUEUED, through the kiocb's ki_complete, which can be
+ * called in interrupt context.  They are recorded there, with the
+ * bytes actually read and the identity of the task that submitted
+ * them, which is kept in a small table with the mount: so the ring's
+ * lock is taken with interrupts disabled everywhere.
  */
 
 #define NOTIFY_RING_BYTES	(64 * 1024)
@@ -81,6 +91,31 @@
 				 sizeof(struct scoutfs_ioctl_notify_record))
 #define NOTIFY_RING_MASK	(NOTIFY_RING_NR - 1)
 #define NOTIFY_BATCH_US_MAX	USEC_PER_SEC
+
+/* who a record is about: the task that asked for the access */
+struct notify_ident {
+	u32 pid;
+	u32 uid;
+	u32 gid;
+};
+
+#ifdef KC_USE_IOMAP_FOR_IO
+/* asynchronous direct reads in flight that are recorded at completion */
+#define NOTIFY_DIO_NR		64
+
+/*
+ * A queued asynchronous direct read: its kiocb, the completion that we
+ * call once we've recorded it, and what the record needs from the
+ * submitter.  A slot is free when its iocb is NULL.
+ */
+struct notify_dio_slot {
+	struct kiocb *iocb;
+	void (*ki_complete)(struct kiocb *iocb, long ret);
+	u64 ino;
+	loff_t pos;
+	struct notify_ident id;
+};
+#endif
 
 struct notify_info {
 	struct super_block *sb;
@@ -105,6 +140,12 @@ struct notify_info {
 	wait_queue_head_t waitq;
 
 	struct scoutfs_ioctl_notify_record *ring;
+
+#ifdef KC_USE_IOMAP_FOR_IO
+	/* the queued direct reads, taken and freed in any context */
+	spinlock_t dio_lock;
+	struct notify_dio_slot dio[NOTIFY_DIO_NR];
+#endif
 };
 
 #define DECLARE_NOTIFY_INFO(sb, name) \
@@ -128,7 +169,10 @@ struct notify_info {
  * dropped after it (its seq is the last one given out), so each record
  * still stands for calls made between its seq and the next, and a seq
  * gap still counts lost records of one call each.  A record stored for
- * a reader that didn't merge (@calls 0) is never merged into.
+ * a reader that didn't merge (@calls 0) is never merged into, and calls
+ * merge only with the same flags: a direct read recorded when it was
+ * queued (SCOUTFS_NOTIFY_READ_SUBMITTED, the length asked for) never
+ * merges with one recorded when it completed (the bytes read).
  */
 static bool merge_record(struct notify_info *ninf,
 			 struct scoutfs_ioctl_notify_record *rec)
@@ -143,14 +187,14 @@ static bool merge_record(struct notify_info *ninf,
 	if (last->seq + 1 != ninf->next_seq || last->calls == 0 ||
 	    last->calls == U32_MAX || last->op != rec->op ||
 	    last->ino != rec->ino || last->pid != rec->pid ||
-	    last->uid != rec->uid || last->gid != rec->gid)
+	    last->uid != rec->uid || last->gid != rec->gid ||
+	    last->flags != rec->flags)
 		return false;
 
 	if (rec->op == SCOUTFS_NOTIFY_OP_READ &&
 	    rec->offset == last->offset + last->len)
 		last->len += rec->len;
-	else if (!(rec->op == SCOUTFS_NOTIFY_OP_OPEN &&
-		   rec->flags == last->flags))
+	else if (rec->op != SCOUTFS_NOTIFY_OP_OPEN)
 		return false;
 
 	last->calls++;
@@ -206,8 +250,17 @@ static void wake_reader(struct notify_info *ninf)
 		wake_up(&ninf->waitq);
 }
 
+/* the current task is the one accessing: only in process context */
+static void current_ident(struct notify_ident *id)
+{
+	id->pid = task_tgid_nr(current);
+	id->uid = from_kuid(&init_user_ns, current_fsuid());
+	id->gid = from_kgid(&init_user_ns, current_fsgid());
+}
+
 static void init_record(struct scoutfs_ioctl_notify_record *rec, u32 op,
-			u64 ino, u64 offset, u64 len, u32 flags)
+			u64 ino, u64 offset, u64 len, u32 flags,
+			const struct notify_ident *id)
 {
 	*rec = (struct scoutfs_ioctl_notify_record) {
 		.ino = ino,
@@ -215,36 +268,51 @@ static void init_record(struct scoutfs_ioctl_notify_record *rec, u32 op,
 		.offset = offset,
 		.len = len,
 		.op = op,
-		.pid = task_tgid_nr(current),
-		.uid = from_kuid(&init_user_ns, current_fsuid()),
-		.gid = from_kgid(&init_user_ns, current_fsgid()),
+		.pid = id->pid,
+		.uid = id->uid,
+		.gid = id->gid,
 		.flags = flags,
 	};
 }
 
 /*
- * Record an access for the attached reader.  Callers have already seen
- * scoutfs_notify_watched() return true, but the reader can detach
- * before we get the lock, so we check again and record nothing once
- * it's gone.  The record is built before taking the lock so the
- * critical section is just the copy into the ring.
+ * Record an access for the attached reader on behalf of the task @id.
+ * Callers have already seen scoutfs_notify_watched() return true, but
+ * the reader can detach before we get the lock, so we check again and
+ * record nothing once it's gone.  The record is built before taking
+ * the lock so the critical section is just the copy into the ring.
+ * This runs in any context, I/O completion interrupts included: it
+ * doesn't look at current, sleep or allocate, and the lock is taken
+ * with interrupts disabled.
  */
-void scoutfs_notify_emit(struct super_block *sb, u32 op, u64 ino,
-			 u64 offset, u64 len, u32 flags)
+static void emit_ident(struct super_block *sb, u32 op, u64 ino,
+		       u64 offset, u64 len, u32 flags,
+		       const struct notify_ident *id)
 {
 	DECLARE_NOTIFY_INFO(sb, ninf);
 	struct scoutfs_ioctl_notify_record rec;
+	unsigned long irq_flags;
 	bool wake = false;
 
-	init_record(&rec, op, ino, offset, len, flags);
+	init_record(&rec, op, ino, offset, len, flags, id);
 
-	spin_lock(&ninf->lock);
+	spin_lock_irqsave(&ninf->lock, irq_flags);
 	if (ninf->reader && !ninf->shutdown)
 		wake = store_record(sb, ninf, &rec);
-	spin_unlock(&ninf->lock);
+	spin_unlock_irqrestore(&ninf->lock, irq_flags);
 
 	if (wake)
 		wake_reader(ninf);
+}
+
+/* an access by the current task, in process context */
+void scoutfs_notify_emit(struct super_block *sb, u32 op, u64 ino,
+			 u64 offset, u64 len, u32 flags)
+{
+	struct notify_ident id;
+
+	current_ident(&id);
+	emit_ident(sb, op, ino, offset, len, flags, &id);
 }
 
 /*
@@ -293,6 +361,122 @@ void scoutfs_notify_record_mmap(struct file *file, struct vm_area_struct *vma)
 			    vma->vm_end - vma->vm_start, flags);
 }
 
+#ifdef KC_USE_IOMAP_FOR_IO
+/*
+ * A queued direct read that we arranged to see complete: record it
+ * with the bytes the completion reports (all of the read call, earlier
+ * submissions of its retry loop included) on behalf of the task that
+ * submitted it, then complete it as the kiocb's owner (aio, io_uring)
+ * asked.  This can run in interrupt context: nothing here looks at
+ * current, sleeps or allocates.  The slot was claimed before the read
+ * was submitted and once it was queued only we free it, so it is
+ * always found.
+ */
+static void notify_dio_complete(struct kiocb *iocb, long ret)
+{
+	struct inode *inode = file_inode(iocb->ki_filp);
+	DECLARE_NOTIFY_INFO(inode->i_sb, ninf);
+	struct notify_dio_slot slot = { .iocb = NULL };
+	unsigned long flags;
+	int i;
+
+	spin_lock_irqsave(&ninf->dio_lock, flags);
+	for (i = 0; i < NOTIFY_DIO_NR; i++) {
+		if (ninf->dio[i].iocb == iocb) {
+			slot = ninf->dio[i];
+			ninf->dio[i].iocb = NULL;
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&ninf->dio_lock, flags);
+
+	if (WARN_ON_ONCE(!slot.iocb))
+		return;
+
+	iocb->ki_complete = slot.ki_complete;
+	if (ret > 0)
+		emit_ident(inode->i_sb, SCOUTFS_NOTIFY_OP_READ, slot.ino,
+			   slot.pos, ret, 0, &slot.id);
+	slot.ki_complete(iocb, ret);
+}
+
+/*
+ * An asynchronous direct read is about to be submitted while a reader
+ * is attached.  If it's queued, read_iter returns -EIOCBQUEUED and the
+ * read completes later, perhaps in interrupt context where its
+ * submitter is long gone: so the submitter's identity goes in a slot
+ * and the kiocb completes through notify_dio_complete().  @done bytes
+ * of the read call were read by earlier submissions of its retry loop:
+ * the record covers the whole call, as a synchronous read's does.
+ * With every slot taken the read is recorded when it's queued, with
+ * the length asked for (up to the file size) and a flag that says so.
+ */
+void scoutfs_notify_dio_prepare(struct kiocb *iocb, struct iov_iter *to,
+				size_t done, struct scoutfs_notify_dio *nd)
+{
+	struct inode *inode = file_inode(iocb->ki_filp);
+	DECLARE_NOTIFY_INFO(inode->i_sb, ninf);
+	struct notify_dio_slot *slot = NULL;
+	loff_t size = i_size_read(inode);
+	unsigned long flags;
+	int i;
+
+	nd->armed = true;
+	nd->sb = inode->i_sb;
+	nd->ino = scoutfs_ino(inode);
+	nd->pos = iocb->ki_pos - done;
+	nd->len = done;
+	if (iocb->ki_pos < size)
+		nd->len += min_t(u64, iov_iter_count(to), size - iocb->ki_pos);
+
+	spin_lock_irqsave(&ninf->dio_lock, flags);
+	for (i = 0; i < NOTIFY_DIO_NR; i++) {
+		if (!ninf->dio[i].iocb) {
+			slot = &ninf->dio[i];
+			slot->iocb = iocb;
+			slot->ki_complete = iocb->ki_complete;
+			slot->ino = nd->ino;
+			slot->pos = nd->pos;
+			current_ident(&slot->id);
+			iocb->ki_complete = notify_dio_complete;
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&ninf->dio_lock, flags);
+
+	nd->slot = slot;
+}
+
+/*
+ * The direct read was submitted and read_iter's caller gets @ret.  A
+ * queued read (-EIOCBQUEUED) completes through us, later or already:
+ * its kiocb isn't ours to touch any more.  Any other outcome means the
+ * read is over (read_iter records what it returns), and the kiocb gets
+ * its own completion back.
+ */
+void scoutfs_notify_dio_submitted(struct kiocb *iocb,
+				  struct scoutfs_notify_dio *nd, ssize_t ret)
+{
+	DECLARE_NOTIFY_INFO(nd->sb, ninf);
+	unsigned long flags;
+
+	if (ret == -EIOCBQUEUED) {
+		if (!nd->slot && nd->len > 0)
+			scoutfs_notify_emit(nd->sb, SCOUTFS_NOTIFY_OP_READ, nd->ino,
+					    nd->pos, nd->len,
+					    SCOUTFS_NOTIFY_READ_SUBMITTED);
+		return;
+	}
+
+	if (nd->slot) {
+		iocb->ki_complete = nd->slot->ki_complete;
+		spin_lock_irqsave(&ninf->dio_lock, flags);
+		nd->slot->iocb = NULL;
+		spin_unlock_irqrestore(&ninf->dio_lock, flags);
+	}
+}
+#endif
+
 /*
  * Make the file the mount's reader if there isn't one yet.  Recording
  * starts here, and the first record of the observed period is an
@@ -305,13 +489,15 @@ static int attach_reader(struct super_block *sb, struct notify_info *ninf,
 			 struct file *file, bool merge)
 {
 	struct scoutfs_ioctl_notify_record rec;
+	struct notify_ident id;
 	bool attached = false;
 	bool wake = false;
 	int ret = 0;
 
-	init_record(&rec, SCOUTFS_NOTIFY_OP_ATTACH, 0, 0, 0, 0);
+	current_ident(&id);
+	init_record(&rec, SCOUTFS_NOTIFY_OP_ATTACH, 0, 0, 0, 0, &id);
 
-	spin_lock(&ninf->lock);
+	spin_lock_irq(&ninf->lock);
 	if (ninf->shutdown) {
 		ret = -ENOLINK;
 	} else if (ninf->reader == NULL) {
@@ -325,7 +511,7 @@ static int attach_reader(struct super_block *sb, struct notify_info *ninf,
 	} else {
 		ninf->merge = merge;
 	}
-	spin_unlock(&ninf->lock);
+	spin_unlock_irq(&ninf->lock);
 
 	if (attached)
 		scoutfs_inc_counter(sb, notify_reader_attached);
@@ -347,13 +533,13 @@ int scoutfs_notify_release(struct inode *inode, struct file *file)
 	DECLARE_NOTIFY_INFO(sb, ninf);
 
 	if (scoutfs_notify_watched(sb)) {
-		spin_lock(&ninf->lock);
+		spin_lock_irq(&ninf->lock);
 		if (ninf->reader == file) {
 			ninf->reader = NULL;
 			ninf->merge = false;
 			WRITE_ONCE(SCOUTFS_SB(sb)->notify_watched, false);
 		}
-		spin_unlock(&ninf->lock);
+		spin_unlock_irq(&ninf->lock);
 	}
 
 	return 0;
@@ -363,9 +549,9 @@ static u64 ring_count(struct notify_info *ninf)
 {
 	u64 nr;
 
-	spin_lock(&ninf->lock);
+	spin_lock_irq(&ninf->lock);
 	nr = ninf->head - ninf->tail;
-	spin_unlock(&ninf->lock);
+	spin_unlock_irq(&ninf->lock);
 
 	return nr;
 }
@@ -378,9 +564,9 @@ static bool wait_done(struct notify_info *ninf, u64 nr)
 
 static void set_wake_nr(struct notify_info *ninf, u64 nr)
 {
-	spin_lock(&ninf->lock);
+	spin_lock_irq(&ninf->lock);
 	ninf->wake_nr = nr;
-	spin_unlock(&ninf->lock);
+	spin_unlock_irq(&ninf->lock);
 }
 
 /*
@@ -437,12 +623,12 @@ static long copy_records(struct notify_info *ninf,
 	u64 idx;
 	u64 n;
 
-	spin_lock(&ninf->lock);
+	spin_lock_irq(&ninf->lock);
 	head = ninf->head;
 	tail = ninf->tail;
 	avail = min(head - tail, nr);
 	ninf->copy_end = tail + avail;
-	spin_unlock(&ninf->lock);
+	spin_unlock_irq(&ninf->lock);
 
 	while (copied < avail) {
 		idx = (tail + copied) & NOTIFY_RING_MASK;
@@ -455,9 +641,9 @@ static long copy_records(struct notify_info *ninf,
 	}
 
 	if (copied > 0) {
-		spin_lock(&ninf->lock);
+		spin_lock_irq(&ninf->lock);
 		ninf->tail = tail + copied;
-		spin_unlock(&ninf->lock);
+		spin_unlock_irq(&ninf->lock);
 	}
 
 	if (copied == 0 && avail > 0)
@@ -561,9 +747,9 @@ void scoutfs_notify_umount_begin(struct super_block *sb)
 	if (!ninf)
 		return;
 
-	spin_lock(&ninf->lock);
+	spin_lock_irq(&ninf->lock);
 	ninf->shutdown = true;
-	spin_unlock(&ninf->lock);
+	spin_unlock_irq(&ninf->lock);
 
 	wake_up_all(&ninf->waitq);
 }
@@ -588,6 +774,9 @@ int scoutfs_notify_setup(struct super_block *sb)
 
 	ninf->sb = sb;
 	spin_lock_init(&ninf->lock);
+#ifdef KC_USE_IOMAP_FOR_IO
+	spin_lock_init(&ninf->dio_lock);
+#endif
 	ninf->next_seq = 1;
 	mutex_init(&ninf->read_mutex);
 	init_waitqueue_head(&ninf->waitq);

@@ -4,6 +4,8 @@
 #include "super.h"
 
 struct vm_area_struct;
+struct notify_dio_slot;
+struct iov_iter;
 
 int scoutfs_notify_setup(struct super_block *sb);
 void scoutfs_notify_destroy(struct super_block *sb);
@@ -40,6 +42,60 @@ static inline void scoutfs_notify_read(struct inode *inode, loff_t pos,
 	if (scoutfs_notify_watched(inode->i_sb) && ret > 0)
 		scoutfs_notify_record_read(inode, pos, ret);
 }
+
+/*
+ * The same for read_iter methods that can return -EIOCBQUEUED: the
+ * kiocb of a queued read belongs to its completion, so it's only
+ * looked at when the call returned data.
+ */
+static inline void scoutfs_notify_read_iocb(struct inode *inode,
+					    struct kiocb *iocb, ssize_t ret)
+{
+	if (scoutfs_notify_watched(inode->i_sb) && ret > 0)
+		scoutfs_notify_record_read(inode, iocb->ki_pos - ret, ret);
+}
+
+#ifdef KC_USE_IOMAP_FOR_IO
+/* an asynchronous direct read's submission, between the two calls below */
+struct scoutfs_notify_dio {
+	struct super_block *sb;
+	struct notify_dio_slot *slot;
+	u64 ino;
+	loff_t pos;
+	u64 len;
+	bool armed;
+};
+
+void scoutfs_notify_dio_prepare(struct kiocb *iocb, struct iov_iter *to,
+				size_t done, struct scoutfs_notify_dio *nd);
+void scoutfs_notify_dio_submitted(struct kiocb *iocb,
+				  struct scoutfs_notify_dio *nd, ssize_t ret);
+
+/*
+ * The iomap direct read path calls this before each iomap_dio_rw() of
+ * a read call that has read @done bytes so far, and the next one with
+ * what it returned.  An asynchronous read that is queued (-EIOCBQUEUED)
+ * is then recorded when it completes; every other read is recorded by
+ * read_iter when it returns.
+ */
+static inline void scoutfs_notify_dio_begin(struct kiocb *iocb,
+					    struct iov_iter *to, size_t done,
+					    struct scoutfs_notify_dio *nd)
+{
+	nd->armed = false;
+	if (scoutfs_notify_watched(file_inode(iocb->ki_filp)->i_sb) &&
+	    !is_sync_kiocb(iocb))
+		scoutfs_notify_dio_prepare(iocb, to, done, nd);
+}
+
+static inline void scoutfs_notify_dio_end(struct kiocb *iocb,
+					  struct scoutfs_notify_dio *nd,
+					  ssize_t ret)
+{
+	if (unlikely(nd->armed))
+		scoutfs_notify_dio_submitted(iocb, nd, ret);
+}
+#endif
 
 /* the mmap method calls this once the vma is set up */
 static inline void scoutfs_notify_mmap(struct file *file,

@@ -89,61 +89,6 @@ static void t_attach(void)
 	close(rfd);
 }
 
-struct expect {
-	uint32_t op;
-	uint64_t ino;
-	uint64_t offset;
-	uint64_t len;
-	uint32_t flags;
-	uint32_t pid;
-	uint32_t uid;
-	uint32_t gid;
-};
-
-/* compare drained records (after the ATTACH) with what was expected */
-static void match(const char *what, rec_t *recs, long n,
-		  const struct expect *ex, int nex, uint64_t t0, uint64_t t1)
-{
-	bool ok = n == nex;
-	int i;
-
-	for (i = 0; ok && i < nex; i++) {
-		rec_t *r = &recs[i];
-		const struct expect *e = &ex[i];
-
-		if (r->op != e->op || r->ino != e->ino || r->pid != e->pid ||
-		    r->uid != e->uid || r->gid != e->gid ||
-		    r->offset != e->offset || r->len != e->len ||
-		    r->flags != e->flags || !rec_zero_tail(r) ||
-		    r->time_ns < t0 || r->time_ns > t1 ||
-		    (i > 0 && r->seq != recs[i - 1].seq + 1)) {
-			fail("%s: record %d: op %u ino %llu pid %u uid %u gid %u off %llu len %llu flags 0%o seq %llu; want op %u ino %llu pid %u uid %u gid %u off %llu len %llu flags 0%o",
-			     what, i, r->op, (unsigned long long)r->ino,
-			     r->pid, r->uid, r->gid,
-			     (unsigned long long)r->offset,
-			     (unsigned long long)r->len, r->flags,
-			     (unsigned long long)r->seq, e->op,
-			     (unsigned long long)e->ino, e->pid, e->uid,
-			     e->gid, (unsigned long long)e->offset,
-			     (unsigned long long)e->len, e->flags);
-			return;
-		}
-	}
-	if (ok)
-		pass("%s: %d records as expected", what, nex);
-	else
-		fail("%s: %ld records, want %d", what, n, nex);
-}
-
-/*
- * ->open sees the open(2) flags (O_CREAT, O_EXCL and O_TRUNC are only
- * cleared after it) plus O_LARGEFILE, which the kernel forces on 64bit
- * (0100000 on x86_64; glibc's headers define it as 0 there).  O_CLOEXEC
- * belongs to the descriptor, not the file, and isn't seen.
- */
-#define KERNEL_O_LARGEFILE 0100000
-#define OPEN_FLAGS(f) ((uint32_t)((f) & ~O_CLOEXEC) | KERNEL_O_LARGEFILE)
-
 static void t_open_read(void)
 {
 	rec_t recs[64];
