@@ -631,7 +631,7 @@ static int file_effect(struct ha *a, struct hmount *m, const nf_rec_t *r, const 
 		       size_t path_len)
 {
 	int64_t t = (int64_t)r->time_ns;
-	int64_t calls = r->_pad ? r->_pad : 1;
+	int64_t calls = r->calls ? r->calls : 1;
 	struct fdelta *d = delta(a, m->fsid, r->ino);
 
 	if (!d || set_path(d, path, path_len, t))

@@ -25,7 +25,7 @@
  *   READ   read_calls += calls, read_bytes += len, last_read_ns,
  *          last_use_ns, the reader (uid, mount), heat += calls
  *   MMAP   mmaps += 1, last_mmap_ns, last_use_ns, the reader, heat += 1
- * where calls is the record's call count (_pad, which merged records
+ * where calls is the record's call count (calls, which merged records
  * carry; 0 means 1) and a time is the latest record's.  ATTACH starts
  * an observation period of its mount.  A record of an op this version
  * doesn't know is counted (unknown) and changes no file.  A message
