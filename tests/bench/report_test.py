@@ -319,6 +319,12 @@ def test_stages():
                  stage_start("new-text"), "what was lost is not known (records by the client)")
     not_measured("stages: a guest that does not say which stages it runs", tables(guest=guest_log(header="")),
                  stage_start("none"), "the stages asked for are not known")
+    not_measured("stages: the busy reader gave no figures", tables(guest=guest_log(stages={
+        "new-text": STAGE_LINES["new-text"].replace("reads 272782", "reads ?")})), stage_start("new-text"),
+        "the busy reader gave no figures")
+    not_measured("stages: the drain-only reader gave no counts", tables(guest=guest_log(stages={
+        "drainonly": STAGE_LINES["drainonly"].split(" records")[0]})), stage_start("drainonly"),
+        "the drain-only reader gave no counts")
     not_measured("stages: the drain-only reader's drops not said",
                  tables(guest=guest_log(stages={"drainonly": STAGE_LINES["drainonly"].replace(" dropped 0", "")})),
                  stage_start("drainonly"), "what the ring dropped is not known")
