@@ -536,7 +536,8 @@ def stage_table(out, runs):
                "| per call | what was lost |")
     out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = {k: stage_row(k, v) for k, v in run["stage"].items()}
-    for k in list(STAGES) + sorted(set(run["stage"]) - set(STAGES)):
+    asked = run["asked"].get("stages") or []
+    for k in list(STAGES) + sorted((set(run["stage"]) | set(asked)) - set(STAGES)):
         if k not in rows:
             out.append(f"| {STAGES.get(k, k)} | - | - | - | - | - | - | - | - | - | - | {stage_whole(run, k)} |")
             continue
