@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: the benchmarks (figures, never pass/fail tests).
 #   1. relay throughput, natively: scoutfs-notifyd against the bare
-#      sendmmsg loop for 1, 4 and 16 clients (tests/bench/relay.sh)
+#      sendmmsg loop for 1, 4 and 16 clients, one record per message
+#      and 256 (tests/bench/relay.sh)
 #   2. where the user-space instructions per record go, natively: the
 #      daemon, the client and the forwarder under valgrind's callgrind,
 #      the series before merged records and batches (commit c465d13)
@@ -19,9 +20,11 @@
 #      drain under a busy reader and a CPU hog, the daemon against the
 #      old one (patch 3 as of commit 8c5a7f2, built from this
 #      repository's history: no batched reads, 1 ms coalescing sleep);
-#      emit-to-client latency; the stages on a real kernel; a 1 GiB file
-#      read 4 KiB at a time (tests/vm/bench.sh)
-#   4. the access index, natively (tests/bench/index-bench.py): ingest
+#      emit-to-client latency; the stages on a real kernel (each
+#      process's CPU per record and per call); a 1 GiB file read 4 KiB
+#      at a time, records against calls in the ring, at the client and
+#      in the stream (tests/vm/bench.sh)
+#   5. the access index, natively (tests/bench/index-bench.py): ingest
 #      against a bare loop of the same upserts and a bare consumer of
 #      the same stream, bytes per file, cold queries over 1M and 10M
 #      synthetic files, SQLite and PostgreSQL (SKIPPED without SQLite,
@@ -33,7 +36,7 @@
 # it beside the others in the drain and latency rounds (NAME: letters,
 # digits, _), so that a daemon change is compared in one run.
 #
-# --only relay|nats|vm|index runs that part alone.
+# --only relay|stages|nats|vm|index runs that part alone.
 #
 #   scripts/bench.sh [--src DIR] [--base TAG] [--only PART]
 set -euo pipefail
@@ -57,11 +60,11 @@ only=""
 args=()
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--only) only=${2:?--only needs relay, nats, vm or index}; shift 2 ;;
+	--only) only=${2:?--only needs relay, stages, nats, vm or index}; shift 2 ;;
 	*) args+=("$1"); shift ;;
 	esac
 done
-case "$only" in '' | relay | nats | vm | index) ;; *) die "--only takes relay, nats, vm or index" ;; esac
+case "$only" in '' | relay | stages | nats | vm | index) ;; *) die "--only takes relay, stages, nats, vm or index" ;; esac
 # part NAME: run part NAME (all of them without --only)
 part() {
 	[ -z "$only" ] || [ "$only" = "$1" ]
@@ -106,11 +109,13 @@ build_tools() {
 		"$n/notify-json.c" "$n/notify-nats.c" "$n/notify-path.c" "${sock[@]}" "${nf[@]}" -lpthread
 }
 
-echo "bench.sh: where the instructions per record go (native, callgrind)"
 stagesmd=$top/build/bench-stages.md
 rm -f "$stagesmd"
 mkdir -p "$work/before-src"
-if "$top/scripts/deps.sh" bench && git -C "$top" archive "$before_rev" utils/notifyd kmod/src/notify-abi.h \
+if ! part stages; then
+	:
+elif echo "bench.sh: where the instructions per record go (native, callgrind)" &&
+	"$top/scripts/deps.sh" bench && git -C "$top" archive "$before_rev" utils/notifyd kmod/src/notify-abi.h \
 	tests/lib/ioctl-prelude.h | tar -x -C "$work/before-src" &&
 	build_tools "$work/before-src" "$work/stages-before" && build_tools "$top" "$work/stages-after"; then
 	cp "$work/bin/fake-scoutfs.so" "$work/stages-after/"
@@ -187,7 +192,7 @@ vmlog=()
 if ! part vm; then
 	echo "bench.sh: --only $only: not the VM benchmarks"
 elif [ -n "$src" ]; then
-	echo "bench.sh: hook cost, ring drain and latency (VM, scoutfs $base)"
+	echo "bench.sh: hook cost, ring drain, latency, the stages and a 1 GiB read (VM, scoutfs $base)"
 	vm=$top/build/vm/$base
 	"$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --out "$vm"
 	"$top/scripts/build-scoutfs.sh" --src "$src" --base "$base" --no-series \
@@ -222,14 +227,17 @@ elif [ -n "$src" ]; then
 		vmlog+=(--"$clock" "$top/build/bench-$clock.log")
 	done
 else
-	echo "bench.sh: SKIPPED: the VM benchmarks (hook cost, ring drain, latency): SCOUTFS_SRC is not set"
+	echo "bench.sh: SKIPPED: the VM benchmarks (hook cost, ring drain, latency, the stages, a 1 GiB read): SCOUTFS_SRC is not set"
 fi
 
 {
 	echo "Made by \`make bench\` on $(date -u +%Y-%m-%d) ($(nproc) host CPUs; the VM runs under TCG emulation, so compare ratios, not absolute times)."
 	echo
-	if [ -f "$top/build/bench-relay.log" ]; then
-		python3 "$top/tests/bench/report.py" "$top/build/bench-relay.log" "${vmlog[@]}"
+	# without the relay part (--only vm) its table says "not measured"
+	relaylog=$top/build/bench-relay.log
+	[ -f "$relaylog" ] || relaylog=/dev/null
+	if [ "$relaylog" != /dev/null ] || [ ${#vmlog[@]} -gt 0 ]; then
+		python3 "$top/tests/bench/report.py" "$relaylog" "${vmlog[@]}"
 	fi
 	for md in "$stagesmd" "$natsmd" "$indexmd"; do
 		if [ -f "$md" ]; then

@@ -1,6 +1,7 @@
 """The verdict rules of the benchmarks, written once: tests/bench/report.py
-(relay, hook cost, ring drain, latency) and tests/bench/nats-bench.py
-(the NATS forwarder) both give their targets' verdicts through these.
+(relay, hook cost, ring drain, the stages, the 1 GiB read, latency) and
+tests/bench/nats-bench.py (the NATS forwarder) both give their targets'
+verdicts through these.
 
 A figure is "met" only when everything it was made from is there and
 whole: every round asked for ran (at least MIN_ROUNDS of them, or the
