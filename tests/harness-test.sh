@@ -209,12 +209,13 @@ for s in lint apply-test series-test daemon-tier nats-tier index-tier harness-te
 done
 stub "$t/tests/upstream/report_test.py" "STUB_NAME=upstream-report; $TIER"
 stub "$t/tests/bench/report_test.py" "STUB_NAME=bench-report; $TIER"
+stub "$t/tests/fuzz/run.sh" "STUB_NAME=fuzz; $TIER"
 # python3 runs the .py stubs (bash scripts) in the made-up repository
 stub "$t/bin/python3" 'exec bash "$@"'
 runsh() {
 	env PATH="$t/bin:$PATH" TEST_LOG_DIR="$t/logs" SCOUTFS_SRC= "$@" "$t/tests/run.sh"
 }
-expect "run.sh: every tier passed, two skipped for want of SCOUTFS_SRC" 0 '^27 passed, 0 failed$' runsh
+expect "run.sh: every tier passed, two skipped for want of SCOUTFS_SRC" 0 '^30 passed, 0 failed$' runsh
 expect "run.sh: the SKIPPED lines are listed" 0 '^  systemd +SKIPPED: SCOUTFS_SRC is not set' runsh
 expect "run.sh: a tier that ran nothing fails" fail 'tier daemon ran nothing' runsh STUB_daemon=nothing
 expect "run.sh: a tier that exits non-zero fails" fail 'tier lint: exit 1 with 0 failed' runsh STUB_lint=exit1
