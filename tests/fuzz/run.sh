@@ -99,6 +99,7 @@ target_parts() {
 	json | format) parts=("$src/notify-json.c" "$src/notify-format.c") ;;
 	watch-nats) parts=("$src/notify-json.c" "$src/notify-format.c" "$src/notify-nats.c"
 		"${natsflags[@]}" -lpthread) ;;
+	notifyd) parts=("$src/notify-sock.c") ;;
 	*) parts=() ;;
 	esac
 }

@@ -131,14 +131,34 @@ def watch_seeds():
 
 def notifyd_seeds():
     # actions: 0 connect, 1 send (2 length bytes, the bytes), 2 close,
-    # 3 shutdown, 4 broadcast, 5/7 look, 6 client_msg alone; the client is b >> 3
+    # 3 shutdown, 4 broadcast (b >> 3 picks how many), 5 look,
+    # 6 request (the next byte: max_recs 0-251, 252-255: 256, 257, 65536,
+    # 2^32-1), 7 a bad request (the next byte: what is wrong); the client
+    # is b >> 3 (modulo the clients connected)
+    def on(action, client):
+        return action | client << 3
+
     write("notifyd", "three-clients", bytes([0, 0, 0, 4 | 2 << 3, 5, 1 | 1 << 3, 5, 0, 4, 5]) +
           bytes([1, 0]))
     write("notifyd", "talkers", bytes([0, 0, 0, 0, 1, 12, 0]) + b"hello daemon" +
           bytes([2 | 1 << 3, 3 | 2 << 3, 4, 5, 4 | 7 << 3, 5]))
     write("notifyd", "empty-and-big", bytes([0, 0, 1, 0, 0, 1 | 1 << 3, 0, 1]) + b"x" * 256 +
-          bytes([4, 5, 6, 4, 0]) + b"\x01\x02\x03\x04")
-
+          bytes([4, 5, 4, 0]))
+    write("notifyd", "batched", bytes([0, 0, 0, on(6, 1), 4, on(6, 2), 252, on(4, 2), 5,
+                                       on(4, 9), on(4, 23), on(4, 16), 5]))
+    write("notifyd", "request-sizes", bytes([0, 0, 0, 0, on(6, 0), 0, on(6, 1), 1, on(6, 2), 255,
+                                             on(6, 3), 253, 5, on(4, 10), on(4, 31), 5]))
+    write("notifyd", "second-request", bytes([0, 0, on(6, 0), 8, 5, on(4, 4), on(6, 0), 8,
+                                              on(4, 4), 5, on(4, 4)]))
+    write("notifyd", "request-and-more", bytes([0, 0, on(6, 0), 8, on(1, 0), 1, 0]) + b"x" +
+          bytes([on(6, 1), 3, on(6, 1), 3, 5, on(4, 2), 5, on(4, 2), 5]))
+    write("notifyd", "bad-requests", bytes([0] * 8 + [b for k in range(8) for b in (on(7, k), k)] +
+                                           [on(4, 3), 5, 0, on(7, 0), 11, on(7, 0), 12, 5]))
+    write("notifyd", "request-then-hangup", bytes([0, 0, 0, on(6, 0), 8, on(3, 0), on(6, 1), 16,
+                                                   on(2, 1), on(4, 5), 5, on(4, 5), 5]))
+    req = struct.pack("=4sHHII", b"SNRQ", 1, 0, 32, 0)
+    write("notifyd", "raw-request", bytes([0, 0, on(1, 0), 16, 0]) + req +
+          bytes([on(1, 1), 17, 0]) + req + b"\0" + bytes([5, on(4, 20), 5]))
 
 if __name__ == "__main__":
     json_seeds()
