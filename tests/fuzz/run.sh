@@ -7,6 +7,8 @@
 #   format      notify-format.c's text and JSON encoders (file names)
 #   watch-nats  scoutfs-notify-watch-nats's handling of whole messages
 #   notifyd     scoutfs-notifyd's handling of what clients send
+#   sock        notify-sock.c's parsers of requests and replies, and the
+#               clients' reading of the daemon's messages (ns_recv())
 #
 # (each target's properties are at the top of tests/fuzz/fuzz-<target>.c).
 # For each target: build it, check that every input of
