@@ -7,6 +7,8 @@
 #   format      notify-format.c's text and JSON encoders (file names)
 #   watch-nats  scoutfs-notify-watch-nats's handling of whole messages
 #   notifyd     scoutfs-notifyd's handling of what clients send
+#   sock        notify-sock.c's parsers of requests and replies, and the
+#               clients' reading of the daemon's messages (ns_recv())
 #
 # (each target's properties are at the top of tests/fuzz/fuzz-<target>.c).
 # For each target: build it, check that every input of
@@ -99,6 +101,7 @@ target_parts() {
 	json | format) parts=("$src/notify-json.c" "$src/notify-format.c") ;;
 	watch-nats) parts=("$src/notify-json.c" "$src/notify-format.c" "$src/notify-nats.c"
 		"${natsflags[@]}" -lpthread) ;;
+	notifyd) parts=("$src/notify-sock.c") ;;
 	*) parts=() ;;
 	esac
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write the fuzz targets' seed inputs: tests/fuzz/corpus/<target>/seed-*.
+"""Write the fuzz targets' seed inputs: tests/fuzz/corpus/<target>/seed-*
+(and tests/fuzz/refused/sock/, what notify-sock.c once took).
 
     python3 tests/fuzz/seeds.py
 
@@ -70,10 +71,10 @@ def gap(after, seq, node="n1"):
             f'"lost": {seq - after - 1}, "after_seq": {after}, "seq": {seq}}}').encode()
 
 
-def write(target, name, data):
-    d = os.path.join(here, "corpus", target)
+def write(target, name, data, kind="corpus", prefix="seed-"):
+    d = os.path.join(here, kind, target)
     os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, f"seed-{name}"), "wb") as f:
+    with open(os.path.join(d, f"{prefix}{name}"), "wb") as f:
         f.write(data)
 
 
@@ -131,13 +132,98 @@ def watch_seeds():
 
 def notifyd_seeds():
     # actions: 0 connect, 1 send (2 length bytes, the bytes), 2 close,
-    # 3 shutdown, 4 broadcast, 5/7 look, 6 client_msg alone; the client is b >> 3
+    # 3 shutdown, 4 broadcast (b >> 3 picks how many), 5 look,
+    # 6 request (the next byte: max_recs 0-251, 252-255: 256, 257, 65536,
+    # 2^32-1), 7 a bad request (the next byte: what is wrong); the client
+    # is b >> 3 (modulo the clients connected)
+    def on(action, client):
+        return action | client << 3
+
     write("notifyd", "three-clients", bytes([0, 0, 0, 4 | 2 << 3, 5, 1 | 1 << 3, 5, 0, 4, 5]) +
           bytes([1, 0]))
     write("notifyd", "talkers", bytes([0, 0, 0, 0, 1, 12, 0]) + b"hello daemon" +
           bytes([2 | 1 << 3, 3 | 2 << 3, 4, 5, 4 | 7 << 3, 5]))
     write("notifyd", "empty-and-big", bytes([0, 0, 1, 0, 0, 1 | 1 << 3, 0, 1]) + b"x" * 256 +
-          bytes([4, 5, 6, 4, 0]) + b"\x01\x02\x03\x04")
+          bytes([4, 5, 4, 0]))
+    write("notifyd", "batched", bytes([0, 0, 0, on(6, 1), 4, on(6, 2), 252, on(4, 2), 5,
+                                       on(4, 9), on(4, 23), on(4, 16), 5]))
+    write("notifyd", "request-sizes", bytes([0, 0, 0, 0, on(6, 0), 0, on(6, 1), 1, on(6, 2), 255,
+                                             on(6, 3), 253, 5, on(4, 10), on(4, 31), 5]))
+    write("notifyd", "second-request", bytes([0, 0, on(6, 0), 8, 5, on(4, 4), on(6, 0), 8,
+                                              on(4, 4), 5, on(4, 4)]))
+    write("notifyd", "request-and-more", bytes([0, 0, on(6, 0), 8, on(1, 0), 1, 0]) + b"x" +
+          bytes([on(6, 1), 3, on(6, 1), 3, 5, on(4, 2), 5, on(4, 2), 5]))
+    write("notifyd", "bad-requests", bytes([0] * 8 + [b for k in range(8) for b in (on(7, k), k)] +
+                                           [on(4, 3), 5, 0, on(7, 0), 11, on(7, 0), 12, 5]))
+    write("notifyd", "request-then-hangup", bytes([0, 0, 0, on(6, 0), 8, on(3, 0), on(6, 1), 16,
+                                                   on(2, 1), on(4, 5), 5, on(4, 5), 5]))
+    req = struct.pack("=4sHHII", b"SNRQ", 1, 0, 32, 0)
+    write("notifyd", "raw-request", bytes([0, 0, on(1, 0), 16, 0]) + req +
+          bytes([on(1, 1), 17, 0]) + req + b"\0" + bytes([5, on(4, 20), 5]))
+
+def sock_req(max_recs, magic=b"SNRQ", version=1, flags=0, reserved=0):
+    return struct.pack("=4sHHII", magic, version, flags, max_recs, reserved)
+
+
+def sock_reply(status, max_recs, reason=b"", magic=b"SNRP", version=1, reserved=0):
+    return struct.pack("=4sHHII", magic, version, status, max_recs, reserved) + reason.ljust(96, b"\0")[:96]
+
+
+def sock_seeds():
+    # the first byte: 0 request, 1 reply, 2 session; the why buffer's size / 4 above
+    why = 40 << 2
+    for name, m in [("req-1", sock_req(1)), ("req-16", sock_req(16)), ("req-256", sock_req(256)),
+                    ("req-257", sock_req(257)), ("req-max", sock_req(2**32 - 1)), ("req-0", sock_req(0)),
+                    ("req-magic", sock_req(4, magic=b"SNRP")), ("req-version", sock_req(4, version=2)),
+                    ("req-flags", sock_req(4, flags=1)), ("req-reserved", sock_req(4, reserved=1 << 24)),
+                    ("req-short", sock_req(4)[:15]), ("req-long", sock_req(4) + b"\0"), ("req-empty", b""),
+                    ("req-record", REC.pack(1, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0))]:
+        write("sock", name, bytes([why]) + m)
+    write("sock", "req-small-why", bytes([1 << 2]) + sock_req(0))
+    write("sock", "req-one-byte-why", bytes([0]) + sock_req(4)[:12])
+    reason = b"a request is 16 bytes, this message was 12"
+    for name, m in [("reply-grant-16", sock_reply(0, 16)), ("reply-grant-256", sock_reply(0, 256)),
+                    ("reply-grant-0", sock_reply(0, 0)), ("reply-grant-257", sock_reply(0, 257)),
+                    ("reply-refused", sock_reply(1, 0, reason)),
+                    ("reply-refused-full", sock_reply(1, 0, b"x" * 96)),
+                    ("reply-refused-hostile", sock_reply(1, 0, b"no\nscoutfs-notifyd: forged\x1b[31m\xff\x7f")),
+                    ("reply-refused-empty", sock_reply(1, 0)),
+                    ("reply-refused-grants", sock_reply(1, 5, reason)),
+                    ("reply-status-2", sock_reply(2, 0)), ("reply-version-2", sock_reply(0, 8, version=2)),
+                    ("reply-reserved", sock_reply(0, 8, reserved=1)), ("reply-magic", sock_reply(0, 8, magic=b"SNRQ")),
+                    ("reply-short", sock_reply(0, 8)[:111]), ("reply-long", sock_reply(0, 8) + b"\0"),
+                    ("reply-record", REC.pack(1, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0))]:
+        write("sock", name, bytes([why | 1]) + m)
+    write("sock", "reply-small-why", bytes([2 << 2 | 1]) + sock_reply(1, 0, reason))
+
+    # sessions: the next byte is what the client asked for (0: nothing, 255: 1000), then
+    # messages: 4k+0 any bytes (2 length bytes, them), 4(k-1)+1 k records (62: 256, 63: 257),
+    # 2 a grant of the next byte (0: 256), 3 | 4x a reply (x odd: a refusal; x >> 1: what breaks)
+    def recs(k):
+        assert 1 <= k <= 62 or k in (256, 257)
+        return 1 | (k - 1) << 2 if k <= 62 else 1 | (62 + k - 256) << 2
+
+    def raw(m):
+        return bytes([0, len(m) & 255, len(m) >> 8]) + m
+
+    sess = bytes([why | 2])
+    write("sock", "session-asked-nothing", sess + bytes([0, recs(1), recs(1), recs(2), 2, 16, recs(1)]))
+    write("sock", "session-16", sess + bytes([16, recs(1), recs(1), 2, 16, recs(16), recs(17), recs(3)]) +
+          raw(b"SNRQ" + b"\0" * 108) + raw(b"") + bytes([recs(1)]))
+    write("sock", "session-1000", sess + bytes([255, recs(1), 2, 0, recs(256), recs(257), recs(62)]))
+    write("sock", "session-refused", sess + bytes([16, recs(1), 3 | 1 << 2, recs(1)]))
+    write("sock", "session-second-grant", sess + bytes([16, recs(1), 2, 8, recs(8), 2, 8, recs(1)]))
+    write("sock", "session-over-grant", sess + bytes([8, recs(1), 2, 16, recs(16)]))
+    write("sock", "session-bad-replies", sess + bytes([4, recs(1)] + [3 | x << 2 for x in range(2, 16, 2)]))
+    write("sock", "session-many", sess + bytes([62, recs(1)] + [recs(1)] * 18 + [2, 62] + [recs(62)] * 4))
+    write("sock", "session-raw", sess + bytes([2]) + raw(sock_reply(0, 2)) +
+          raw(REC.pack(5, 1, 2, 3, 4, 2, 1, 1, 1, 0, 1) * 2) + raw(b"\xff" * 65) + raw(b"z" * 20000))
+
+    # what notify-sock.c took before it read replies to the letter of the layout
+    write("sock", "reply-grant-with-reason", bytes([why | 1]) + sock_reply(0, 8, b"x"), "refused", "")
+    write("sock", "session-grant-with-reason", sess + bytes([8, recs(1)]) + raw(sock_reply(0, 8, b"x")) +
+          bytes([recs(8)]), "refused", "")
+    write("sock", "session-grant-over-ask", sess + bytes([8, recs(1), 2, 16, recs(16)]), "refused", "")
 
 
 if __name__ == "__main__":
@@ -145,3 +231,4 @@ if __name__ == "__main__":
     format_seeds()
     watch_seeds()
     notifyd_seeds()
+    sock_seeds()

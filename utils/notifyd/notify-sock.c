@@ -85,9 +85,58 @@ void ns_reply(unsigned char buf[NS_REPLY_LEN], uint32_t max_recs, const char *re
 		strncpy((char *)buf + sizeof(h), reason, NS_REASON_LEN - 1);
 }
 
+/*
+ * What is wrong with a reply's fields, or NULL: the layout of
+ * notify-sock.h to the letter, so that a grant carries no reason and a
+ * refusal grants nothing.
+ */
+static const char *reply_fault(const struct hdr *h, const char *reason)
+{
+	static const char zeros[NS_REASON_LEN];
+
+	if (h->version != NS_VERSION)
+		return "unknown version";
+	if (h->reserved)
+		return "reserved bytes set";
+	if (h->flags == NS_STATUS_GRANTED) {
+		if (h->max_recs == 0 || h->max_recs > NS_MAX_RECS)
+			return "a grant out of range";
+		if (memcmp(reason, zeros, NS_REASON_LEN))
+			return "a grant with a reason";
+		return NULL;
+	}
+	if (h->flags != NS_STATUS_REFUSED)
+		return "unknown status";
+	if (h->max_recs)
+		return "a refusal that grants records";
+	if (reason[NS_REASON_LEN - 1])
+		return "a reason without its NUL";
+	return NULL;
+}
+
+/*
+ * A refusal's reason into why: the daemon's words, but only printable
+ * ASCII (anything else '?'), so that a client printing it prints one
+ * line of text; and never nothing.
+ */
+static void copy_reason(char *why, size_t whylen, const char *reason)
+{
+	size_t i;
+
+	if (!reason[0]) {
+		snprintf(why, whylen, "no reason given");
+		return;
+	}
+	for (i = 0; i + 1 < whylen && reason[i]; i++)
+		why[i] = reason[i] >= 0x20 && reason[i] < 0x7f ? reason[i] : '?';
+	if (whylen)
+		why[i] = '\0';
+}
+
 int ns_parse_reply(const void *buf, size_t len, uint32_t *granted, char *why, size_t whylen)
 {
-	const char *reason = (const char *)buf + sizeof(struct hdr);
+	const char *reason;
+	const char *fault;
 	struct hdr h;
 
 	if (len != NS_REPLY_LEN)
@@ -95,15 +144,15 @@ int ns_parse_reply(const void *buf, size_t len, uint32_t *granted, char *why, si
 	memcpy(&h, buf, sizeof(h));
 	if (memcmp(h.magic, reply_magic, sizeof(h.magic)))
 		return 0;
-	if (h.version != NS_VERSION || h.reserved || reason[NS_REASON_LEN - 1] ||
-	    (h.flags == NS_STATUS_GRANTED && (h.max_recs == 0 || h.max_recs > NS_MAX_RECS)) ||
-	    (h.flags != NS_STATUS_GRANTED && h.flags != NS_STATUS_REFUSED)) {
-		snprintf(why, whylen, "a malformed reply (version %u, status %u, max_recs %u)",
-			 h.version, h.flags, h.max_recs);
+	reason = (const char *)buf + sizeof(h);
+	fault = reply_fault(&h, reason);
+	if (fault) {
+		snprintf(why, whylen, "a malformed reply, %s (version %u, status %u, max_recs %u)",
+			 fault, h.version, h.flags, h.max_recs);
 		return -1;
 	}
 	if (h.flags == NS_STATUS_REFUSED) {
-		snprintf(why, whylen, "%.*s", NS_REASON_LEN, reason);
+		copy_reason(why, whylen, reason);
 		return -1;
 	}
 	*granted = h.max_recs;
@@ -222,9 +271,16 @@ static int take_msg(struct ns_conn *c, const unsigned char *m, size_t len, ns_re
 	int r;
 
 	r = ns_parse_reply(m, len, &granted, why, sizeof(why));
-	if (r < 0 || (r > 0 && (c->want <= 1 || c->replied))) {
-		snprintf(c->err, sizeof(c->err), "scoutfs-notifyd refused the request: %s",
-			 r < 0 ? why : "a reply nobody asked for");
+	if (r > 0 && (c->want <= 1 || c->replied)) {
+		snprintf(why, sizeof(why), "a reply nobody asked for");
+		r = -1;
+	} else if (r > 0 && granted > c->want) {
+		snprintf(why, sizeof(why), "a reply granting %u records a message, %u asked for",
+			 granted, c->want);
+		r = -1;
+	}
+	if (r < 0) {
+		snprintf(c->err, sizeof(c->err), "scoutfs-notifyd refused the request: %s", why);
 		return -1;
 	}
 	if (r > 0) {

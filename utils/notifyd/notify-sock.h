@@ -68,8 +68,10 @@ void ns_reply(unsigned char buf[NS_REPLY_LEN], uint32_t max_recs, const char *re
 /*
  * A message from the daemon, len bytes of buf: 1 for a reply granting
  * *granted records per message, 0 if it is no reply (a message of
- * records, or a bad one), -1 for a refusal (its reason in why) or a
- * malformed reply.
+ * records, or a bad one), -1 for a refusal (its reason in why, in
+ * printable ASCII, anything else as '?') or a malformed reply (any
+ * field not as above: a grant out of range or with a reason, a refusal
+ * that grants records, ...).
  */
 int ns_parse_reply(const void *buf, size_t len, uint32_t *granted, char *why, size_t whylen);
 
@@ -105,7 +107,8 @@ int ns_connect(struct ns_conn *c, const char *path, uint32_t want, const char *p
  * waiting, a signal interrupted the wait, or the messages were no
  * records (each reported on stderr and skipped); or -1, with *eof set
  * when the daemon closed the connection, otherwise with an error in
- * c->err.  A refused request is an error.  A daemon that closes the
+ * c->err.  A refused request is an error, and so are a reply nobody
+ * asked for and one granting more than asked.  A daemon that closes the
  * connection without answering a request, after at most its ATTACH
  * (one from before requests existed), is connected to again once
  * without a request, and that ATTACH is not returned twice.
