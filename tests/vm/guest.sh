@@ -207,7 +207,7 @@ suite_readpath() {
 	fi
 	[ "$STUCK" = 0 ] || return
 	if ! grep -q 'notify\.iomap=1' /proc/cmdline; then
-		echo "SKIPPED: readpath on virtio-blk: no iomap read path in this build, so no asynchronous direct reads"
+		echo "not applicable: readpath on virtio-blk: no iomap read path in this build, so no asynchronous direct reads"
 	elif [ -b /dev/vda ]; then
 		readpath_on virtio /dev/vda
 	else

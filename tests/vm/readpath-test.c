@@ -429,7 +429,7 @@ static void t_direct_async(void)
 	int st;
 
 	if (!iomap) {
-		printf("SKIPPED: direct_async: no direct I/O in this build (no iomap)\n");
+		printf("not applicable: direct_async: no direct I/O in this build (no iomap: direct_sync checks that O_DIRECT opens fail)\n");
 		return;
 	}
 	begin();
@@ -494,7 +494,7 @@ static void t_queued(void)
 	int fd;
 
 	if (!iomap || !dm) {
-		printf("SKIPPED: queued: %s\n", !iomap ? "no direct I/O in this build (no iomap)" :
+		printf("not applicable: queued: %s\n", !iomap ? "no direct I/O in this build (no iomap)" :
 		       "the data device is not a dm device");
 		return;
 	}
@@ -556,7 +556,7 @@ static void t_queued_many(void)
 	int fd;
 
 	if (!iomap || !dm) {
-		printf("SKIPPED: queued_many: %s\n", !iomap ? "no direct I/O in this build (no iomap)" :
+		printf("not applicable: queued_many: %s\n", !iomap ? "no direct I/O in this build (no iomap)" :
 		       "the data device is not a dm device");
 		return;
 	}
