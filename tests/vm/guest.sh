@@ -299,7 +299,7 @@ suite_detectors() {
 		case $b in
 		lockdep) want='WARNING: possible circular locking dependency detected' ;;
 		atomic) want='BUG: sleeping function called from invalid context' ;;
-		uaf) want='BUG: KASAN: use-after-free in bug_uaf' ;;
+		uaf) want='BUG: KASAN: (slab-)?use-after-free in bug_uaf' ;;
 		ubsan) want='UBSAN: shift-out-of-bounds' ;;
 		list) want='list_del corruption' ;;
 		hung) want='INFO: task insmod:[0-9]+ blocked for more than 10 seconds' ;;
