@@ -187,8 +187,14 @@ run_nonce() {
 
 guest_closing() {
 	[ -f "$1" ] || return 0
+	# a serial console's lines may end in CR, and the first line a
+	# service writes to a TTY follows the terminal's reset sequence
 	awk -v name="$3" -v run="$3: run $2" -v re="^$3: [0-9]+ passed, [0-9]+ failed\$" '
-		index($0, name ": run ") == 1 { seen = ($0 == run); next }
+		{ sub(/\r$/, "") }
+		(i = index($0, name ": run ")) > 0 && (i == 1 || substr($0, 1, i - 1) ~ /^\033/) {
+			seen = (substr($0, i) == run)
+			next
+		}
 		seen && $0 ~ re { last = $2 " " $4 }
 		END { if (last != "") print last }' "$1"
 }

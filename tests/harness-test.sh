@@ -187,6 +187,18 @@ if [ "$got" = "[3 0] [4 1] [] []" ]; then
 else
 	bad "guest_closing: the closing line after this run's nonce only" "$got"
 fi
+# a systemd service's first line on the serial console follows the
+# terminal's reset sequence, and its lines end in CR
+printf '\033c\033[?7l\033[2Jsystemd-test: run ddd\r\nsystemd-test: 116 passed, 0 failed\r\n' >"$work/gc2.log"
+printf 'x systemd-test: run ddd\nsystemd-test: 9 passed, 0 failed\n' >"$work/gc3.log"
+# shellcheck disable=SC2016 # expanded by the inner bash
+gc2='top=$1; . "$top/scripts/lib.sh"; echo "[$(guest_closing "$2" ddd systemd-test)] [$(guest_closing "$3" ddd systemd-test)]"'
+got=$(bash -c "$gc2" gc "$top" "$work/gc2.log" "$work/gc3.log")
+if [ "$got" = "[116 0] []" ]; then
+	ok "guest_closing: a nonce line after a terminal reset, CR line ends; not one inside other text ($got)"
+else
+	bad "guest_closing: a nonce line after a terminal reset, CR line ends; not one inside other text" "$got"
+fi
 
 # run.sh on stub tiers: STUB_<tier>=ok (default), nothing, skip (the
 # whole tier), part (a part skipped), exit1, noclose (only another
