@@ -1199,13 +1199,10 @@ static int take_stream_opt(int c, const char *arg)
 	}
 }
 
-/* one option of ours (not NATS's, not --help) into opt; 0 or -1 (printed) */
-static int take_opt(int c, const char *arg)
+/* --node, --stream: subject tokens; 0 or -1 (printed) */
+static int take_name(int c, const char *arg)
 {
-	int64_t v;
-
-	switch (c) {
-	case OPT_NODE:
+	if (c == OPT_NODE) {
 		if (!nn_token_ok(arg)) {
 			fprintf(stderr, PROG ": --node must be 1 to %d letters, digits, '-' or '_' (a NATS subject token), not '%s'\n",
 				NN_TOKEN_MAX, arg);
@@ -1213,14 +1210,25 @@ static int take_opt(int c, const char *arg)
 		}
 		strcpy(opt.node, arg);
 		return 0;
+	}
+	if (!nn_token_ok(arg)) {
+		fprintf(stderr, PROG ": --stream must be letters, digits, '-' or '_', not '%s'\n",
+			arg);
+		return -1;
+	}
+	opt.stream = arg;
+	return 0;
+}
+
+/* one option of ours (not NATS's, not --help) into opt; 0 or -1 (printed) */
+static int take_opt(int c, const char *arg)
+{
+	int64_t v;
+
+	switch (c) {
+	case OPT_NODE:
 	case OPT_STREAM:
-		if (!nn_token_ok(arg)) {
-			fprintf(stderr, PROG ": --stream must be letters, digits, '-' or '_', not '%s'\n",
-				arg);
-			return -1;
-		}
-		opt.stream = arg;
-		return 0;
+		return take_name(c, arg);
 	case OPT_REPLICAS:
 	case OPT_MAX_AGE:
 	case OPT_MAX_BYTES:
