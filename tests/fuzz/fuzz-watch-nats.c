@@ -167,7 +167,7 @@ static char *run(const struct msg *msgs, int n, bool as_json, bool only_n1, size
 	long lines;
 	int i;
 
-	json = as_json;
+	opt.json = as_json;
 	fake_ms = 1000000;
 	fz_open(&out);
 	stdout = out.f;
@@ -236,7 +236,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	stderr = fopen("/dev/null", "w");	/* what it says of bad messages */
-	reorder_ms = 1000;
+	opt.reorder_ms = 1000;
 	return 0;
 }
 

@@ -138,6 +138,42 @@ int nn_opt(struct nn_opts *o, int c, const char *arg, const char *prog)
 	return 0;
 }
 
+int nn_parse_opts(struct nn_opts *o, int argc, char **argv, const char *shortopts,
+		  const struct option *longopts, int (*take)(int c, const char *arg),
+		  void (*usage)(FILE *f), const char *prog)
+{
+	int ret;
+	int c;
+
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		ret = nn_opt(o, c, optarg, prog);
+		if (ret < 0)
+			return NN_EXIT_USAGE;
+		if (ret > 0)
+			continue;
+		if (c == 'h') {
+			usage(stdout);
+			return 0;
+		}
+		if (take(c, optarg))
+			return NN_EXIT_USAGE;
+	}
+	return -1;
+}
+
+/*
+ * Both programs take their signals with sigtimedwait(): blocked in
+ * every thread (the library's too, which inherit the mask).
+ */
+void nn_block_signals(sigset_t *set, int sig)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, sig);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
 static int readable(const char *what, const char *path, const char *prog)
 {
 	if (path && access(path, R_OK)) {

@@ -7,8 +7,11 @@
 #ifndef _SCOUTFS_NOTIFY_NATS_H_
 #define _SCOUTFS_NOTIFY_NATS_H_
 
+#include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <nats/nats.h>
 
 #define NN_SUBJECT_PREFIX	"scoutfs.notify"
@@ -66,6 +69,20 @@ struct nn_opts {
  * ours, -1 bad (the reason is printed, prefixed by prog).
  */
 int nn_opt(struct nn_opts *o, int c, const char *arg, const char *prog);
+
+/*
+ * The command line's options: ours taken by nn_opt(), --help (-h)
+ * printing usage on stdout, every other option given to take(), which
+ * prints why it refuses one (usage included, for an unknown one).
+ * Returns -1 when every option was taken, or the exit status: 0 after
+ * --help, NN_EXIT_USAGE for an option refused.
+ */
+int nn_parse_opts(struct nn_opts *o, int argc, char **argv, const char *shortopts,
+		  const struct option *longopts, int (*take)(int c, const char *arg),
+		  void (*usage)(FILE *f), const char *prog);
+
+/* block SIGTERM, SIGINT and sig, for sigtimedwait() on *set */
+void nn_block_signals(sigset_t *set, int sig);
 
 /* after the options: defaults, the password, files readable; 0 or -1 (printed) */
 int nn_check(struct nn_opts *o, const char *prog);

@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,4 +377,48 @@ long ns_recv(struct ns_conn *c, ns_rec_t *recs, bool nonblocking, bool *eof)
 			return -1;
 	}
 	return n;
+}
+
+/*
+ * Without linking libsystemd: one datagram to $NOTIFY_SOCKET (a path,
+ * or @ for an abstract socket).  No socket, or none we can make, is
+ * not an error: systemd is not listening.
+ */
+int ns_sd_notify(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	socklen_t len;
+	int ret = 0;
+	int err;
+	int fd;
+
+	if (!path || !*path || strlen(path) >= sizeof(sun.sun_path))
+		return 0;
+	if (path[0] != '/' && path[0] != '@')
+		return 0;
+	memcpy(sun.sun_path, path, strlen(path));
+	if (path[0] == '@')
+		sun.sun_path[0] = 0;
+	len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun, len) < 0)
+		ret = -1;
+	err = errno;
+	close(fd);
+	errno = err;
+	return ret;
+}
+
+void ns_log(const char *prog, int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "<%d>%s: ", prio, prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
 }

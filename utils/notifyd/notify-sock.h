@@ -117,4 +117,19 @@ long ns_recv(struct ns_conn *c, ns_rec_t *recs, bool nonblocking, bool *eof);
 
 void ns_close(struct ns_conn *c);
 
+/*
+ * Tell systemd (Type=notify) about our state, if it is listening: 0,
+ * or -1 with errno when the datagram could not be sent.
+ */
+int ns_sd_notify(const char *msg);
+
+/* syslog's priorities, which start each logged line for journald */
+#define LOG_ERR		3
+#define LOG_WARNING	4
+#define LOG_INFO	6
+
+/* one line on stderr, "<prio>prog: " and the message: what a service logs */
+void ns_log(const char *prog, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #endif

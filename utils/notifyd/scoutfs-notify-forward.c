@@ -139,24 +139,41 @@ static struct {
 	uint64_t daemon_sessions;
 } st;
 
-/* configuration */
-static struct nn_opts nopts;
-static const char *mnt_path;
-static const char *sock_path;
+/* the command line, checked (parse_opts()) */
+struct opts {
+	struct nn_opts nopts;
+	const char *mnt_path;
+	const char *sock_path;
+	const char *run_dir;
+	const char *stream;
+	char node[NN_TOKEN_MAX + 1];
+	int64_t replicas;
+	int64_t max_age_ns;
+	int64_t max_bytes;
+	int64_t dup_window_ns;
+	int64_t max_inflight;
+	int64_t drain_ms;
+	uint64_t buffer;	/* records */
+	bool paths;
+	uint32_t batch_n;	/* records per message */
+};
+
+static struct opts opt = {
+	.run_dir = DEFAULT_RUN_DIR,
+	.stream = NN_DEFAULT_STREAM,
+	.replicas = 1,
+	.max_age_ns = 7LL * 24 * 3600 * 1000000000LL,
+	.max_bytes = 10LL << 30,
+	.dup_window_ns = 120LL * 1000000000LL,
+	.max_inflight = 16384,
+	.drain_ms = 5000,
+	.buffer = 1048576,
+	.paths = true,
+	.batch_n = 1,
+};
 static char sock_buf[PATH_MAX];
-static const char *run_dir = DEFAULT_RUN_DIR;
-static const char *stream = NN_DEFAULT_STREAM;
-static char node[NN_TOKEN_MAX + 1];
 static char fsid[NP_FSID_LEN];
 static char rid[NP_RID_LEN];
-static int64_t replicas = 1;
-static int64_t max_age_ns = 7LL * 24 * 3600 * 1000000000LL;
-static int64_t max_bytes = 10LL << 30;
-static int64_t dup_window_ns = 120LL * 1000000000LL;
-static int64_t max_inflight = 16384;
-static int64_t drain_ms = 5000;
-static bool paths = true;
-static uint32_t batch_n = 1;	/* records per message */
 
 static int mnt_fd = -1;
 static struct np_cache *pcache;
@@ -165,20 +182,7 @@ static jsCtx *js;
 static volatile bool stopping;
 static int exit_status;
 
-static void logmsg(int prio, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "<%d>" PROG ": ", prio);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-#define LOG_ERR		3
-#define LOG_WARNING	4
-#define LOG_INFO	6
+#define logmsg(prio, ...) ns_log(PROG, prio, __VA_ARGS__)
 
 static void usage(FILE *f)
 {
@@ -307,34 +311,14 @@ static void default_node(void)
 	for (i = 0; host[i]; i++)
 		if (!isalnum((unsigned char)host[i]) && host[i] != '-' && host[i] != '_')
 			host[i] = '_';
-	strcpy(node, host);
+	strcpy(opt.node, host);
 }
 
-/*
- * Tell systemd (Type=notify) about our state, if it is listening,
- * without linking libsystemd: one datagram to $NOTIFY_SOCKET.
- */
+/* tell systemd our state (ns_sd_notify()), saying when it could not be told */
 static void sd_notify_msg(const char *msg)
 {
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	socklen_t len;
-	int fd;
-
-	if (!path || !*path || strlen(path) >= sizeof(sun.sun_path))
-		return;
-	if (path[0] != '/' && path[0] != '@')
-		return;
-	memcpy(sun.sun_path, path, strlen(path));
-	if (path[0] == '@')
-		sun.sun_path[0] = 0;
-	len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun, len) < 0)
+	if (ns_sd_notify(msg))
 		logmsg(LOG_WARNING, "can't notify systemd: %s", strerror(errno));
-	close(fd);
 }
 
 static void log_stats(void)
@@ -380,7 +364,7 @@ static void subject(char *buf, size_t size, const rec_t *r, bool gap)
 	} else {
 		snprintf(op, sizeof(op), "op%u", r->op);
 	}
-	snprintf(buf, size, NN_SUBJECT_PREFIX ".%s.%s.%s", fsid, node, op);
+	snprintf(buf, size, NN_SUBJECT_PREFIX ".%s.%s.%s", fsid, opt.node, op);
 }
 
 /* the index of the slot holding seq in [tail, head), or UINT64_MAX; locked */
@@ -426,6 +410,65 @@ static void advance_tail(void)
 	}
 }
 
+/*
+ * Locked: the stream refused a publish (pae): the first error not yet
+ * logged is kept for do_rewind() to log, and unless the slot's flag
+ * says it was acknowledged after all, everything unacknowledged is
+ * published again.
+ */
+static void ack_failed(const jsPubAckErr *pae, const struct slot *s, uint32_t flag)
+{
+	st.pub_errors++;
+	if (!q.ack_err[0])
+		snprintf(q.ack_err, sizeof(q.ack_err), "%s (%s)",
+			 pae->ErrText ? pae->ErrText : "", natsStatus_GetText(pae->Err));
+	if (s && !(s->flags & flag))
+		q.rewind = true;
+	pthread_cond_broadcast(&q.cond);
+}
+
+/* locked, --batch: every record (and gap) of the message at slot index i at once */
+static void ack_batch(uint64_t i, struct slot *s, const jsPubAck *pa)
+{
+	struct slot *b;
+	uint32_t n = s->blen;
+	uint64_t k;
+
+	if (pa && pa->Duplicate)
+		st.duplicates++;
+	for (k = i; k < i + n && k < q.head; k++) {
+		b = &q.slots[k % q.cap];
+		b->flags |= S_ACK_REC | S_ACK_GAP;
+		if (b->flags & S_SKIP)
+			continue;
+		st.stored++;
+		if (b->flags & S_GAP) {
+			st.gaps++;
+			st.lost += b->rec.seq - b->gap_after - 1;
+		}
+	}
+	advance_tail();
+}
+
+/* locked: the record, or the gap before it, of slot s is in the stream */
+static void ack_one(struct slot *s, bool gap, const jsPubAck *pa)
+{
+	s->flags |= gap ? S_ACK_GAP : S_ACK_REC;
+	if (pa && pa->Duplicate)
+		st.duplicates++;
+	if (gap) {
+		st.gaps++;
+		st.lost += s->rec.seq - s->gap_after - 1;
+	} else {
+		st.stored++;
+	}
+	advance_tail();
+}
+
+/*
+ * The stream's answer to a publish, found by its Nats-Msg-Id
+ * (<fsid>.<rid>.<seq>[.gap], or a batch's <fsid>.<rid>.<first>-<last>.batch).
+ */
 static void on_ack(jsCtx *ctx, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
 	const char *id = NULL;
@@ -434,12 +477,12 @@ static void on_ack(jsCtx *ctx, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, voi
 	uint64_t seq;
 	uint64_t i;
 	struct slot *s;
+	uint32_t flag;
 
 	(void)ctx;
 	(void)closure;
 	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK || !id)
 		goto out;
-	/* <fsid>.<rid>.<seq>[.gap] */
 	p = strchr(id, '.');
 	p = p ? strchr(p + 1, '.') : NULL;
 	if (!p)
@@ -451,57 +494,16 @@ static void on_ack(jsCtx *ctx, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, voi
 	i = find_slot(seq);
 	s = i == UINT64_MAX ? NULL : &q.slots[i % q.cap];
 	if (strstr(p + 1, ".batch")) {
-		/* every record (and gap) of the message at once */
-		if (pae) {
-			st.pub_errors++;
-			if (!q.ack_err[0])
-				snprintf(q.ack_err, sizeof(q.ack_err), "%s (%s)",
-					 pae->ErrText ? pae->ErrText : "", natsStatus_GetText(pae->Err));
-			if (s && !(s->flags & S_ACK_REC))
-				q.rewind = true;
-			pthread_cond_broadcast(&q.cond);
-		} else if (s && (s->flags & S_BSTART) && !(s->flags & S_ACK_REC)) {
-			uint64_t k;
-			uint32_t n = s->blen;
-
-			if (pa && pa->Duplicate)
-				st.duplicates++;
-			for (k = i; k < i + n && k < q.head; k++) {
-				struct slot *b = &q.slots[k % q.cap];
-
-				b->flags |= S_ACK_REC | S_ACK_GAP;
-				if (b->flags & S_SKIP)
-					continue;
-				st.stored++;
-				if (b->flags & S_GAP) {
-					st.gaps++;
-					st.lost += b->rec.seq - b->gap_after - 1;
-				}
-			}
-			advance_tail();
-		}
-		pthread_mutex_unlock(&q.lock);
-		goto out;
-	}
-	if (pae) {
-		st.pub_errors++;
-		if (!q.ack_err[0])
-			snprintf(q.ack_err, sizeof(q.ack_err), "%s (%s)",
-				 pae->ErrText ? pae->ErrText : "", natsStatus_GetText(pae->Err));
-		if (s && !(s->flags & (gap ? S_ACK_GAP : S_ACK_REC)))
-			q.rewind = true;
-		pthread_cond_broadcast(&q.cond);
-	} else if (s && !(s->flags & (gap ? S_ACK_GAP : S_ACK_REC))) {
-		s->flags |= gap ? S_ACK_GAP : S_ACK_REC;
-		if (pa && pa->Duplicate)
-			st.duplicates++;
-		if (gap) {
-			st.gaps++;
-			st.lost += s->rec.seq - s->gap_after - 1;
-		} else {
-			st.stored++;
-		}
-		advance_tail();
+		if (pae)
+			ack_failed(pae, s, S_ACK_REC);
+		else if (s && (s->flags & S_BSTART) && !(s->flags & S_ACK_REC))
+			ack_batch(i, s, pa);
+	} else {
+		flag = gap ? S_ACK_GAP : S_ACK_REC;
+		if (pae)
+			ack_failed(pae, s, flag);
+		else if (s && !(s->flags & flag))
+			ack_one(s, gap, pa);
 	}
 	pthread_mutex_unlock(&q.lock);
 out:
@@ -579,7 +581,7 @@ static bool publish(const struct slot *s, bool gap)
 	long len;
 
 	if (!origin) {
-		o = (struct nf_origin){ fsid, node, rid };
+		o = (struct nf_origin){ fsid, opt.node, rid };
 		origin = &o;
 	}
 	rewind(enc);
@@ -610,7 +612,7 @@ static bool publish_batched(const struct slot *s, uint32_t n)
 	uint32_t i;
 	long len;
 
-	o = (struct nf_origin){ fsid, node, rid };
+	o = (struct nf_origin){ fsid, opt.node, rid };
 	rewind(enc);
 	for (i = 0; i < n; i++) {
 		if (s[i].flags & S_SKIP)
@@ -631,7 +633,7 @@ static bool publish_batched(const struct slot *s, uint32_t n)
 		return false;
 	}
 	len--;
-	snprintf(subj, sizeof(subj), NN_SUBJECT_PREFIX ".%s.%s.batch", fsid, node);
+	snprintf(subj, sizeof(subj), NN_SUBJECT_PREFIX ".%s.%s.batch", fsid, opt.node);
 	batch_id(id, sizeof(id), s[0].rec.seq, last);
 	return publish_msg(subj, id, len);
 }
@@ -711,22 +713,11 @@ static void do_rewind(void)
 }
 
 /*
- * Publish one batch from pub; false when there was nothing to do within
- * wait_ms.
+ * Locked: a rewind asked for (a failed publish, a reconnect, a stall)
+ * takes back what is in flight, unlocked while it does.
  */
-static bool publish_batch(int wait_ms)
+static void take_rewind(void)
 {
-	static struct slot batch[MAX_BATCH > PUB_BATCH ? MAX_BATCH : PUB_BATCH];
-	struct timespec ts;
-	uint64_t start;
-	uint64_t win;
-	uint64_t n;
-	uint64_t i;
-	uint64_t k;
-	bool ok = true;
-	bool again;
-
-	pthread_mutex_lock(&q.lock);
 	check_stall();
 	if (q.rewind) {
 		q.rewind = false;
@@ -735,49 +726,60 @@ static bool publish_batch(int wait_ms)
 		do_rewind();
 		pthread_mutex_lock(&q.lock);
 	}
-	if (q.pub >= q.head || natsConnection_Status(nc) != NATS_CONN_STATUS_CONNECTED) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)wait_ms * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&q.cond, &q.lock, &ts);
-		pthread_mutex_unlock(&q.lock);
-		return false;
-	}
-	start = q.pub;
-	if (q.pub == q.tail)
-		q.tail_ms = mono_ms();	/* the wait for acks starts now */
-	win = batch_n > 1 ? MAX_BATCH : PUB_BATCH;
-	n = q.head - q.pub;
-	if (n > win)
-		n = win;
-	/*
-	 * --batch: which records go in which message is decided once, from
-	 * what is there (never waiting for more), so that a message
-	 * published again is the same message with the same id.  A window
-	 * ends before a message that doesn't fit in it.
-	 */
-	for (i = 0; batch_n > 1 && i < n; i++) {
-		struct slot *s = &q.slots[(start + i) % q.cap];
+}
 
+/* locked: wait at most wait_ms for records (or a connection) to publish */
+static void wait_for_records(int wait_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)wait_ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&q.cond, &q.lock, &ts);
+}
+
+/*
+ * Locked, --batch: which records go in which message is decided once,
+ * from what is there (never waiting for more), so that a message
+ * published again is the same message with the same id.  A window ends
+ * before a message that doesn't fit in it: the n slots from start that
+ * make whole messages.
+ */
+static uint64_t plan_messages(uint64_t start, uint64_t n)
+{
+	struct slot *s;
+	uint64_t len;
+	uint64_t i;
+	uint64_t k;
+
+	for (i = 0; opt.batch_n > 1 && i < n; i++) {
+		s = &q.slots[(start + i) % q.cap];
 		if (!(s->flags & S_BPLANNED)) {
-			uint64_t len = n - i < batch_n ? n - i : batch_n;
-
+			len = n - i < opt.batch_n ? n - i : opt.batch_n;
 			s->flags |= S_BSTART;
 			s->blen = (uint32_t)len;
 			for (k = 0; k < len; k++)
 				q.slots[(start + i + k) % q.cap].flags |= S_BPLANNED;
 		}
-		if ((s->flags & S_BSTART) && i + s->blen > n) {
-			n = i;
-			break;
-		}
+		if ((s->flags & S_BSTART) && i + s->blen > n)
+			return i;
 		if (s->flags & S_BSTART)
 			i += s->blen - 1;
 	}
-	for (i = 0; i < n; i++) {
-		struct slot *s = &q.slots[(start + i) % q.cap];
+	return n;
+}
 
+/* locked: the n slots from start planned, marked sent and copied into batch */
+static void take_slots(uint64_t start, uint64_t n, struct slot *batch)
+{
+	struct slot *s;
+	bool again;
+	uint64_t i;
+
+	for (i = 0; i < n; i++) {
+		s = &q.slots[(start + i) % q.cap];
 		plan(s);
 		batch[i] = *s;
 		again = s->flags & S_SENT;
@@ -785,14 +787,21 @@ static bool publish_batch(int wait_ms)
 		if (again && !slot_done(s))
 			st.republished++;
 	}
-	pthread_mutex_unlock(&q.lock);
+}
+
+/* unlocked: publish what of the copied slots is not acknowledged; false on a failure */
+static bool publish_slots(const struct slot *batch, uint64_t n)
+{
+	const struct slot *s;
+	bool ok = true;
+	bool done;
+	uint64_t i;
+	uint64_t k;
 
 	for (i = 0; i < n && ok; i++) {
-		const struct slot *s = &batch[i];
-
-		if (batch_n > 1) {
-			bool done = true;
-
+		s = &batch[i];
+		if (opt.batch_n > 1) {
+			done = true;
 			for (k = 0; k < s->blen; k++)
 				done = done && slot_done(&batch[i + k]);
 			if (!done)
@@ -807,6 +816,41 @@ static bool publish_batch(int wait_ms)
 		if (ok && !(s->flags & S_ACK_REC))
 			ok = publish(s, false);
 	}
+	return ok;
+}
+
+/*
+ * Publish one batch from pub; false when there was nothing to do within
+ * wait_ms.  The slots are copied under the lock and published without
+ * it, so that the reader thread never waits for NATS.
+ */
+static bool publish_batch(int wait_ms)
+{
+	static struct slot batch[MAX_BATCH > PUB_BATCH ? MAX_BATCH : PUB_BATCH];
+	struct timespec d = { 0, 100 * 1000000L };
+	uint64_t win = opt.batch_n > 1 ? MAX_BATCH : PUB_BATCH;
+	uint64_t start;
+	uint64_t n;
+	bool ok;
+
+	pthread_mutex_lock(&q.lock);
+	take_rewind();
+	if (q.pub >= q.head || natsConnection_Status(nc) != NATS_CONN_STATUS_CONNECTED) {
+		wait_for_records(wait_ms);
+		pthread_mutex_unlock(&q.lock);
+		return false;
+	}
+	start = q.pub;
+	if (q.pub == q.tail)
+		q.tail_ms = mono_ms();	/* the wait for acks starts now */
+	n = q.head - q.pub;
+	if (n > win)
+		n = win;
+	n = plan_messages(start, n);
+	take_slots(start, n, batch);
+	pthread_mutex_unlock(&q.lock);
+
+	ok = publish_slots(batch, n);
 
 	pthread_mutex_lock(&q.lock);
 	if (ok) {
@@ -817,12 +861,9 @@ static bool publish_batch(int wait_ms)
 		q.rewind = true;
 	}
 	pthread_mutex_unlock(&q.lock);
-	if (!ok) {
-		/* don't spin on a connection that can't take publishes */
-		struct timespec d = { 0, 100 * 1000000L };
-
+	/* don't spin on a connection that can't take publishes */
+	if (!ok)
 		nanosleep(&d, NULL);
-	}
 	return true;
 }
 
@@ -837,43 +878,43 @@ static int setup_stream(void)
 	natsStatus s;
 	const char *text;
 
-	s = js_GetStreamInfo(&si, js, stream, NULL, &jerr);
+	s = js_GetStreamInfo(&si, js, opt.stream, NULL, &jerr);
 	if (s == NATS_OK) {
-		logmsg(LOG_INFO, "using the existing stream %s (%" PRId64 " replicas)", stream,
+		logmsg(LOG_INFO, "using the existing stream %s (%" PRId64 " replicas)", opt.stream,
 		       si->Config->Replicas);
 		jsStreamInfo_Destroy(si);
 		return 0;
 	}
 	if (s != NATS_NOT_FOUND) {
 		text = nats_GetLastError(NULL);
-		logmsg(LOG_ERR, "cannot look up stream %s: %s%s", stream,
+		logmsg(LOG_ERR, "cannot look up stream %s: %s%s", opt.stream,
 		       text ? text : natsStatus_GetText(s),
 		       s == NATS_NO_RESPONDERS ? " (is JetStream enabled on the server?)" : "");
 		return s == NATS_NO_RESPONDERS ? NN_EXIT_PERMANENT : NN_EXIT_TRANSIENT;
 	}
 	jsStreamConfig_Init(&cfg);
-	cfg.Name = stream;
+	cfg.Name = opt.stream;
 	cfg.Subjects = subjects;
 	cfg.SubjectsLen = 1;
 	cfg.Storage = js_FileStorage;
 	cfg.Retention = js_LimitsPolicy;
 	cfg.Discard = js_DiscardOld;
-	cfg.Replicas = replicas;
-	cfg.MaxAge = max_age_ns;
-	cfg.MaxBytes = max_bytes ? max_bytes : -1;
-	cfg.Duplicates = dup_window_ns;
+	cfg.Replicas = opt.replicas;
+	cfg.MaxAge = opt.max_age_ns;
+	cfg.MaxBytes = opt.max_bytes ? opt.max_bytes : -1;
+	cfg.Duplicates = opt.dup_window_ns;
 	s = js_AddStream(&si, js, &cfg, NULL, &jerr);
 	if (s != NATS_OK) {
 		text = nats_GetLastError(NULL);
 		logmsg(LOG_ERR, "cannot create stream %s (subjects " NN_SUBJECT_PREFIX ".>, %" PRId64
-		       " replicas): %s (error %d)", stream, replicas,
+		       " replicas): %s (error %d)", opt.stream, opt.replicas,
 		       text ? text : natsStatus_GetText(s), (int)jerr);
 		/* a cluster still electing its leaders may take it later */
 		return s == NATS_TIMEOUT || jerr == JSClusterNotAvailErr ?
 			NN_EXIT_TRANSIENT : NN_EXIT_PERMANENT;
 	}
 	logmsg(LOG_INFO, "created stream %s: subjects " NN_SUBJECT_PREFIX ".>, file storage, "
-	       "%" PRId64 " replicas", stream, replicas);
+	       "%" PRId64 " replicas", opt.stream, opt.replicas);
 	jsStreamInfo_Destroy(si);
 	return 0;
 }
@@ -903,8 +944,8 @@ static void last_stored(void)
 
 	q.prev_known = true;
 	q.prev_seq = 0;
-	snprintf(subj, sizeof(subj), NN_SUBJECT_PREFIX ".%s.%s.*", fsid, node);
-	s = js_GetLastMsg(&m, js, stream, subj, NULL, &jerr);
+	snprintf(subj, sizeof(subj), NN_SUBJECT_PREFIX ".%s.%s.*", fsid, opt.node);
+	s = js_GetLastMsg(&m, js, opt.stream, subj, NULL, &jerr);
 	if (s != NATS_OK) {
 		if (s != NATS_NOT_FOUND)
 			logmsg(LOG_WARNING, "cannot read the last message of %s: %s", subj,
@@ -940,7 +981,7 @@ static struct ns_conn conn;
 
 static int connect_daemon(bool quiet)
 {
-	if (ns_connect(&conn, sock_path, NS_MAX_RECS, PROG)) {
+	if (ns_connect(&conn, opt.sock_path, NS_MAX_RECS, PROG)) {
 		if (!quiet)
 			logmsg(LOG_ERR, "%s%s", conn.err, errno == ENOENT || errno == ECONNREFUSED ?
 			       " (is scoutfs-notifyd running for this mount?)" : "");
@@ -957,7 +998,7 @@ static bool mount_there(void)
 	char f[NP_FSID_LEN];
 	char r[NP_RID_LEN];
 
-	return stat(mnt_path, &a) == 0 && fstat(mnt_fd, &b) == 0 && a.st_dev == b.st_dev &&
+	return stat(opt.mnt_path, &a) == 0 && fstat(mnt_fd, &b) == 0 && a.st_dev == b.st_dev &&
 	       np_mount_ids(mnt_fd, f, r) == 0;
 }
 
@@ -1043,7 +1084,7 @@ static void *reader_main(void *arg)
 		connected = false;
 		while (!stopping && !connected) {
 			if (!mount_there()) {
-				logmsg(LOG_ERR, "%s is no longer mounted", mnt_path);
+				logmsg(LOG_ERR, "%s is no longer mounted", opt.mnt_path);
 				exit_status = NN_EXIT_GONE;
 				stopping = true;
 				break;
@@ -1070,7 +1111,7 @@ static void *reader_main(void *arg)
 			last_stored();
 			pthread_mutex_unlock(&q.lock);
 		}
-		logmsg(LOG_INFO, "connected to %s again", sock_path);
+		logmsg(LOG_INFO, "connected to %s again", opt.sock_path);
 	}
 	pthread_mutex_lock(&q.lock);
 	q.reader_done = true;
@@ -1079,189 +1120,247 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
-int main(int argc, char **argv)
+/* ---- the command line ---- */
+
+enum {
+	OPT_NODE = 2000,
+	OPT_STREAM,
+	OPT_REPLICAS,
+	OPT_MAX_AGE,
+	OPT_MAX_BYTES,
+	OPT_DUP_WINDOW,
+	OPT_BUFFER,
+	OPT_MAX_INFLIGHT,
+	OPT_DRAIN_TIMEOUT,
+	OPT_SOCKET,
+	OPT_BATCH,
+};
+
+static const struct option long_opts[] = {
+	NN_LONG_OPTS,
+	{ "node", required_argument, NULL, OPT_NODE },
+	{ "stream", required_argument, NULL, OPT_STREAM },
+	{ "replicas", required_argument, NULL, OPT_REPLICAS },
+	{ "max-age", required_argument, NULL, OPT_MAX_AGE },
+	{ "max-bytes", required_argument, NULL, OPT_MAX_BYTES },
+	{ "dup-window", required_argument, NULL, OPT_DUP_WINDOW },
+	{ "buffer", required_argument, NULL, OPT_BUFFER },
+	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
+	{ "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "batch", required_argument, NULL, OPT_BATCH },
+	{ "run-dir", required_argument, NULL, 'r' },
+	{ "no-paths", no_argument, NULL, 'P' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* option name's 1 to max (unit after max in the message); 0 or -1 (printed) */
+static int take_count(const char *arg, const char *name, int64_t max, const char *unit,
+		      int64_t *v)
 {
-	static const struct option opts[] = {
-		NN_LONG_OPTS,
-		{ "node", required_argument, NULL, 2000 },
-		{ "stream", required_argument, NULL, 2001 },
-		{ "replicas", required_argument, NULL, 2002 },
-		{ "max-age", required_argument, NULL, 2003 },
-		{ "max-bytes", required_argument, NULL, 2004 },
-		{ "dup-window", required_argument, NULL, 2005 },
-		{ "buffer", required_argument, NULL, 2006 },
-		{ "max-inflight", required_argument, NULL, 2007 },
-		{ "drain-timeout", required_argument, NULL, 2008 },
-		{ "socket", required_argument, NULL, 2009 },
-		{ "batch", required_argument, NULL, 2010 },
-		{ "run-dir", required_argument, NULL, 'r' },
-		{ "no-paths", no_argument, NULL, 'P' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct sockaddr_un sun;
-	jsOptions jso;
-	sigset_t sigs;
-	struct timespec zero = { 0, 0 };
-	pthread_t reader;
-	uint64_t deadline = 0;
-	uint64_t buffer = 1048576;
+	*v = parse_count(arg, 1, max);
+	if (*v < 0) {
+		fprintf(stderr, PROG ": %s must be 1 to %lld%s, not '%s'\n", name, (long long)max,
+			unit, arg);
+		return -1;
+	}
+	return 0;
+}
+
+/* option name's duration of at least min ns (example in the message); 0 or -1 (printed) */
+static int take_dur(const char *arg, const char *name, int64_t min, const char *example,
+		    int64_t *v)
+{
+	*v = parse_dur(arg);
+	if (*v < min) {
+		fprintf(stderr, PROG ": bad %s '%s' (e.g. %s)\n", name, arg, example);
+		return -1;
+	}
+	return 0;
+}
+
+/* the options of a stream the forwarder creates; 0 or -1 (printed) */
+static int take_stream_opt(int c, const char *arg)
+{
+	switch (c) {
+	case OPT_REPLICAS:
+		return take_count(arg, "--replicas", 5, "", &opt.replicas);
+	case OPT_MAX_AGE:
+		return take_dur(arg, "--max-age", 0, "30d, 12h, 0", &opt.max_age_ns);
+	case OPT_MAX_BYTES:
+		if ((opt.max_bytes = parse_size(arg)) < 0) {
+			fprintf(stderr, PROG ": bad --max-bytes '%s' (e.g. 500M, 10G, 0)\n", arg);
+			return -1;
+		}
+		return 0;
+	default:
+		return take_dur(arg, "--dup-window", 1, "2m", &opt.dup_window_ns);
+	}
+}
+
+/* --node, --stream: subject tokens; 0 or -1 (printed) */
+static int take_name(int c, const char *arg)
+{
+	if (c == OPT_NODE) {
+		if (!nn_token_ok(arg)) {
+			fprintf(stderr, PROG ": --node must be 1 to %d letters, digits, '-' or '_' (a NATS subject token), not '%s'\n",
+				NN_TOKEN_MAX, arg);
+			return -1;
+		}
+		strcpy(opt.node, arg);
+		return 0;
+	}
+	if (!nn_token_ok(arg)) {
+		fprintf(stderr, PROG ": --stream must be letters, digits, '-' or '_', not '%s'\n",
+			arg);
+		return -1;
+	}
+	opt.stream = arg;
+	return 0;
+}
+
+/* one option of ours (not NATS's, not --help) into opt; 0 or -1 (printed) */
+static int take_opt(int c, const char *arg)
+{
 	int64_t v;
-	natsStatus ns;
-	int sig;
+
+	switch (c) {
+	case OPT_NODE:
+	case OPT_STREAM:
+		return take_name(c, arg);
+	case OPT_REPLICAS:
+	case OPT_MAX_AGE:
+	case OPT_MAX_BYTES:
+	case OPT_DUP_WINDOW:
+		return take_stream_opt(c, arg);
+	case OPT_BUFFER:
+		if (take_count(arg, "--buffer", 1LL << 30, " records", &v))
+			return -1;
+		opt.buffer = (uint64_t)v;
+		return 0;
+	case OPT_MAX_INFLIGHT:
+		return take_count(arg, "--max-inflight", 1 << 20, "", &opt.max_inflight);
+	case OPT_DRAIN_TIMEOUT:
+		if (take_dur(arg, "--drain-timeout", 0, "5s", &v))
+			return -1;
+		opt.drain_ms = v / 1000000;
+		return 0;
+	case OPT_SOCKET:
+		opt.sock_path = arg;
+		return 0;
+	case OPT_BATCH:
+		if (take_count(arg, "--batch", MAX_BATCH, " records", &v))
+			return -1;
+		opt.batch_n = (uint32_t)v;
+		return 0;
+	case 'r':
+		opt.run_dir = arg;
+		return 0;
+	case 'P':
+		opt.paths = false;
+		return 0;
+	default:
+		usage(stderr);
+		return -1;
+	}
+}
+
+/*
+ * The command line into opt, each option checked as it comes, then
+ * the mount point and the NATS options together: -1 to go on, or the
+ * exit status (0 after --help).
+ */
+static int parse_opts(int argc, char **argv)
+{
 	int ret;
-	int c;
 
 	default_node();
-	while ((c = getopt_long(argc, argv, "s:r:Ph", opts, NULL)) != -1) {
-		ret = nn_opt(&nopts, c, optarg, PROG);
-		if (ret < 0)
-			return NN_EXIT_USAGE;
-		if (ret > 0)
-			continue;
-		switch (c) {
-		case 2000:
-			if (!nn_token_ok(optarg)) {
-				fprintf(stderr, PROG ": --node must be 1 to %d letters, digits, '-' or '_' (a NATS subject token), not '%s'\n",
-					NN_TOKEN_MAX, optarg);
-				return NN_EXIT_USAGE;
-			}
-			strcpy(node, optarg);
-			break;
-		case 2001:
-			if (!nn_token_ok(optarg)) {
-				fprintf(stderr, PROG ": --stream must be letters, digits, '-' or '_', not '%s'\n",
-					optarg);
-				return NN_EXIT_USAGE;
-			}
-			stream = optarg;
-			break;
-		case 2002:
-			if ((replicas = parse_count(optarg, 1, 5)) < 0) {
-				fprintf(stderr, PROG ": --replicas must be 1 to 5, not '%s'\n", optarg);
-				return NN_EXIT_USAGE;
-			}
-			break;
-		case 2003:
-			if ((max_age_ns = parse_dur(optarg)) < 0) {
-				fprintf(stderr, PROG ": bad --max-age '%s' (e.g. 30d, 12h, 0)\n", optarg);
-				return NN_EXIT_USAGE;
-			}
-			break;
-		case 2004:
-			if ((max_bytes = parse_size(optarg)) < 0) {
-				fprintf(stderr, PROG ": bad --max-bytes '%s' (e.g. 500M, 10G, 0)\n", optarg);
-				return NN_EXIT_USAGE;
-			}
-			break;
-		case 2005:
-			if ((dup_window_ns = parse_dur(optarg)) <= 0) {
-				fprintf(stderr, PROG ": bad --dup-window '%s' (e.g. 2m)\n", optarg);
-				return NN_EXIT_USAGE;
-			}
-			break;
-		case 2006:
-			if ((v = parse_count(optarg, 1, 1LL << 30)) < 0) {
-				fprintf(stderr, PROG ": --buffer must be 1 to %lld records, not '%s'\n",
-					1LL << 30, optarg);
-				return NN_EXIT_USAGE;
-			}
-			buffer = (uint64_t)v;
-			break;
-		case 2007:
-			if ((max_inflight = parse_count(optarg, 1, 1 << 20)) < 0) {
-				fprintf(stderr, PROG ": --max-inflight must be 1 to %d, not '%s'\n",
-					1 << 20, optarg);
-				return NN_EXIT_USAGE;
-			}
-			break;
-		case 2008:
-			if ((v = parse_dur(optarg)) < 0) {
-				fprintf(stderr, PROG ": bad --drain-timeout '%s' (e.g. 5s)\n", optarg);
-				return NN_EXIT_USAGE;
-			}
-			drain_ms = v / 1000000;
-			break;
-		case 2009:
-			sock_path = optarg;
-			break;
-		case 2010:
-			if ((v = parse_count(optarg, 1, MAX_BATCH)) < 0) {
-				fprintf(stderr, PROG ": --batch must be 1 to %d records, not '%s'\n",
-					MAX_BATCH, optarg);
-				return NN_EXIT_USAGE;
-			}
-			batch_n = (uint32_t)v;
-			break;
-		case 'r':
-			run_dir = optarg;
-			break;
-		case 'P':
-			paths = false;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return NN_EXIT_USAGE;
-		}
-	}
+	ret = nn_parse_opts(&opt.nopts, argc, argv, "s:r:Ph", long_opts, take_opt, usage, PROG);
+	if (ret >= 0)
+		return ret;
 	if (argc - optind != 1) {
 		fprintf(stderr, PROG ": %s\n", argc - optind > 1 ? "too many arguments" :
 			"missing <mountpoint>");
 		usage(stderr);
 		return NN_EXIT_USAGE;
 	}
-	mnt_path = argv[optind];
-	if (nn_check(&nopts, PROG))
+	opt.mnt_path = argv[optind];
+	if (nn_check(&opt.nopts, PROG))
 		return NN_EXIT_USAGE;
+	return -1;
+}
 
-	mnt_fd = open(mnt_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+/* ---- setup ---- */
+
+/* the mount, its ids and the daemon's socket path; 0 or the exit status (printed) */
+static int open_mount(void)
+{
+	struct sockaddr_un sun;
+
+	mnt_fd = open(opt.mnt_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (mnt_fd < 0 || np_mount_ids(mnt_fd, fsid, rid)) {
-		logmsg(LOG_ERR, "%s: %s", mnt_path, errno == ENOTTY || errno == EINVAL ?
+		logmsg(LOG_ERR, "%s: %s", opt.mnt_path, errno == ENOTTY || errno == EINVAL ?
 		       "not a scoutfs filesystem" : strerror(errno));
 		return NN_EXIT_PERMANENT;
 	}
-	if (!sock_path) {
-		if (snprintf(sock_buf, sizeof(sock_buf), "%s/%s/notify.sock", run_dir, fsid) >=
+	if (!opt.sock_path) {
+		if (snprintf(sock_buf, sizeof(sock_buf), "%s/%s/notify.sock", opt.run_dir, fsid) >=
 		    (int)sizeof(sock_buf)) {
 			fprintf(stderr, PROG ": socket path too long\n");
 			return NN_EXIT_USAGE;
 		}
-		sock_path = sock_buf;
+		opt.sock_path = sock_buf;
 	}
-	if (strlen(sock_path) >= sizeof(sun.sun_path)) {
+	if (strlen(opt.sock_path) >= sizeof(sun.sun_path)) {
 		fprintf(stderr, PROG ": socket path too long\n");
 		return NN_EXIT_USAGE;
 	}
-	if (paths) {
-		pcache = np_cache_new(mnt_fd, mnt_path);
+	return 0;
+}
+
+/*
+ * The mount, the path cache, the buffer and the encoder, then the
+ * signals, which are taken with sigtimedwait() by the main thread
+ * alone; 0 or the exit status (printed).
+ */
+static int prepare(sigset_t *sigs)
+{
+	int ret;
+
+	ret = open_mount();
+	if (ret)
+		return ret;
+	if (opt.paths) {
+		pcache = np_cache_new(mnt_fd, opt.mnt_path);
 		if (!pcache)
 			return NN_EXIT_TRANSIENT;
 	}
-	q.cap = buffer;
+	q.cap = opt.buffer;
 	q.slots = calloc(q.cap, sizeof(*q.slots));
 	enc = open_memstream(&enc_buf, &enc_size);
 	if (!q.slots || !enc) {
-		logmsg(LOG_ERR, "cannot allocate a buffer of %" PRIu64 " records", buffer);
+		logmsg(LOG_ERR, "cannot allocate a buffer of %" PRIu64 " records", opt.buffer);
 		return NN_EXIT_TRANSIENT;
 	}
-
-	/* signals are taken with sigtimedwait() by the main thread alone */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	nn_block_signals(sigs, SIGUSR1);
 	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
 
-	nopts.name = PROG;
-	ret = nn_connect(&nc, &nopts, true, on_disconnected, on_reconnected, NULL, PROG);
+/* NATS and its JetStream context, for asynchronous publishes; 0 or the exit status */
+static int connect_nats(void)
+{
+	jsOptions jso;
+	natsStatus ns;
+	int ret;
+
+	opt.nopts.name = PROG;
+	ret = nn_connect(&nc, &opt.nopts, true, on_disconnected, on_reconnected, NULL, PROG);
 	if (ret)
 		return ret;
 	jsOptions_Init(&jso);
-	jso.PublishAsync.MaxPending = max_inflight;
+	jso.PublishAsync.MaxPending = opt.max_inflight;
 	jso.PublishAsync.AckHandler = on_ack;
 	jso.PublishAsync.StallWait = 200;
 	jso.Wait = 5000;
@@ -1270,49 +1369,76 @@ int main(int argc, char **argv)
 		logmsg(LOG_ERR, "JetStream: %s", natsStatus_GetText(ns));
 		return NN_EXIT_TRANSIENT;
 	}
+	return 0;
+}
+
+/*
+ * The stream (made if missing) and what it holds of this mount, then
+ * the daemon's socket and the reader thread; 0 or the exit status
+ * (printed).
+ */
+static int start(pthread_t *reader)
+{
+	int ret;
+
 	ret = setup_stream();
 	if (ret)
-		goto out;
+		return ret;
 	last_stored();
-
-	if (connect_daemon(false)) {
-		ret = NN_EXIT_TRANSIENT;
-		goto out;
-	}
+	if (connect_daemon(false))
+		return NN_EXIT_TRANSIENT;
 	st.daemon_sessions = 1;
-	if (pthread_create(&reader, NULL, reader_main, NULL)) {
+	if (pthread_create(reader, NULL, reader_main, NULL)) {
 		logmsg(LOG_ERR, "cannot start the reader thread");
-		ret = NN_EXIT_TRANSIENT;
-		goto out;
+		return NN_EXIT_TRANSIENT;
 	}
 	logmsg(LOG_INFO, "forwarding %s (fsid %s, rid %s) from %s to stream %s as node %s",
-	       mnt_path, fsid, rid, sock_path, stream, node);
+	       opt.mnt_path, fsid, rid, opt.sock_path, opt.stream, opt.node);
 	sd_notify_msg("READY=1");
+	return 0;
+}
 
-	for (;;) {
-		sig = sigtimedwait(&sigs, NULL, &zero);
-		if (sig == SIGUSR1)
-			log_stats();
-		if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
-			logmsg(LOG_INFO, "stopping: publishing what is buffered (at most %" PRId64 " ms)",
-			       drain_ms);
-			sd_notify_msg("STOPPING=1");
-			stopping = true;
-			deadline = mono_ms() + drain_ms;
-		}
-		pthread_mutex_lock(&q.lock);
-		if (q.reader_done && !deadline) {
-			/* the mount went away: publish the rest, then exit 4 */
-			stopping = true;
-			deadline = mono_ms() + drain_ms;
-		}
-		if (stopping && (q.tail == q.head || mono_ms() >= deadline)) {
-			pthread_mutex_unlock(&q.lock);
-			break;
-		}
-		pthread_mutex_unlock(&q.lock);
-		publish_batch(50);
+/* ---- the loop ---- */
+
+/*
+ * Signals, and whether to stop publishing: SIGTERM or SIGINT (or the
+ * reader thread ending when the mount went away) start a drain of at
+ * most --drain-timeout, which ends when the buffer is empty.
+ */
+static bool stop_due(const sigset_t *sigs, uint64_t *deadline)
+{
+	struct timespec zero = { 0, 0 };
+	bool stop;
+	int sig;
+
+	sig = sigtimedwait(sigs, NULL, &zero);
+	if (sig == SIGUSR1)
+		log_stats();
+	if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+		logmsg(LOG_INFO, "stopping: publishing what is buffered (at most %" PRId64 " ms)",
+		       opt.drain_ms);
+		sd_notify_msg("STOPPING=1");
+		stopping = true;
+		*deadline = mono_ms() + opt.drain_ms;
 	}
+	pthread_mutex_lock(&q.lock);
+	if (q.reader_done && !*deadline) {
+		/* the mount went away: publish the rest, then exit 4 */
+		stopping = true;
+		*deadline = mono_ms() + opt.drain_ms;
+	}
+	stop = stopping && (q.tail == q.head || mono_ms() >= *deadline);
+	pthread_mutex_unlock(&q.lock);
+	return stop;
+}
+
+/* publish until told to stop, then let the reader go; the exit status */
+static int forward(const sigset_t *sigs, pthread_t reader)
+{
+	uint64_t deadline = 0;
+
+	while (!stop_due(sigs, &deadline))
+		publish_batch(50);
 	pthread_join(reader, NULL);
 	pthread_mutex_lock(&q.lock);
 	if (q.tail != q.head)
@@ -1320,17 +1446,18 @@ int main(int argc, char **argv)
 		       q.head - q.tail);
 	pthread_mutex_unlock(&q.lock);
 	log_stats();
-	ret = exit_status;
-out:
-	if (nc && published_any) {
-		natsMsgList pending = { 0 };
+	return exit_status;
+}
 
-		if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK)
-			natsMsgList_Destroy(&pending);
-	}
+static void teardown(void)
+{
+	natsMsgList pending = { 0 };
+
+	if (nc && published_any && js_PublishAsyncGetPendingList(&pending, js) == NATS_OK)
+		natsMsgList_Destroy(&pending);
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
-	nn_free(&nopts);
+	nn_free(&opt.nopts);
 	np_cache_free(pcache);
 	if (enc)
 		fclose(enc);
@@ -1339,5 +1466,29 @@ out:
 	if (mnt_fd >= 0)
 		close(mnt_fd);
 	nats_Close();
+}
+
+/*
+ * Errors before NATS is connected return at once, as they always have;
+ * from the stream on, what was set up is torn down.
+ */
+int main(int argc, char **argv)
+{
+	pthread_t reader;
+	sigset_t sigs;
+	int ret;
+
+	ret = parse_opts(argc, argv);
+	if (ret >= 0)
+		return ret;
+	ret = prepare(&sigs);
+	if (!ret)
+		ret = connect_nats();
+	if (ret)
+		return ret;
+	ret = start(&reader);
+	if (!ret)
+		ret = forward(&sigs, reader);
+	teardown();
 	return ret;
 }

@@ -37,16 +37,32 @@
 #define FETCH_MAX	256
 #define OPS_MAX		16
 
-static struct nn_opts nopts;
-static const char *stream = NN_DEFAULT_STREAM;
-static const char *durable;
-static const char *f_fsid;
-static const char *f_node;
-static char *ops[OPS_MAX];	/* --op's names, in opsbuf */
-static char *opsbuf;
-static int nops;
-static bool json;
-static uint64_t count;
+/* the command line, checked (parse_opts()) */
+struct opts {
+	struct nn_opts nopts;
+	const char *stream;
+	const char *durable;
+	const char *f_fsid;
+	const char *f_node;
+	char *ops[OPS_MAX];	/* --op's names, in opsbuf */
+	char *opsbuf;
+	int nops;
+	bool json;
+	uint64_t count;
+	uint64_t reorder_ms;
+	uint64_t ack_wait_ms;	/* once bound, the consumer's */
+	int64_t since;		/* --since in ns, or -1 */
+	uint64_t from_seq;
+	bool all;
+	int starts;		/* how many of --all, --since and --from-seq */
+};
+
+static struct opts opt = {
+	.stream = NN_DEFAULT_STREAM,
+	.reorder_ms = 10000,
+	.ack_wait_ms = 30000,
+	.since = -1,
+};
 static uint64_t printed;
 
 static void usage(FILE *f)
@@ -216,10 +232,10 @@ static bool wanted_op(const char *op)
 {
 	int i;
 
-	if (!nops || !strcmp(op, "gap"))
+	if (!opt.nops || !strcmp(op, "gap"))
 		return true;
-	for (i = 0; i < nops; i++)
-		if (!strcmp(ops[i], op))
+	for (i = 0; i < opt.nops; i++)
+		if (!strcmp(opt.ops[i], op))
 			return true;
 	return false;
 }
@@ -298,7 +314,7 @@ static bool print_one(const char *data, size_t len, const char *fs, const char *
 		return false;
 	}
 	o = (struct nf_origin){ r.fsid, r.node, r.rid };
-	if (json) {
+	if (opt.json) {
 		if (r.gap)
 			nf_json_gap(stdout, r.after_seq, r.seq, &o);
 		else
@@ -401,8 +417,6 @@ struct origin {
 
 static struct origin *origins;
 static size_t norigins;
-static uint64_t reorder_ms = 10000;
-static uint64_t ack_wait_ms = 30000;
 static uint64_t duplicates;	/* delivered again, not printed again */
 #define START_WAIT_MS	3000
 static natsMsg **done;		/* printed this round: to acknowledge */
@@ -582,21 +596,21 @@ static void release(struct origin *o, bool force)
 	 */
 	if (!o->started) {
 		if (!o->nheld || (!force && now_ms() - o->first_ms <
-				  (reorder_ms < START_WAIT_MS ? reorder_ms : START_WAIT_MS)))
+				  (opt.reorder_ms < START_WAIT_MS ? opt.reorder_ms : START_WAIT_MS)))
 			return;
 		o->started = true;
 		o->next = o->held[0].start;
 	}
 
-	while (o->nheld && !(count && printed >= count)) {
+	while (o->nheld && !(opt.count && printed >= opt.count)) {
 		h = &o->held[0];
 		if (h->start > o->next) {
-			if (!force && now_ms() - h->since_ms < reorder_ms)
+			if (!force && now_ms() - h->since_ms < opt.reorder_ms)
 				break;
 			/* it never came: a gap, as the consumer sees it */
 			fprintf(stderr, PROG ": records seq %" PRIu64 " to %" PRIu64 " of %s are not in the stream after %" PRIu64 " ms: printing them as lost\n",
-				o->next, h->start - 1, o->key, reorder_ms);
-			if (json) {
+				o->next, h->start - 1, o->key, opt.reorder_ms);
+			if (opt.json) {
 				struct nf_origin no = { o->fsid, o->node, o->rid };
 
 				nf_json_gap(stdout, o->next - 1, h->start, &no);
@@ -612,7 +626,7 @@ static void release(struct origin *o, bool force)
 			add_lost(o, o->next, h->start);
 			o->next = h->start;
 		}
-		if (count && printed >= count)
+		if (opt.count && printed >= opt.count)
 			break;
 		if (printed_already(o, h->start, h->next)) {
 			delivered_again(h->m);
@@ -718,10 +732,10 @@ static int64_t fetch_wait_ms(uint64_t want)
 	for (i = 0; i < norigins; i++)
 		if (origins[i].nheld)
 			held = true;
-	if (held && want > reorder_ms / 2)
-		want = reorder_ms / 2;
-	if (durable && want > ack_wait_ms / 4)
-		want = ack_wait_ms / 4;
+	if (held && want > opt.reorder_ms / 2)
+		want = opt.reorder_ms / 2;
+	if (opt.durable && want > opt.ack_wait_ms / 4)
+		want = opt.ack_wait_ms / 4;
 	return want < 100 ? 100 : (int64_t)want;
 }
 
@@ -771,7 +785,7 @@ static void remember_ack(natsMsg *m)
 /* the acks of the last two ack waits again, flushed; false if not out */
 static bool reack_recent(natsConnection *nc)
 {
-	uint64_t since = now_ms() - 2 * ack_wait_ms - 5000;
+	uint64_t since = now_ms() - 2 * opt.ack_wait_ms - 5000;
 	size_t i;
 
 	for (i = 0; recent && i < RECENT_MAX; i++) {
@@ -799,7 +813,7 @@ static void keep_held(void)
 	for (i = 0; i < norigins; i++) {
 		for (k = 0; k < origins[i].nheld; k++) {
 			h = &origins[i].held[k];
-			if (now - h->progress_ms >= ack_wait_ms / 3) {
+			if (now - h->progress_ms >= opt.ack_wait_ms / 3) {
 				natsMsg_InProgress(h->m, NULL);
 				h->progress_ms = now;
 			}
@@ -832,346 +846,455 @@ static void flush_and_ack(bool durable_, int *ret)
 	ndone = 0;
 }
 
-int main(int argc, char **argv)
+/* ---- the command line ---- */
+
+enum {
+	OPT_STREAM = 2001,
+	OPT_ALL,
+	OPT_SINCE,
+	OPT_FROM_SEQ,
+	OPT_DURABLE,
+	OPT_FSID,
+	OPT_NODE,
+	OPT_OP,
+	OPT_REORDER_WAIT,
+	OPT_ACK_WAIT,
+};
+
+static const struct option long_opts[] = {
+	NN_LONG_OPTS,
+	{ "stream", required_argument, NULL, OPT_STREAM },
+	{ "all", no_argument, NULL, OPT_ALL },
+	{ "since", required_argument, NULL, OPT_SINCE },
+	{ "from-seq", required_argument, NULL, OPT_FROM_SEQ },
+	{ "durable", required_argument, NULL, OPT_DURABLE },
+	{ "fsid", required_argument, NULL, OPT_FSID },
+	{ "node", required_argument, NULL, OPT_NODE },
+	{ "op", required_argument, NULL, OPT_OP },
+	{ "reorder-wait", required_argument, NULL, OPT_REORDER_WAIT },
+	{ "ack-wait", required_argument, NULL, OPT_ACK_WAIT },
+	{ "json", no_argument, NULL, 'j' },
+	{ "count", required_argument, NULL, 'n' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* a positive number for option name (--count, --from-seq); 0 or -1 (printed) */
+static int take_positive(const char *arg, const char *name, uint64_t *v)
 {
-	static const struct option opts[] = {
-		NN_LONG_OPTS,
-		{ "stream", required_argument, NULL, 2001 },
-		{ "all", no_argument, NULL, 2002 },
-		{ "since", required_argument, NULL, 2003 },
-		{ "from-seq", required_argument, NULL, 2004 },
-		{ "durable", required_argument, NULL, 2005 },
-		{ "fsid", required_argument, NULL, 2006 },
-		{ "node", required_argument, NULL, 2007 },
-		{ "op", required_argument, NULL, 2008 },
-		{ "reorder-wait", required_argument, NULL, 2009 },
-		{ "ack-wait", required_argument, NULL, 2010 },
-		{ "json", no_argument, NULL, 'j' },
-		{ "count", required_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	jsConsumerConfig cc;
-	jsOptions jso;
-	jsConsumerInfo *ci = NULL;
-	jsSubOptions so;
-	natsSubscription *sub = NULL;
-	natsConnection *nc = NULL;
-	jsCtx *js = NULL;
-	jsErrCode jerr = 0;
-	natsStatus s;
-	natsMsgList list;
-	sigset_t sigs;
-	struct timespec zero = { 0, 0 };
-	char filter[256];
+	char *end;
+
+	errno = 0;
+	*v = strtoull(arg, &end, 10);
+	if (errno || *end || !*arg || arg[0] == '-' || *v == 0) {
+		fprintf(stderr, PROG ": %s needs a positive number, not '%s'\n", name, arg);
+		return -1;
+	}
+	return 0;
+}
+
+/* a subject token for option name (--stream, --fsid, --node); 0 or -1 (printed) */
+static int take_token(const char *arg, const char *name, const char **v)
+{
+	if (!nn_token_ok(arg)) {
+		fprintf(stderr, PROG ": bad %s '%s'\n", name, arg);
+		return -1;
+	}
+	*v = arg;
+	return 0;
+}
+
+/* --op LIST: the ops printed (a later --op replaces an earlier); 0 or -1 (printed) */
+static int take_ops(const char *arg)
+{
 	char *tok;
 	char *save;
-	char *end;
-	int64_t since = -1;
-	uint64_t from_seq = 0;
-	bool all = false;
-	bool stop = false;
-	uint64_t fetch_ms = 500;
-	int fetch_errors = 0;
-	int starts = 0;
-	int ret = 0;
-	int want;
-	int sig;
-	int c;
-	int i;
 
-	while ((c = getopt_long(argc, argv, "s:jn:h", opts, NULL)) != -1) {
-		ret = nn_opt(&nopts, c, optarg, PROG);
-		if (ret < 0)
-			return NN_EXIT_USAGE;
-		if (ret > 0)
-			continue;
-		switch (c) {
-		case 2001:
-			if (!nn_token_ok(optarg)) {
-				fprintf(stderr, PROG ": bad --stream '%s'\n", optarg);
-				return NN_EXIT_USAGE;
-			}
-			stream = optarg;
-			break;
-		case 2002:
-			all = true;
-			starts++;
-			break;
-		case 2003:
-			since = parse_since(optarg);
-			if (since < 0) {
-				fprintf(stderr, PROG ": --since needs an RFC 3339 time (2026-11-26T08:00:00Z) or a duration (10m), not '%s'\n",
-					optarg);
-				return NN_EXIT_USAGE;
-			}
-			starts++;
-			break;
-		case 2004:
-			errno = 0;
-			from_seq = strtoull(optarg, &end, 10);
-			if (errno || *end || !*optarg || optarg[0] == '-' || from_seq == 0) {
-				fprintf(stderr, PROG ": --from-seq needs a positive number, not '%s'\n",
-					optarg);
-				return NN_EXIT_USAGE;
-			}
-			starts++;
-			break;
-		case 2005:
-			if (!nn_token_ok(optarg)) {
-				fprintf(stderr, PROG ": --durable must be letters, digits, '-' or '_', not '%s'\n",
-					optarg);
-				return NN_EXIT_USAGE;
-			}
-			durable = optarg;
-			break;
-		case 2006:
-			if (!nn_token_ok(optarg)) {
-				fprintf(stderr, PROG ": bad --fsid '%s'\n", optarg);
-				return NN_EXIT_USAGE;
-			}
-			f_fsid = optarg;
-			break;
-		case 2007:
-			if (!nn_token_ok(optarg)) {
-				fprintf(stderr, PROG ": bad --node '%s'\n", optarg);
-				return NN_EXIT_USAGE;
-			}
-			f_node = optarg;
-			break;
-		case 2008:
-			free(opsbuf);
-			opsbuf = strdup(optarg);
-			nops = 0;
-			for (tok = strtok_r(opsbuf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-				if (!op_ok(tok) || nops == OPS_MAX) {
-					fprintf(stderr, PROG ": --op takes open, read, attach, mmap or opN, not '%s'\n",
-						tok);
-					return NN_EXIT_USAGE;
-				}
-				ops[nops++] = tok;
-			}
-			if (!nops) {
-				fprintf(stderr, PROG ": --op needs at least one op\n");
-				return NN_EXIT_USAGE;
-			}
-			break;
-		case 2009:
-			if (parse_ms(optarg, &reorder_ms, 0)) {
-				fprintf(stderr, PROG ": --reorder-wait needs a duration (10s, 500ms), not '%s'\n",
-					optarg);
-				return NN_EXIT_USAGE;
-			}
-			break;
-		case 2010:
-			if (parse_ms(optarg, &ack_wait_ms, 1000)) {
-				fprintf(stderr, PROG ": --ack-wait needs a duration of at least 1s (30s, 1500ms), not '%s'\n",
-					optarg);
-				return NN_EXIT_USAGE;
-			}
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'n':
-			errno = 0;
-			count = strtoull(optarg, &end, 10);
-			if (errno || *end || !*optarg || optarg[0] == '-' || count == 0) {
-				fprintf(stderr, PROG ": --count needs a positive number, not '%s'\n", optarg);
-				return NN_EXIT_USAGE;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return NN_EXIT_USAGE;
+	free(opt.opsbuf);
+	opt.opsbuf = strdup(arg);
+	opt.nops = 0;
+	for (tok = strtok_r(opt.opsbuf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!op_ok(tok) || opt.nops == OPS_MAX) {
+			fprintf(stderr, PROG ": --op takes open, read, attach, mmap or opN, not '%s'\n",
+				tok);
+			return -1;
 		}
+		opt.ops[opt.nops++] = tok;
 	}
+	if (!opt.nops) {
+		fprintf(stderr, PROG ": --op needs at least one op\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* --all, --since, --from-seq: where a new consumer starts; 0 or -1 (printed) */
+static int take_start(int c, const char *arg)
+{
+	opt.starts++;
+	if (c == OPT_ALL) {
+		opt.all = true;
+		return 0;
+	}
+	if (c == OPT_FROM_SEQ)
+		return take_positive(arg, "--from-seq", &opt.from_seq);
+	opt.since = parse_since(arg);
+	if (opt.since < 0) {
+		fprintf(stderr, PROG ": --since needs an RFC 3339 time (2026-11-26T08:00:00Z) or a duration (10m), not '%s'\n",
+			arg);
+		return -1;
+	}
+	return 0;
+}
+
+/* --reorder-wait, --ack-wait; 0 or -1 (printed) */
+static int take_wait(int c, const char *arg)
+{
+	if (c == OPT_REORDER_WAIT) {
+		if (parse_ms(arg, &opt.reorder_ms, 0)) {
+			fprintf(stderr, PROG ": --reorder-wait needs a duration (10s, 500ms), not '%s'\n",
+				arg);
+			return -1;
+		}
+		return 0;
+	}
+	if (parse_ms(arg, &opt.ack_wait_ms, 1000)) {
+		fprintf(stderr, PROG ": --ack-wait needs a duration of at least 1s (30s, 1500ms), not '%s'\n",
+			arg);
+		return -1;
+	}
+	return 0;
+}
+
+/* one option of ours (not NATS's, not --help) into opt; 0 or -1 (printed) */
+static int take_opt(int c, const char *arg)
+{
+	switch (c) {
+	case OPT_STREAM:
+		return take_token(arg, "--stream", &opt.stream);
+	case OPT_ALL:
+	case OPT_SINCE:
+	case OPT_FROM_SEQ:
+		return take_start(c, arg);
+	case OPT_DURABLE:
+		if (!nn_token_ok(arg)) {
+			fprintf(stderr, PROG ": --durable must be letters, digits, '-' or '_', not '%s'\n",
+				arg);
+			return -1;
+		}
+		opt.durable = arg;
+		return 0;
+	case OPT_FSID:
+		return take_token(arg, "--fsid", &opt.f_fsid);
+	case OPT_NODE:
+		return take_token(arg, "--node", &opt.f_node);
+	case OPT_OP:
+		return take_ops(arg);
+	case OPT_REORDER_WAIT:
+	case OPT_ACK_WAIT:
+		return take_wait(c, arg);
+	case 'j':
+		opt.json = true;
+		return 0;
+	case 'n':
+		return take_positive(arg, "--count", &opt.count);
+	default:
+		usage(stderr);
+		return -1;
+	}
+}
+
+/*
+ * The command line into opt, each option checked as it comes, then
+ * what they mean together: -1 to go on, or the exit status (0 after
+ * --help).
+ */
+static int parse_opts(int argc, char **argv)
+{
+	int ret;
+
+	ret = nn_parse_opts(&opt.nopts, argc, argv, "s:jn:h", long_opts, take_opt, usage, PROG);
+	if (ret >= 0)
+		return ret;
 	if (optind != argc) {
 		fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
 		return NN_EXIT_USAGE;
 	}
-	if (starts > 1) {
+	if (opt.starts > 1) {
 		fprintf(stderr, PROG ": --all, --since and --from-seq exclude each other\n");
 		return NN_EXIT_USAGE;
 	}
-	if (nn_check(&nopts, PROG))
+	if (nn_check(&opt.nopts, PROG))
 		return NN_EXIT_USAGE;
+	return -1;
+}
 
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+/* ---- the consumer ---- */
 
-	nopts.name = PROG;
-	ret = nn_connect(&nc, &nopts, true, NULL, NULL, NULL, PROG);
-	if (ret)
-		goto out;
-	jsOptions_Init(&jso);
-	jso.Wait = 10000;
-	s = natsConnection_JetStream(&js, nc, &jso);
-	if (s != NATS_OK) {
-		fprintf(stderr, PROG ": JetStream: %s\n", natsStatus_GetText(s));
-		ret = NN_EXIT_TRANSIENT;
-		goto out;
-	}
-	snprintf(filter, sizeof(filter), NN_SUBJECT_PREFIX ".%s.%s.*", f_fsid ? f_fsid : "*",
-		 f_node ? f_node : "*");
+/* what main() sets up, and tears down at the end */
+struct run {
+	sigset_t sigs;
+	natsConnection *nc;
+	jsCtx *js;
+	jsConsumerInfo *ci;
+	natsSubscription *sub;
+	char filter[256];
+};
 
-	/* a durable that exists carries on; otherwise make the consumer */
-	for (i = 0; durable && i < 30; i++) {
+/*
+ * A cluster that just lost a server can take a while to answer: look
+ * a durable up for up to 30 s while it says so (or till a signal).
+ */
+static natsStatus lookup_durable(struct run *r)
+{
+	jsErrCode jerr = 0;
+	natsStatus s = NATS_OK;
+	int i;
+
+	for (i = 0; i < 30; i++) {
 		jerr = 0;
-		s = js_GetConsumerInfo(&ci, js, stream, durable, NULL, &jerr);
-		if ((s != NATS_TIMEOUT && jerr != JSClusterNotAvailErr) || stop_now(&sigs))
+		s = js_GetConsumerInfo(&r->ci, r->js, opt.stream, opt.durable, NULL, &jerr);
+		if ((s != NATS_TIMEOUT && jerr != JSClusterNotAvailErr) || stop_now(&r->sigs))
 			break;
 		nats_Sleep(1000);
 	}
-	if (durable && s == NATS_OK) {
-		if (!ci->Config->FilterSubject || strcmp(ci->Config->FilterSubject, filter))
-			fprintf(stderr, PROG ": durable %s exists with filter %s; --fsid and --node can't change it (--op still applies)\n",
-				durable, ci->Config->FilterSubject ? ci->Config->FilterSubject : "(none)");
-		if (starts)
-			fprintf(stderr, PROG ": durable %s exists: carrying on where it stopped, not from the start given\n",
-				durable);
-	} else {
-		jsConsumerConfig_Init(&cc);
-		cc.Durable = durable;
-		cc.FilterSubject = filter;
-		cc.AckPolicy = durable ? js_AckExplicit : js_AckNone;
-		cc.AckWait = (int64_t)ack_wait_ms * 1000000LL;
-		cc.MaxAckPending = 10000;
-		if (!durable)
-			cc.InactiveThreshold = 60LL * 1000000000LL;
-		if (all) {
-			cc.DeliverPolicy = js_DeliverAll;
-		} else if (since >= 0) {
-			cc.DeliverPolicy = js_DeliverByStartTime;
-			cc.OptStartTime = since;
-		} else if (from_seq) {
-			cc.DeliverPolicy = js_DeliverByStartSequence;
-			cc.OptStartSeq = from_seq;
-		} else {
-			cc.DeliverPolicy = js_DeliverNew;
-		}
-		/* a cluster that just lost a server can take a while to answer */
-		for (i = 0; i < 30; i++) {
-			jerr = 0;
-			s = js_AddConsumer(&ci, js, stream, &cc, NULL, &jerr);
-			if ((s != NATS_TIMEOUT && jerr != JSClusterNotAvailErr) || stop_now(&sigs))
-				break;
-			nats_Sleep(1000);
-		}
-		if (s != NATS_OK) {
-			const char *text = nats_GetLastError(NULL);
+	return s;
+}
 
-			fprintf(stderr, PROG ": cannot read stream %s: %s%s\n", stream,
-				text ? text : natsStatus_GetText(s),
-				jerr == JSStreamNotFoundErr ? " (no forwarder has created it yet?)" : "");
-			ret = s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr ||
-			      s == NATS_NOT_PERMITTED ? NN_EXIT_PERMANENT : NN_EXIT_TRANSIENT;
-			goto out;
-		}
+/* a durable that exists keeps its filter and start: say what is not as asked */
+static void existing_durable(const struct run *r)
+{
+	const char *filter = r->ci->Config->FilterSubject;
+
+	if (!filter || strcmp(filter, r->filter))
+		fprintf(stderr, PROG ": durable %s exists with filter %s; --fsid and --node can't change it (--op still applies)\n",
+			opt.durable, filter ? filter : "(none)");
+	if (opt.starts)
+		fprintf(stderr, PROG ": durable %s exists: carrying on where it stopped, not from the start given\n",
+			opt.durable);
+}
+
+/* a new consumer's configuration, from the options */
+static void consumer_config(jsConsumerConfig *cc, const char *filter)
+{
+	jsConsumerConfig_Init(cc);
+	cc->Durable = opt.durable;
+	cc->FilterSubject = filter;
+	cc->AckPolicy = opt.durable ? js_AckExplicit : js_AckNone;
+	cc->AckWait = (int64_t)opt.ack_wait_ms * 1000000LL;
+	cc->MaxAckPending = 10000;
+	if (!opt.durable)
+		cc->InactiveThreshold = 60LL * 1000000000LL;
+	if (opt.all) {
+		cc->DeliverPolicy = js_DeliverAll;
+	} else if (opt.since >= 0) {
+		cc->DeliverPolicy = js_DeliverByStartTime;
+		cc->OptStartTime = opt.since;
+	} else if (opt.from_seq) {
+		cc->DeliverPolicy = js_DeliverByStartSequence;
+		cc->OptStartSeq = opt.from_seq;
+	} else {
+		cc->DeliverPolicy = js_DeliverNew;
+	}
+}
+
+/* make the consumer, retrying as lookup_durable(); 0 or the exit status (printed) */
+static int add_consumer(struct run *r)
+{
+	jsConsumerConfig cc;
+	jsErrCode jerr = 0;
+	const char *text;
+	natsStatus s = NATS_OK;
+	int i;
+
+	consumer_config(&cc, r->filter);
+	for (i = 0; i < 30; i++) {
+		jerr = 0;
+		s = js_AddConsumer(&r->ci, r->js, opt.stream, &cc, NULL, &jerr);
+		if ((s != NATS_TIMEOUT && jerr != JSClusterNotAvailErr) || stop_now(&r->sigs))
+			break;
+		nats_Sleep(1000);
+	}
+	if (s == NATS_OK)
+		return 0;
+	text = nats_GetLastError(NULL);
+	fprintf(stderr, PROG ": cannot read stream %s: %s%s\n", opt.stream,
+		text ? text : natsStatus_GetText(s),
+		jerr == JSStreamNotFoundErr ? " (no forwarder has created it yet?)" : "");
+	return s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr ||
+	       s == NATS_NOT_PERMITTED ? NN_EXIT_PERMANENT : NN_EXIT_TRANSIENT;
+}
+
+/*
+ * A durable that exists carries on; otherwise make the consumer.  Then
+ * pull from it.  0 or the exit status (printed).
+ */
+static int bind_consumer(struct run *r)
+{
+	jsSubOptions so;
+	jsErrCode jerr = 0;
+	const char *text;
+	natsStatus s;
+	int ret;
+
+	if (opt.durable && lookup_durable(r) == NATS_OK) {
+		existing_durable(r);
+	} else {
+		ret = add_consumer(r);
+		if (ret)
+			return ret;
 	}
 	/* an existing durable keeps the ack wait it was made with */
-	if (durable && ci->Config && ci->Config->AckWait > 0)
-		ack_wait_ms = (uint64_t)ci->Config->AckWait / 1000000;
+	if (opt.durable && r->ci->Config && r->ci->Config->AckWait > 0)
+		opt.ack_wait_ms = (uint64_t)r->ci->Config->AckWait / 1000000;
 	jsSubOptions_Init(&so);
-	so.Stream = stream;
-	so.Consumer = ci->Name;
-	s = js_PullSubscribe(&sub, js, filter, durable, NULL, &so, &jerr);
+	so.Stream = opt.stream;
+	so.Consumer = r->ci->Name;
+	s = js_PullSubscribe(&r->sub, r->js, r->filter, opt.durable, NULL, &so, &jerr);
 	if (s != NATS_OK) {
-		const char *text = nats_GetLastError(NULL);
-
-		fprintf(stderr, PROG ": cannot bind to consumer %s of stream %s: %s\n", ci->Name,
-			stream, text ? text : natsStatus_GetText(s));
-		ret = NN_EXIT_TRANSIENT;
-		goto out;
+		text = nats_GetLastError(NULL);
+		fprintf(stderr, PROG ": cannot bind to consumer %s of stream %s: %s\n", r->ci->Name,
+			opt.stream, text ? text : natsStatus_GetText(s));
+		return NN_EXIT_TRANSIENT;
 	}
+	return 0;
+}
 
-	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
-	signal(SIGPIPE, SIG_DFL);
-	while (!stop) {
-		sig = sigtimedwait(&sigs, NULL, &zero);
-		if (sig > 0)
-			break;
-		want = FETCH_MAX;
-		/* never take more than is left to print: a durable's rest stays unacked */
-		if (count && count - printed < (uint64_t)want)
-			want = (int)(count - printed);
-		memset(&list, 0, sizeof(list));
-		s = natsSubscription_Fetch(&list, sub, want, fetch_wait_ms(fetch_ms), &jerr);
-		/*
-		 * Nothing came: wait longer in the next pull (to 4 s).  A
-		 * pull that expires before a busy server gets to it brings
-		 * nothing, however much is waiting; seen on a loaded host
-		 * with 500 ms pulls, none of which ever delivered.
-		 */
-		if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0))
-			fetch_ms = fetch_ms * 2 > 4000 ? 4000 : fetch_ms * 2;
-		else if (s == NATS_OK)
-			fetch_ms = 500;
-		/* what waited longer than --reorder-wait goes out */
-		for (i = 0; i < (int)norigins; i++)
-			release(&origins[i], false);
-		if (durable)
-			keep_held();
-		if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0)) {
-			flush_and_ack(durable, &ret);
-			if (ret || (count && printed >= count))
-				break;
-			continue;
-		}
-		if (s != NATS_OK) {
-			/*
-			 * Reconnecting (the library does it), or a cluster
-			 * moving the consumer to another server: try again,
-			 * for a minute of failures in a row.
-			 */
-			struct timespec d = { 0, 200 * 1000000L };
+/* signals, the connection, JetStream, the consumer: 0 or the exit status (printed) */
+static int setup(struct run *r)
+{
+	jsOptions jso;
+	natsStatus s;
+	int ret;
 
-			if (natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED &&
-			    ++fetch_errors % 25 == 1)
-				fprintf(stderr, PROG ": fetch: %s%s\n", natsStatus_GetText(s),
-					fetch_errors > 1 ? " (still)" : ", trying again");
-			if (fetch_errors > 300) {
-				ret = NN_EXIT_TRANSIENT;
-				break;
-			}
-			nanosleep(&d, NULL);
-			continue;
-		}
-		fetch_errors = 0;
-		for (i = 0; i < list.Count; i++) {
-			take_msg(list.Msgs[i]);
-			list.Msgs[i] = NULL;	/* printed_msg() or held owns it */
-			/* a batched message is printed whole */
-			if (count && printed >= count) {
-				stop = true;
-				break;
-			}
-		}
-		/* not printed: back to the server, as the held ones below */
-		for (; i < list.Count; i++)
-			if (list.Msgs[i] && durable)
-				natsMsg_NakWithDelay(list.Msgs[i], 2000, NULL);
-		natsMsgList_Destroy(&list);
-		flush_and_ack(durable, &ret);
-		if (ret)
-			break;
+	nn_block_signals(&r->sigs, SIGHUP);
+	opt.nopts.name = PROG;
+	ret = nn_connect(&r->nc, &opt.nopts, true, NULL, NULL, NULL, PROG);
+	if (ret)
+		return ret;
+	jsOptions_Init(&jso);
+	jso.Wait = 10000;
+	s = natsConnection_JetStream(&r->js, r->nc, &jso);
+	if (s != NATS_OK) {
+		fprintf(stderr, PROG ": JetStream: %s\n", natsStatus_GetText(s));
+		return NN_EXIT_TRANSIENT;
 	}
+	snprintf(r->filter, sizeof(r->filter), NN_SUBJECT_PREFIX ".%s.%s.*",
+		 opt.f_fsid ? opt.f_fsid : "*", opt.f_node ? opt.f_node : "*");
+	return bind_consumer(r);
+}
+
+/* ---- the fetch loop ---- */
+
+/* the fetch loop's state from one pull to the next */
+struct loop {
+	uint64_t fetch_ms;	/* how long the next pull would like to wait */
+	int fetch_errors;	/* failed pulls in a row */
+	bool stop;		/* --count reached */
+	int ret;
+};
+
+/*
+ * A pull that failed: reconnecting (the library does it), or a cluster
+ * moving the consumer to another server: try again, for a minute of
+ * failures in a row.  False when the loop ends.
+ */
+static bool fetch_failed(struct run *r, struct loop *l, natsStatus s)
+{
+	struct timespec d = { 0, 200 * 1000000L };
+
+	if (natsConnection_Status(r->nc) == NATS_CONN_STATUS_CONNECTED &&
+	    ++l->fetch_errors % 25 == 1)
+		fprintf(stderr, PROG ": fetch: %s%s\n", natsStatus_GetText(s),
+			l->fetch_errors > 1 ? " (still)" : ", trying again");
+	if (l->fetch_errors > 300) {
+		l->ret = NN_EXIT_TRANSIENT;
+		return false;
+	}
+	nanosleep(&d, NULL);
+	return true;
+}
+
+/* the messages a pull brought, in order, until --count is reached */
+static void take_list(natsMsgList *list, struct loop *l)
+{
+	int i;
+
+	for (i = 0; i < list->Count; i++) {
+		take_msg(list->Msgs[i]);
+		list->Msgs[i] = NULL;	/* printed_msg() or held owns it */
+		/* a batched message is printed whole */
+		if (opt.count && printed >= opt.count) {
+			l->stop = true;
+			break;
+		}
+	}
+	/* not printed: back to the server, as the held ones at the end */
+	for (; i < list->Count; i++)
+		if (list->Msgs[i] && opt.durable)
+			natsMsg_NakWithDelay(list->Msgs[i], 2000, NULL);
+	natsMsgList_Destroy(list);
+}
+
+/* one pull and what it brought; false when the loop ends */
+static bool fetch_round(struct run *r, struct loop *l)
+{
+	natsMsgList list;
+	jsErrCode jerr = 0;
+	natsStatus s;
+	bool none;
+	int want = FETCH_MAX;
+	size_t i;
+
+	if (stop_now(&r->sigs))
+		return false;
+	/* never take more than is left to print: a durable's rest stays unacked */
+	if (opt.count && opt.count - printed < (uint64_t)want)
+		want = (int)(opt.count - printed);
+	memset(&list, 0, sizeof(list));
+	s = natsSubscription_Fetch(&list, r->sub, want, fetch_wait_ms(l->fetch_ms), &jerr);
+	none = s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0);
 	/*
-	 * What still waits goes back to the server for the next run, a
-	 * little later than what it waits for (which the server has not
-	 * delivered yet), so that the next run gets them in order: the
-	 * server redelivers what comes back at the same time in stream
-	 * order.
+	 * Nothing came: wait longer in the next pull (to 4 s).  A pull
+	 * that expires before a busy server gets to it brings nothing,
+	 * however much is waiting; seen on a loaded host with 500 ms
+	 * pulls, none of which ever delivered.
 	 */
-	for (i = 0; i < (int)norigins; i++) {
-		for (size_t k = 0; k < origins[i].nheld; k++) {
-			if (durable)
+	if (none)
+		l->fetch_ms = l->fetch_ms * 2 > 4000 ? 4000 : l->fetch_ms * 2;
+	else if (s == NATS_OK)
+		l->fetch_ms = 500;
+	/* what waited longer than --reorder-wait goes out */
+	for (i = 0; i < norigins; i++)
+		release(&origins[i], false);
+	if (opt.durable)
+		keep_held();
+	if (none) {
+		flush_and_ack(opt.durable, &l->ret);
+		return !(l->ret || (opt.count && printed >= opt.count));
+	}
+	if (s != NATS_OK)
+		return fetch_failed(r, l, s);
+	l->fetch_errors = 0;
+	take_list(&list, l);
+	flush_and_ack(opt.durable, &l->ret);
+	return !l->ret;
+}
+
+/*
+ * What still waits goes back to the server for the next run, a little
+ * later than what it waits for (which the server has not delivered
+ * yet), so that the next run gets them in order: the server redelivers
+ * what comes back at the same time in stream order.
+ */
+static void hand_back_held(void)
+{
+	size_t i;
+	size_t k;
+
+	for (i = 0; i < norigins; i++) {
+		for (k = 0; k < origins[i].nheld; k++) {
+			if (opt.durable)
 				natsMsg_NakWithDelay(origins[i].held[k].m, 2000, NULL);
 			natsMsg_Destroy(origins[i].held[k].m);
 		}
@@ -1180,23 +1303,54 @@ int main(int argc, char **argv)
 	}
 	free(origins);
 	free(done);
+}
+
+/* print until a signal, --count or an error; then hand back and say what was odd */
+static int consume(struct run *r)
+{
+	struct loop l = { .fetch_ms = 500 };
+
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	signal(SIGPIPE, SIG_DFL);
+	while (!l.stop && fetch_round(r, &l))
+		;
+	hand_back_held();
 	if (duplicates)
 		fprintf(stderr, PROG ": %" PRIu64 " messages delivered again (an acknowledgement lost) were not printed again\n",
 			duplicates);
-	if (nc && durable && !reack_recent(nc))
+	if (r->nc && opt.durable && !reack_recent(r->nc))
 		fprintf(stderr, PROG ": the last acknowledgements may not have reached NATS: the next run may print some records again\n");
-	else if (nc)
-		natsConnection_FlushTimeout(nc, 2000);	/* the naks out */
-out:
-	if (sub)
-		natsSubscription_Destroy(sub);
-	if (ci && !durable)
-		js_DeleteConsumer(js, stream, ci->Name, NULL, NULL);
-	jsConsumerInfo_Destroy(ci);
-	jsCtx_Destroy(js);
-	natsConnection_Destroy(nc);
-	nn_free(&nopts);
-	free(opsbuf);
+	else if (r->nc)
+		natsConnection_FlushTimeout(r->nc, 2000);	/* the naks out */
+	return l.ret;
+}
+
+/* an ephemeral consumer is deleted; the rest is freed */
+static void teardown(struct run *r)
+{
+	if (r->sub)
+		natsSubscription_Destroy(r->sub);
+	if (r->ci && !opt.durable)
+		js_DeleteConsumer(r->js, opt.stream, r->ci->Name, NULL, NULL);
+	jsConsumerInfo_Destroy(r->ci);
+	jsCtx_Destroy(r->js);
+	natsConnection_Destroy(r->nc);
+	nn_free(&opt.nopts);
+	free(opt.opsbuf);
 	nats_Close();
+}
+
+int main(int argc, char **argv)
+{
+	struct run r = { .nc = NULL };
+	int ret;
+
+	ret = parse_opts(argc, argv);
+	if (ret >= 0)
+		return ret;
+	ret = setup(&r);
+	if (!ret)
+		ret = consume(&r);
+	teardown(&r);
 	return ret;
 }

@@ -147,20 +147,7 @@ static bool merge = true;
  * Log lines go to stderr with sd-daemon(3) priority prefixes, which
  * journald turns into the entry's priority.
  */
-static void logmsg(int prio, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "<%d>scoutfs-notifyd: ", prio);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-#define LOG_ERR		3
-#define LOG_WARNING	4
-#define LOG_INFO	6
+#define logmsg(prio, ...) ns_log("scoutfs-notifyd", prio, __VA_ARGS__)
 
 static void usage(FILE *f)
 {
@@ -201,33 +188,11 @@ static void on_stats(int sig)
 	stats_sig = 1;
 }
 
-/*
- * Tell systemd (Type=notify) about our state, if it is listening,
- * without linking libsystemd: one datagram to $NOTIFY_SOCKET.
- */
+/* tell systemd our state (ns_sd_notify()), saying when it could not be told */
 static void sd_notify_msg(const char *msg)
 {
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	socklen_t len;
-	int fd;
-
-	if (!path || !*path || strlen(path) >= sizeof(sun.sun_path))
-		return;
-	if (path[0] != '/' && path[0] != '@')
-		return;
-	memcpy(sun.sun_path, path, strlen(path));
-	if (path[0] == '@')
-		sun.sun_path[0] = 0;
-	len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
-
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL,
-		   (struct sockaddr *)&sun, len) < 0)
+	if (ns_sd_notify(msg))
 		logmsg(LOG_WARNING, "can't notify systemd: %s", strerror(errno));
-	close(fd);
 }
 
 /*
