@@ -405,7 +405,10 @@ done
 # ---- the access index (commit 5): one index of all three nodes' reads,
 # from the stream, whose cold and hot answers match what was done here
 if command -v scoutfs-notify-heat >/dev/null; then
-	HEAT="scoutfs-notify-heat --db /tmp/heat.db"
+	# an index of its own: the demo suite, earlier in the same boot, made
+	# /tmp/heat.db of its own mount
+	rm -f /tmp/nats-heat.db /tmp/nats-heat.db-wal /tmp/nats-heat.db-shm
+	HEAT="scoutfs-notify-heat --db /tmp/nats-heat.db"
 	echo "nobody reads this" >/mnt/n0/cold-file
 	$HEAT ingest --server $URLS --durable heat --path-map /mnt/n1=/mnt/n0 \
 		--path-map /mnt/n2=/mnt/n0 --flush-interval 200ms 2>/tmp/heat.log &
