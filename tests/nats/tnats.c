@@ -345,6 +345,8 @@ int main(int argc, char **argv)
 		jsOptions_Init(&o);
 		o.PublishAsync.MaxPending = 4096;
 		o.PublishAsync.AckHandler = on_put_ack;
+		/* wait while MaxPending are in flight, not a NATS_TIMEOUT to publish again */
+		o.PublishAsync.StallWait = 120000;
 		if (natsConnection_JetStream(&ajs, nc, &o) != NATS_OK)
 			return 1;
 		while (fgets(line, sizeof(line), stdin)) {
