@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "heat-apply.h"
 #include "notify-json.h"
@@ -1344,14 +1343,6 @@ static void free_batch(struct batch *b)
 	free(b);
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /*
  * The writer thread: each batch handed to it in one transaction, then
  * its caller's callback (which acknowledges what it held), while the
@@ -1362,7 +1353,7 @@ static void *writer_main(void *arg)
 	struct ha *a = arg;
 	struct writer *w = &a->w;
 	struct batch *b;
-	int64_t t0;
+	uint64_t rows;
 	int ret;
 
 	pthread_mutex_lock(&w->mu);
@@ -1373,21 +1364,19 @@ static void *writer_main(void *arg)
 			break;
 		b = w->b;
 		pthread_mutex_unlock(&w->mu);
-		t0 = mono_ns();
 		ret = write_batch(a, b);
 		if (b->done)
-			b->done(b->cookie, ret, b->rows, (mono_ns() - t0) / 1e6);
+			b->done(b->cookie, ret);
+		rows = b->rows;
+		free_batch(b);
 		pthread_mutex_lock(&w->mu);
 		if (ret)
 			w->failed = true;
 		else
 			w->flushes++;
-		w->rows += b->rows;
+		w->rows += rows;
 		w->b = NULL;
 		pthread_cond_broadcast(&w->cv);
-		pthread_mutex_unlock(&w->mu);
-		free_batch(b);
-		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
@@ -1515,7 +1504,7 @@ int ha_flush_async(struct ha *a, const char *pos_key, const char *pos_val, ha_do
 
 	if (!a->store) {
 		if (done)
-			done(cookie, 0, 0, 0);
+			done(cookie, 0);
 		return 0;
 	}
 	if (ha_wait(a) || writer_start(a) ||

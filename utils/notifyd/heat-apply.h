@@ -105,7 +105,7 @@ int ha_rec(struct ha *a, uint64_t fsid, const char *node, const char *rid, const
 int ha_flush(struct ha *a, const char *pos_key, const char *pos_val);
 
 /* what ha_flush_async() calls when its transaction is done: ret 0 committed, else HS_ERR */
-typedef void ha_done_fn(void *cookie, int ret, uint64_t rows, double ms);
+typedef void ha_done_fn(void *cookie, int ret);
 
 /*
  * The same in the writer thread, while the caller applies what comes
@@ -113,7 +113,8 @@ typedef void ha_done_fn(void *cookie, int ret, uint64_t rows, double ms);
  * called from that thread once its transaction is committed or rolled
  * back.  One transaction at a time: this waits for the one before.
  * HS_ERR: that one (or an earlier one) failed, or this could not be
- * handed over; nothing more is ever written, and the caller must exit.
+ * handed over (done is not called: cookie is still the caller's);
+ * nothing more is ever written, and the caller must exit.
  */
 int ha_flush_async(struct ha *a, const char *pos_key, const char *pos_val, ha_done_fn *done,
 		   void *cookie);

@@ -183,6 +183,15 @@ static void fatal(struct ingest *in)
 		fprintf(stderr, PROG ": out of memory\n");
 }
 
+/* a transaction the writer could not commit ends the process now, not at the next one */
+static bool writer_failed(struct ingest *in)
+{
+	if (ha_busy(in->a) || !ha_wait(in->a))
+		return false;
+	heat_store_error(in->h, "cannot commit");
+	return true;
+}
+
 static bool flush_due(struct ingest *in)
 {
 	return in->first_pending &&
@@ -240,7 +249,7 @@ static bool socket_records(struct ingest *in, int fd, struct np_cache *pc, uint6
 			counts_sig = 0;
 			print_counts(in);
 		}
-		if (flush_due(in) && !flush_start(in, NULL, NULL, NULL))
+		if (writer_failed(in) || (flush_due(in) && !flush_start(in, NULL, NULL, NULL)))
 			return false;
 		if (poll(&p, 1, 100) <= 0)
 			continue;
@@ -320,7 +329,7 @@ struct nats {
 	natsMsg **held;		/* taken since the last commit: acknowledged after it */
 	size_t nheld;
 	size_t cap;
-	uint64_t last_seq;	/* the stream position of the last one */
+	uint64_t last_seq;	/* the highest stream position taken */
 };
 
 static uint64_t msg_seq(natsMsg *m)
@@ -446,14 +455,12 @@ struct acks {
  * acknowledge those too, unapplied.  A lost acknowledgement costs
  * nothing: NATS delivers the message again, a duplicate.
  */
-static void committed(void *cookie, int ret, uint64_t rows, double ms)
+static void committed(void *cookie, int ret)
 {
 	struct acks *k = cookie;
 	size_t failed = 0;
 	size_t i;
 
-	(void)rows;
-	(void)ms;
 	for (i = 0; i < k->n; i++) {
 		if (!ret && natsMsg_Ack(k->m[i], NULL) != NATS_OK)
 			failed++;
@@ -489,7 +496,7 @@ static bool nats_flush(struct ingest *in, struct nats *n)
 	n->nheld = n->cap = 0;
 	snprintf(pos, sizeof(pos), "%" PRIu64, n->last_seq);
 	if (!flush_start(in, pos, committed, k)) {
-		committed(k, HS_ERR, 0, 0);
+		committed(k, HS_ERR);
 		return false;
 	}
 	return true;
@@ -514,6 +521,7 @@ static bool take(struct ingest *in, struct nats *n, natsMsg *m)
 {
 	const char *id = NULL;
 	char err[240];
+	uint64_t seq;
 	int ret;
 
 	natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
@@ -528,9 +536,12 @@ static bool take(struct ingest *in, struct nats *n, natsMsg *m)
 		natsMsg_Destroy(m);
 		return false;
 	}
+	seq = msg_seq(m);
 	if (ret == HA_REJECT)
-		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": %s\n", msg_seq(m), err);
-	n->last_seq = msg_seq(m);
+		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": %s\n", seq, err);
+	/* the highest: a message delivered again (a killed run's) comes after later ones */
+	if (seq > n->last_seq)
+		n->last_seq = seq;
 	in->since_flush++;
 	changed(in);
 	return true;
@@ -592,7 +603,7 @@ static int nats_loop(struct ingest *in, struct nats *n)
 		/* reconnecting (the library does it), or the server refused: not a busy loop */
 		if (s != NATS_OK && s != NATS_TIMEOUT)
 			usleep(200000);
-		if (nats_flush_due(in, s, i) && !nats_flush(in, n))
+		if (writer_failed(in) || (nats_flush_due(in, s, i) && !nats_flush(in, n)))
 			return EXIT_TRANSIENT;
 	}
 	/* what is pending, and what the writer holds, committed and acknowledged */
