@@ -639,9 +639,10 @@ def t_bad_database():
     os.unlink(filler)
     ok, rc, log = ingest_all(db, n.url, len(rs), durable="full")
     want = expect_files(rs, {A: 1})
-    ok = ingest_until(db, n.url, "full", lambda: not same_files(dump_files(dump(db)), want)) and ok
+    again = ingest_until(db, n.url, "full", lambda: not same_files(dump_files(dump(db)), want))
     diffs = same_files(dump_files(dump(db)), want)
-    check(ok and not diffs, f"space again: the next runs apply everything once {diffs}")
+    check(ok and again and not diffs, f"space again: the next runs apply everything once {diffs} "
+          f"(the first: exit {rc}, {'at' if ok else 'NOT at'} the last position; the second: {again}) {log[-300:]}")
     subprocess.run(["umount", "-l", full])
     # PostgreSQL: locked and read-only, on a stream of its own
     n.close()

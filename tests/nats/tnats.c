@@ -442,6 +442,7 @@ int main(int argc, char **argv)
 	}
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
-	nats_Close();
+	/* and wait for the library's threads, which may still free what they delivered */
+	nats_CloseAndWait(5000);
 	return ret;
 }
