@@ -547,7 +547,10 @@ static bool take(struct ingest *in, struct nats *n, natsMsg *m)
 	return true;
 }
 
-/* how long a fetch waits: with changes pending, a tenth of --flush-interval at most */
+/*
+ * How long a fetch waits: with changes pending, what is left of
+ * --flush-interval, but 100ms at most (a tenth of the default).
+ */
 static int64_t fetch_wait_ms(struct ingest *in)
 {
 	int64_t left;
@@ -555,15 +558,13 @@ static int64_t fetch_wait_ms(struct ingest *in)
 	if (!in->first_pending)
 		return 1000;
 	left = (in->flush_ns - (heat_now() - in->first_pending)) / 1000000;
-	if (left > in->flush_ns / 10000000)
-		left = in->flush_ns / 10000000;
-	return left < 10 ? 10 : left > 1000 ? 1000 : left;
+	return left < 10 ? 10 : left > 100 ? 100 : left;
 }
 
 /*
  * Commit now: on the flush rules, or once the stream is drained (a
- * fetch came back short, or timed out: a tenth of --flush-interval at
- * most, see fetch_wait_ms()) and the writer is idle, so that what came
+ * fetch came back short, or timed out: 100ms at most, see
+ * fetch_wait_ms()) and the writer is idle, so that what came
  * is in the index without waiting for the whole interval.  While the
  * writer is busy, what comes is coalesced further (up to FLUSH_MSGS_MAX):
  * the slower the database, the fewer rows a record costs.
