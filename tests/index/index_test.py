@@ -62,7 +62,16 @@ def heat(db, *args, env=None, timeout=300, input=None):
 
 
 def tnats(*args, input=None):
-    return natslib.tnats(TNATS, *args, input=input)
+    """tnats with one LeakSanitizer suppression, for tnats alone: a natsMsg
+    of libnats (169-170 bytes, allocated in natsMsg_create, no symbols
+    further) that some of this tier's tnats runs leave unfreed, not yet
+    diagnosed; the tools under test have no suppression"""
+    supp = os.path.join(WORK, "tnats.lsan")
+    if not os.path.exists(supp):
+        with open(supp, "w") as f:
+            f.write("leak:natsMsg_create\n")
+    env = dict(os.environ, LSAN_OPTIONS=f"suppressions={supp}:print_suppressions=0")
+    return natslib.tnats(TNATS, *args, input=input, env=env)
 
 
 # ---- records, as scoutfs-notify-forward publishes them
