@@ -30,8 +30,8 @@ import time
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from checks import check, finish  # noqa: E402
-from testlib import HOSTILE_NAMES, poll, sanitizer_clean, strict_json  # noqa: E402
+from checks import check, run_tests  # noqa: E402
+from testlib import HOSTILE_NAMES, no_sanitizer_report_at_all, poll, sanitizer_clean, strict_json  # noqa: E402
 import natslib  # noqa: E402
 from pglib import Pg  # noqa: E402
 
@@ -62,7 +62,16 @@ def heat(db, *args, env=None, timeout=300, input=None):
 
 
 def tnats(*args, input=None):
-    return natslib.tnats(TNATS, *args, input=input)
+    """tnats with one LeakSanitizer suppression, for tnats alone: a natsMsg
+    of libnats (169-170 bytes, allocated in natsMsg_create, no symbols
+    further) that some of this tier's tnats runs leave unfreed, not yet
+    diagnosed; the tools under test have no suppression"""
+    supp = os.path.join(WORK, "tnats.lsan")
+    if not os.path.exists(supp):
+        with open(supp, "w") as f:
+            f.write("leak:natsMsg_create\n")
+    env = dict(os.environ, LSAN_OPTIONS=f"suppressions={supp}:print_suppressions=0")
+    return natslib.tnats(TNATS, *args, input=input, env=env)
 
 
 # ---- records, as scoutfs-notify-forward publishes them
@@ -311,6 +320,14 @@ def ingest_all(db, url, last, *extra, durable="heat"):
     return ok and rc == 0, rc, i.text()
 
 
+def ingest_until(db, url, durable, done):
+    """what failed or killed runs took and did not acknowledge comes again an
+    ack wait later, possibly after the last message: ingest until done()"""
+    i = Ingest(db, "--server", url, "--durable", durable, "--flush-interval", "10ms")
+    ok = wait_for(done, 120)
+    return i.stop() == 0 and ok
+
+
 # ---- the known workload
 
 def workload():
@@ -422,7 +439,7 @@ def t_known_workload():
 
 # ---- restart and SIGKILL mid-ingest
 
-def big_workload(nrec=24000, nfiles=700):
+def big_workload(nrec=40000, nfiles=700):
     rnd = random.Random(7)
     mounts = [(FSID, "n1", RID_A), (FSID, "n2", RID_B), (FSID, "n3", RID_C)]
     seqs = {m: 1 for m in mounts}
@@ -491,11 +508,8 @@ def t_sigkill_and_restart():
         seen.append(position())
     check(inside == [-9] * 4, f"four runs killed themselves in the middle of writing a transaction ({inside})")
     ok, rc, log = ingest_all(cut, n.url, len(lines), durable="cut")
-    done = lambda: same_files(dump_files(dump(cut)), expect_files(applied, ids)) == []  # noqa: E731
-    # what the killed runs took and did not acknowledge comes again an ack wait later
-    i = Ingest(cut, "--server", n.url, "--durable", "cut", "--flush-interval", "10ms")
-    wait_for(done, 120)
-    i.stop()
+    ingest_until(cut, n.url, "cut",
+                 lambda: same_files(dump_files(dump(cut)), expect_files(applied, ids)) == [])
     check(kills == 4 and 0 < max(seen) and seen[-1] < len(lines),
           f"then ingest SIGKILLed {kills} times and stopped twice mid-stream; positions {seen}")
     check(ok and "duplicate" in log, f"the last run finishes the stream (exit {rc})")
@@ -633,8 +647,11 @@ def t_bad_database():
           f"full: exit {rc}, nothing of the transaction written: {i.text().strip()[-200:]}")
     os.unlink(filler)
     ok, rc, log = ingest_all(db, n.url, len(rs), durable="full")
-    diffs = same_files(dump_files(dump(db)), expect_files(rs, {A: 1}))
-    check(ok and not diffs, f"space again: the next run applies everything once {diffs}")
+    want = expect_files(rs, {A: 1})
+    again = ingest_until(db, n.url, "full", lambda: not same_files(dump_files(dump(db)), want))
+    diffs = same_files(dump_files(dump(db)), want)
+    check(ok and again and not diffs, f"space again: the next runs apply everything once {diffs} "
+          f"(the first: exit {rc}, {'at' if ok else 'NOT at'} the last position; the second: {again}) {log[-300:]}")
     subprocess.run(["umount", "-l", full])
     # PostgreSQL: locked and read-only, on a stream of its own
     n.close()
@@ -893,28 +910,18 @@ TESTS = [t_usage, t_known_workload, t_sigkill_and_restart, t_bad_messages, t_bad
          t_socket_ingest, t_end_to_end]
 
 
-def main():
-    os.makedirs(WORK, exist_ok=True)
-    only = os.environ.get("INDEX_TEST")
-    ran = 0
-    for t in TESTS:
-        if only and t.__name__ != only:
-            continue
-        ran += 1
-        print(f"--- {t.__name__}", flush=True)
-        t0 = time.monotonic()
-        try:
-            t()
-        except Exception as ex:  # a test that crashes is a failure, not a stop
-            check(False, f"{t.__name__} raised {type(ex).__name__}: {ex}")
-        print(f"    ({time.monotonic() - t0:.1f} s)", flush=True)
-    check(ran > 0, f"INDEX_TEST={only} names a test")
+def servers_stopped():
     left = [p for p in natslib.SERVERS if p.poll() is None]
     for p in left:
         p.kill()
         p.wait()
     check(not left, f"every test stopped the nats-server processes it started ({len(left)} left)")
-    sys.exit(finish("index"))
+    check(*no_sanitizer_report_at_all())
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    sys.exit(run_tests(TESTS, "index", os.environ.get("INDEX_TEST"), servers_stopped))
 
 
 main()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The index tier (tests/index-tier.sh runs it): build scoutfs-notify-heat,
 # scoutfs-notifyd and scoutfs-notify-forward from SRC_DIR (utils/notifyd/
-# and kmod/src/ioctl.h from the series) under ASan and UBSan, with
+# and kmod/src/ioctl.h from the series) under ASan, UBSan and
+# LeakSanitizer (tests/lib/sanitize.sh: every report fails the tier), with
 # tests/nats/tnats.c and the ioctl stand-in tests/daemon/fake-scoutfs.c,
 # check what each links, and run tests/index/index_test.py in a private
 # mount namespace: real nats-server, SQLite and PostgreSQL.
@@ -27,16 +28,20 @@ command -v python3 >/dev/null || fail_setup "python3 is needed to drive the test
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-san=("-fsanitize=address,undefined" -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1)
+# shellcheck source=tests/lib/sanitize.sh
+. "$here/../lib/sanitize.sh"
+san_pick "$out" || fail_setup "$SAN_NOTE"
+echo "index tier: $SAN_NOTE"
+san=("${SAN_FLAGS[@]}")
 make -s -C "$src/utils/notifyd" clean
-make -s -C "$src/utils/notifyd" NOTIFY_NATS=1 NOTIFY_HEAT=1 EXTRA_CFLAGS="${san[*]}" \
+make -s -C "$src/utils/notifyd" NOTIFY_NATS=1 NOTIFY_HEAT=1 CC="$SAN_CC" EXTRA_CFLAGS="${san[*]}" \
 	scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-notify-heat ||
 	fail_setup "cannot build the tools"
 for b in scoutfs-notifyd scoutfs-notify-watch scoutfs-notify-forward scoutfs-notify-heat; do
 	cp "$src/utils/notifyd/$b" "$out/"
 done
 read -ra natsflags <<<"$(pkg-config --cflags --libs libnats)"
-gcc -std=c11 -Wall -Wextra -Werror "${san[@]}" -o "$out/tnats" "$here/../nats/tnats.c" \
+"$SAN_CC" -std=c11 -Wall -Wextra -Werror "${san[@]}" -o "$out/tnats" "$here/../nats/tnats.c" \
 	"${natsflags[@]}" || fail_setup "cannot build tnats"
 gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -I"$src/kmod/src" \
 	-o "$out/fake-scoutfs.so" "$here/../daemon/fake-scoutfs.c" -ldl ||
@@ -46,15 +51,12 @@ gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -o "$out/walkill.so" "$h
 
 # what each binary itself links (NEEDED), sanitizer runtimes aside:
 # the index its libraries, the core tools libc alone
-needed() {
-	readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -vE '^(libasan|libubsan)\.' | sort | tr '\n' ' '
-}
-have=$(needed "$out/scoutfs-notify-heat")
+have=$(san_needed "$out/scoutfs-notify-heat")
 [[ $have =~ ^libc\.so\.6\ libm\.so\.6\ libnats\.so\.[0-9.]+\ libpq\.so\.5\ libsqlite3\.so\.0\ $ ]] ||
 	fail_setup "scoutfs-notify-heat must link libc, libm, libnats, libpq and libsqlite3 only, links: $have"
 for b in scoutfs-notifyd scoutfs-notify-watch; do
-	[ "$(needed "$out/$b")" = "libc.so.6 " ] ||
-		fail_setup "$b must link libc only, links: $(needed "$out/$b")"
+	[ "$(san_needed "$out/$b")" = "libc.so.6 " ] ||
+		fail_setup "$b must link libc only, links: $(san_needed "$out/$b")"
 done
 echo "index tier: scoutfs-notify-heat links $have; scoutfs-notifyd and scoutfs-notify-watch libc only"
 
@@ -66,26 +68,12 @@ cp -R "$src/kmod/src" "$out/lite/kmod/"
 make -s -C "$lite" clean
 make -s -C "$lite" HAVE_PQ= HAVE_NATS_HEAT= NOTIFY_NATS=0 scoutfs-notify-heat >/dev/null ||
 	fail_setup "scoutfs-notify-heat does not build with SQLite alone"
-[[ $(needed "$lite/scoutfs-notify-heat") =~ ^libc\.so\.6\ libm\.so\.6\ libsqlite3\.so\.0\ $ ]] ||
-	fail_setup "with SQLite alone scoutfs-notify-heat links: $(needed "$lite/scoutfs-notify-heat")"
+[[ $(san_needed "$lite/scoutfs-notify-heat") =~ ^libc\.so\.6\ libm\.so\.6\ libsqlite3\.so\.0\ $ ]] ||
+	fail_setup "with SQLite alone scoutfs-notify-heat links: $(san_needed "$lite/scoutfs-notify-heat")"
 echo "index tier: with SQLite alone it builds and links libc, libm and libsqlite3 only"
-
-leaks=1
-cat >"$out/leak.c" <<'C'
-#include <stdlib.h>
-int main(void) { return malloc(1) == NULL; }
-C
-gcc "${san[@]}" -o "$out/leak" "$out/leak.c"
-if ! ASAN_OPTIONS=detect_leaks=1 "$out/leak" 2>/dev/null; then
-	echo "index tier: LeakSanitizer does not work here, running without leak checks"
-	leaks=0
-fi
 
 export BIN_DIR=$out
 export FAKE_SO=$out/fake-scoutfs.so
 export WALKILL_SO=$out/walkill.so
-export ASAN_LIB
-ASAN_LIB=$(gcc -print-file-name=libasan.so)
-export ASAN_OPTIONS="detect_leaks=$leaks:abort_on_error=0:exitcode=99"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=98"
+san_options "$out/sanitizer"
 unshare -m --propagation private python3 "$here/index_test.py" "$out/work"

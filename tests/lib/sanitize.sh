@@ -7,6 +7,8 @@
 #                    LD_PRELOAD, empty when the runtime is linked in) and
 #                    SAN_NOTE (what was chosen and why); 1 when no
 #                    compiler here has a LeakSanitizer that works
+#   san_needed FILE  the libraries FILE itself links (its NEEDED), sorted,
+#                    space-separated, the sanitizer runtimes of SAN_CC left out
 #   san_options DIR  exports ASAN_OPTIONS (leak checks on) and UBSAN_OPTIONS,
 #                    every report written to a file DIR/san.PROGRAM.PID (so that a
 #                    report from a program whose output no test reads is
@@ -88,4 +90,11 @@ san_options() {
 	export SAN_REPORT_DIR=$1
 	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=$SAN_EXIT_LEAK:log_path=$1/san:log_exe_name=1"
 	export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=98:log_path=$1/san:log_exe_name=1"
+}
+
+san_needed() {
+	local runtimes='libasan|libubsan'
+	# clang's shared ASan runtime, and the unwinder that it (not the tools) needs
+	[ "$SAN_CC" = clang ] && runtimes+='|libclang_rt\.asan-x86_64|libgcc_s'
+	readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -vE "^($runtimes)\." | sort | tr '\n' ' '
 }

@@ -51,19 +51,13 @@ gcc -std=c11 -Wall -Wextra -Werror -O1 -g -fPIC -shared -I"$src/kmod/src" \
 
 # what each binary itself links (NEEDED), sanitizer runtimes aside: the
 # NATS tools libc and libnats only, the core tools libc only
-runtimes='libasan|libubsan'
-# clang's shared ASan runtime, and the unwinder that it (not the tools) needs
-[ "$SAN_CC" = clang ] && runtimes+='|libclang_rt\.asan-x86_64|libgcc_s'
-needed() {
-	readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -vE "^($runtimes)\." | sort | tr '\n' ' '
-}
 for b in scoutfs-notify-forward scoutfs-notify-watch-nats; do
-	[[ $(needed "$out/$b") =~ ^libc\.so\.6\ libnats\.so\.[0-9.]+\ $ ]] ||
-		fail_setup "$b must link libc and libnats only, links: $(needed "$out/$b")"
+	[[ $(san_needed "$out/$b") =~ ^libc\.so\.6\ libnats\.so\.[0-9.]+\ $ ]] ||
+		fail_setup "$b must link libc and libnats only, links: $(san_needed "$out/$b")"
 done
 for b in scoutfs-notifyd scoutfs-notify-watch; do
-	[ "$(needed "$out/$b")" = "libc.so.6 " ] ||
-		fail_setup "$b must link libc only, links: $(needed "$out/$b")"
+	[ "$(san_needed "$out/$b")" = "libc.so.6 " ] ||
+		fail_setup "$b must link libc only, links: $(san_needed "$out/$b")"
 done
 echo "nats tier: scoutfs-notify-forward and scoutfs-notify-watch-nats link libc and libnats only; scoutfs-notifyd and scoutfs-notify-watch libc only"
 

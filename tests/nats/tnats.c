@@ -345,6 +345,8 @@ int main(int argc, char **argv)
 		jsOptions_Init(&o);
 		o.PublishAsync.MaxPending = 4096;
 		o.PublishAsync.AckHandler = on_put_ack;
+		/* wait while MaxPending are in flight, not a NATS_TIMEOUT to publish again */
+		o.PublishAsync.StallWait = 120000;
 		if (natsConnection_JetStream(&ajs, nc, &o) != NATS_OK)
 			return 1;
 		while (fgets(line, sizeof(line), stdin)) {
@@ -440,6 +442,7 @@ int main(int argc, char **argv)
 	}
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
-	nats_Close();
+	/* and wait for the library's threads, which may still free what they delivered */
+	nats_CloseAndWait(5000);
 	return ret;
 }

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,9 +80,39 @@ struct fdelta {
 	int64_t bytes;
 	int64_t mmaps;
 	int64_t uid;		/* the reader at last_use, -1 none */
-	struct hmount *reader;
+	int64_t reader_id;	/* its mount's id, 0 none */
 	double heat;
 	int64_t heat_ns;
+};
+
+/* a flush handed to the writer thread (ha_flush_async()) */
+struct batch {
+	struct fdelta *tab;	/* the files' deltas: a table of cap slots */
+	size_t cap;
+	size_t nfiles;
+	struct hmount *mounts;	/* copies of the mounts with changes; done and gaps are ours */
+	size_t nmounts;
+	const char *pos_key;
+	char pos_val[32];
+	ha_done_fn *done;
+	void *cookie;
+	uint64_t rows;
+};
+
+/* the writer's statements, prepared once */
+enum { W_MOUNT_INS, W_MOUNT_UPD, W_PERIOD, W_GAP_PUT, W_GAP_DEL, W_FILE, W_META, W_NR };
+
+struct writer {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;	/* a batch came, one was done, or stop */
+	struct batch *b;	/* the batch being written, NULL when idle */
+	bool running;
+	bool stop;
+	bool failed;		/* a batch failed: everything after is refused */
+	uint64_t flushes;
+	uint64_t rows;
+	struct hs_stmt *st[W_NR];
 };
 
 struct pmap {
@@ -105,6 +137,7 @@ struct ha {
 	struct hs_stmt *find_gap;
 	char *mapped;		/* the last mapped path */
 	struct ha_counts c;
+	struct writer w;
 };
 
 double ha_decay(double period_s, double loss, int64_t dt_ns)
@@ -141,6 +174,8 @@ struct ha *ha_new(struct hs *store, double period_s, double loss)
 	a->loss = store ? store->heat_loss : loss;
 	a->next_id = 1;
 	a->cap = 1024;
+	pthread_mutex_init(&a->w.mu, NULL);
+	pthread_cond_init(&a->w.cv, NULL);
 	a->tab = calloc(a->cap, sizeof(*a->tab));
 	if (!a->tab) {
 		free(a);
@@ -164,6 +199,8 @@ static void free_mount(struct hmount *m)
 	free(m);
 }
 
+static void writer_stop(struct ha *a);
+
 static void clear_files(struct ha *a)
 {
 	size_t i;
@@ -181,6 +218,10 @@ void ha_free(struct ha *a)
 
 	if (!a)
 		return;
+	ha_wait(a);
+	writer_stop(a);
+	pthread_cond_destroy(&a->w.cv);
+	pthread_mutex_destroy(&a->w.mu);
 	clear_files(a);
 	free(a->tab);
 	for (i = 0; i < a->nmounts; i++)
@@ -195,8 +236,12 @@ void ha_free(struct ha *a)
 	free(a);
 }
 
-const struct ha_counts *ha_counts(const struct ha *a)
+const struct ha_counts *ha_counts(struct ha *a)
 {
+	pthread_mutex_lock(&a->w.mu);
+	a->c.flushes = a->w.flushes;
+	a->c.rows = a->w.rows;
+	pthread_mutex_unlock(&a->w.mu);
 	return &a->c;
 }
 
@@ -440,6 +485,9 @@ static int find_gap(struct ha *a, struct hmount *m, uint64_t seq, struct hgap *o
 	}
 	if (!a->store || !m->in_db)
 		return 0;
+	/* the database is the writer's while it writes, and holds what it wrote after */
+	if (ha_wait(a))
+		return HA_FATAL;
 	if (!a->find_gap && hs_prepare(a->store, &a->find_gap,
 				       "SELECT first_seq, last_seq, from_ns, to_ns FROM gaps"
 				       " WHERE mount_id = $1 AND first_seq <= $2 AND last_seq >= $2"))
@@ -586,9 +634,9 @@ static struct fdelta *delta(struct ha *a, uint64_t fsid, uint64_t ino)
 static bool reader_wins(const struct fdelta *d, int64_t t, const struct hmount *m, int64_t uid)
 {
 	int64_t mid = m ? m->id : 0;
-	int64_t did = d->reader ? d->reader->id : 0;
 
-	return t > d->last_use || (t == d->last_use && (mid > did || (mid == did && uid > d->uid)));
+	return t > d->last_use ||
+	       (t == d->last_use && (mid > d->reader_id || (mid == d->reader_id && uid > d->uid)));
 }
 
 static int set_path(struct fdelta *d, const char *p, size_t len, int64_t t)
@@ -598,6 +646,12 @@ static int set_path(struct fdelta *d, const char *p, size_t len, int64_t t)
 
 	if (!p)
 		return 0;
+	/* a busy file names the same path again and again */
+	if (d->path && len == d->path_len && !memcmp(p, d->path, len)) {
+		if (t > d->path_ns)
+			d->path_ns = t;
+		return 0;
+	}
 	if (d->path) {
 		c = memcmp(p, d->path, len < d->path_len ? len : d->path_len);
 		if (t < d->path_ns || (t == d->path_ns && (c < 0 || (c == 0 && len <= d->path_len))))
@@ -654,7 +708,7 @@ static int file_effect(struct ha *a, struct hmount *m, const nf_rec_t *r, const 
 	}
 	if (reader_wins(d, t, m, r->uid)) {
 		d->last_use = t;
-		d->reader = m;
+		d->reader_id = m->id;
 		d->uid = r->uid;
 	}
 	add_heat(a, d, t, (double)calls);
@@ -1108,31 +1162,30 @@ static int write_file(struct hs_stmt *st, const struct fdelta *d)
 	hs_bi(st, 13, d->bytes);
 	hs_bi(st, 14, d->mmaps);
 	hs_bi(st, 15, d->uid);
-	hs_bi(st, 16, d->reader ? d->reader->id : 0);
+	hs_bi(st, 16, d->reader_id);
 	hs_bf(st, 17, d->heat);
 	hs_bi(st, 18, d->heat_ns);
 	return hs_run(st);
 }
 
-static int write_files(struct ha *a)
+/* every file of the batch, one upsert each, not waiting for each one's answer where the engine can */
+static int write_files(struct ha *a, struct batch *b)
 {
-	struct hs_stmt *st;
+	struct writer *w = &a->w;
 	size_t i;
-	int ret = 0;
+	int ret;
 
-	if (ha_prepare_upsert(a->store, &st))
+	if (!w->st[W_FILE] && ha_prepare_upsert(a->store, &w->st[W_FILE]))
 		return HS_ERR;
-	/* one upsert a file, not waiting for each one's answer where the engine can */
 	ret = hs_pipeline(a->store, true);
-	for (i = 0; i < a->cap && !ret; i++) {
-		if (a->tab[i].ino) {
-			ret = write_file(st, &a->tab[i]);
-			a->c.rows++;
+	for (i = 0; i < b->cap && !ret; i++) {
+		if (b->tab[i].ino) {
+			ret = write_file(w->st[W_FILE], &b->tab[i]);
+			b->rows++;
 		}
 	}
 	if (hs_pipeline(a->store, false))
 		ret = HS_ERR;
-	hs_finalize(st);
 	return ret;
 }
 
@@ -1214,82 +1267,267 @@ static int write_mount_rows(struct ha *a, struct hmount *m, struct hs_stmt **st)
 {
 	size_t i;
 
-	if (write_mount(a, st[0], st[1], m))
+	if (write_mount(a, st[W_MOUNT_INS], st[W_MOUNT_UPD], m))
 		return HS_ERR;
 	for (i = 0; i < m->ndone; i++)
-		if (write_period(st[2], m, &m->done[i]))
+		if (write_period(st[W_PERIOD], m, &m->done[i]))
 			return HS_ERR;
-	if (m->cur_dirty && write_period(st[2], m, &m->cur))
+	if (m->cur_dirty && write_period(st[W_PERIOD], m, &m->cur))
 		return HS_ERR;
 	for (i = 0; i < m->ngaps; i++)
-		if (write_gap(st[3], st[4], m, &m->gaps[i]))
+		if (write_gap(st[W_GAP_PUT], st[W_GAP_DEL], m, &m->gaps[i]))
 			return HS_ERR;
 	return 0;
 }
 
 static const char *const mount_sql[] = {
-	"INSERT INTO mounts (id, next_seq, records, lost, unknown, first_ns, last_ns, attach_ns,"
-	" fsid, node, rid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-	"UPDATE mounts SET next_seq = $1, records = $2, lost = $3, unknown = $4, first_ns = $5,"
-	" last_ns = $6, attach_ns = $7 WHERE id = $8 AND next_seq = $9",
-	"INSERT INTO periods (mount_id, start_seq, start_ns, end_ns, attached)"
+	[W_MOUNT_INS] = "INSERT INTO mounts (id, next_seq, records, lost, unknown, first_ns, last_ns,"
+	" attach_ns, fsid, node, rid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+	[W_MOUNT_UPD] = "UPDATE mounts SET next_seq = $1, records = $2, lost = $3, unknown = $4,"
+	" first_ns = $5, last_ns = $6, attach_ns = $7 WHERE id = $8 AND next_seq = $9",
+	[W_PERIOD] = "INSERT INTO periods (mount_id, start_seq, start_ns, end_ns, attached)"
 	" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mount_id, start_seq) DO UPDATE SET"
 	" start_ns = excluded.start_ns, end_ns = excluded.end_ns, attached = excluded.attached",
-	"INSERT INTO gaps (mount_id, first_seq, last_seq, lost, from_ns, to_ns)"
+	[W_GAP_PUT] = "INSERT INTO gaps (mount_id, first_seq, last_seq, lost, from_ns, to_ns)"
 	" VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (mount_id, first_seq) DO UPDATE SET"
 	" last_seq = excluded.last_seq, lost = excluded.lost, from_ns = excluded.from_ns,"
 	" to_ns = excluded.to_ns",
-	"DELETE FROM gaps WHERE mount_id = $1 AND first_seq = $2",
+	[W_GAP_DEL] = "DELETE FROM gaps WHERE mount_id = $1 AND first_seq = $2",
 };
-#define NMOUNT_SQL (sizeof(mount_sql) / sizeof(mount_sql[0]))
 
-static int write_mounts(struct ha *a)
+static int write_mounts(struct ha *a, struct batch *b)
 {
-	struct hs_stmt *st[NMOUNT_SQL] = { NULL };
+	struct writer *w = &a->w;
 	size_t i;
-	int ret = 0;
 
-	for (i = 0; i < NMOUNT_SQL && !ret; i++)
-		ret = hs_prepare(a->store, &st[i], mount_sql[i]);
-	for (i = 0; i < a->nmounts && !ret; i++)
-		if (a->mounts[i]->dirty || a->mounts[i]->cur_dirty)
-			ret = write_mount_rows(a, a->mounts[i], st);
-	for (i = 0; i < NMOUNT_SQL; i++)
-		hs_finalize(st[i]);
-	return ret;
+	for (i = 0; i < W_FILE; i++)
+		if (!w->st[i] && hs_prepare(a->store, &w->st[i], mount_sql[i]))
+			return HS_ERR;
+	for (i = 0; i < b->nmounts; i++)
+		if (write_mount_rows(a, &b->mounts[i], w->st))
+			return HS_ERR;
+	return 0;
 }
 
-/* committed: memory now agrees with the database */
-static void flushed(struct ha *a)
+/* the batch, its mounts and position in one transaction: 0, or HS_ERR rolled back */
+static int write_batch(struct ha *a, struct batch *b)
+{
+	struct writer *w = &a->w;
+
+	if (hs_begin(a->store))
+		return HS_ERR;
+	if (write_mounts(a, b) || write_files(a, b) ||
+	    (b->pos_key && (hs_bt(w->st[W_META], 1, b->pos_key), hs_bt(w->st[W_META], 2, b->pos_val),
+			    hs_run(w->st[W_META]))) ||
+	    hs_commit(a->store)) {
+		hs_rollback(a->store);
+		return HS_ERR;
+	}
+	return 0;
+}
+
+static void free_batch(struct batch *b)
 {
 	size_t i;
 
+	if (!b)
+		return;
+	for (i = 0; i < b->cap; i++)
+		free(b->tab[i].path);
+	free(b->tab);
+	for (i = 0; i < b->nmounts; i++) {
+		free(b->mounts[i].done);
+		free(b->mounts[i].gaps);
+	}
+	free(b->mounts);
+	free(b);
+}
+
+/*
+ * The writer thread: each batch handed to it in one transaction, then
+ * its caller's callback (which acknowledges what it held), while the
+ * main thread applies what comes next.
+ */
+static void *writer_main(void *arg)
+{
+	struct ha *a = arg;
+	struct writer *w = &a->w;
+	struct batch *b;
+	uint64_t rows;
+	int ret;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->b && !w->stop)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (!w->b)
+			break;
+		b = w->b;
+		pthread_mutex_unlock(&w->mu);
+		ret = write_batch(a, b);
+		if (b->done)
+			b->done(b->cookie, ret);
+		rows = b->rows;
+		free_batch(b);
+		pthread_mutex_lock(&w->mu);
+		if (ret)
+			w->failed = true;
+		else
+			w->flushes++;
+		w->rows += rows;
+		w->b = NULL;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* the writer thread, with every signal blocked in it (they are the main thread's) */
+static int writer_start(struct ha *a)
+{
+	struct writer *w = &a->w;
+	sigset_t all;
+	sigset_t old;
+	int err;
+
+	if (w->running)
+		return 0;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(&w->th, NULL, writer_main, a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		return hs_fail(a->store, HS_E_OTHER, "cannot start the writer thread: %s", strerror(err));
+	w->running = true;
+	return 0;
+}
+
+static void writer_stop(struct ha *a)
+{
+	struct writer *w = &a->w;
+	size_t i;
+
+	if (w->running) {
+		pthread_mutex_lock(&w->mu);
+		w->stop = true;
+		pthread_cond_broadcast(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->th, NULL);
+		w->running = false;
+	}
+	for (i = 0; i < W_NR; i++) {
+		hs_finalize(w->st[i]);
+		w->st[i] = NULL;
+	}
+}
+
+bool ha_busy(struct ha *a)
+{
+	bool busy;
+
+	pthread_mutex_lock(&a->w.mu);
+	busy = a->w.b != NULL;
+	pthread_mutex_unlock(&a->w.mu);
+	return busy;
+}
+
+int ha_wait(struct ha *a)
+{
+	struct writer *w = &a->w;
+	bool failed;
+
+	if (!w->running)
+		return w->failed ? HS_ERR : 0;
+	pthread_mutex_lock(&w->mu);
+	while (w->b)
+		pthread_cond_wait(&w->cv, &w->mu);
+	failed = w->failed;
+	a->c.flushes = w->flushes;
+	a->c.rows = w->rows;
+	pthread_mutex_unlock(&w->mu);
+	return failed ? HS_ERR : 0;
+}
+
+/*
+ * What is pending, as a batch: the files' table itself (a new one
+ * takes its place) and a copy of every mount with changes, which hands
+ * over its changed periods and gaps; the mounts go on as if committed
+ * (a failed batch ends the process: see ha_flush_async()).
+ */
+static struct batch *freeze(struct ha *a, const char *pos_key, const char *pos_val)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+	struct fdelta *tab = calloc(a->cap, sizeof(*tab));
+	size_t n = 0;
+	size_t i;
+
+	for (i = 0; i < a->nmounts; i++)
+		n += a->mounts[i]->dirty || a->mounts[i]->cur_dirty;
+	if (!b || !tab || !(b->mounts = calloc(n ? n : 1, sizeof(*b->mounts)))) {
+		if (b)
+			free(b->mounts);
+		free(b);
+		free(tab);
+		return NULL;
+	}
+	b->tab = a->tab;
+	b->cap = a->cap;
+	b->nfiles = a->nfiles;
+	a->tab = tab;
+	a->nfiles = 0;
 	for (i = 0; i < a->nmounts; i++) {
 		struct hmount *m = a->mounts[i];
 
+		if (m->dirty || m->cur_dirty) {
+			b->mounts[b->nmounts++] = *m;
+			m->done = NULL;
+			m->gaps = NULL;
+		}
 		m->in_db = true;
 		m->db_next_seq = m->next_seq;
 		m->dirty = m->cur_dirty = false;
 		m->ndone = 0;
 		m->ngaps = 0;
 	}
-	clear_files(a);
-	a->c.flushes++;
+	if (pos_key) {
+		b->pos_key = pos_key;
+		snprintf(b->pos_val, sizeof(b->pos_val), "%s", pos_val);
+	}
+	return b;
+}
+
+int ha_flush_async(struct ha *a, const char *pos_key, const char *pos_val, ha_done_fn *done,
+		   void *cookie)
+{
+	struct writer *w = &a->w;
+	struct batch *b;
+
+	if (!a->store) {
+		if (done)
+			done(cookie, 0);
+		return 0;
+	}
+	if (ha_wait(a) || writer_start(a) ||
+	    (!w->st[W_META] && hs_meta_prepare(a->store, &w->st[W_META])))
+		return HS_ERR;
+	/* the main thread's statement, which must not be in use while the writer runs */
+	hs_finalize(a->find_gap);
+	a->find_gap = NULL;
+	b = freeze(a, pos_key, pos_val);
+	if (!b)
+		return hs_fail(a->store, HS_E_OTHER, "out of memory");
+	b->done = done;
+	b->cookie = cookie;
+	pthread_mutex_lock(&w->mu);
+	w->b = b;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	return 0;
 }
 
 int ha_flush(struct ha *a, const char *pos_key, const char *pos_val)
 {
-	if (!a->store)
-		return 0;
-	hs_finalize(a->find_gap);
-	a->find_gap = NULL;
-	if (hs_begin(a->store))
+	if (ha_flush_async(a, pos_key, pos_val, NULL, NULL))
 		return HS_ERR;
-	if (write_mounts(a) || write_files(a) ||
-	    (pos_key && hs_meta_set(a->store, pos_key, pos_val)) || hs_commit(a->store)) {
-		hs_rollback(a->store);
-		return HS_ERR;
-	}
-	flushed(a);
-	return 0;
+	return ha_wait(a);
 }

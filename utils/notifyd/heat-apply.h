@@ -104,11 +104,32 @@ int ha_rec(struct ha *a, uint64_t fsid, const char *node, const char *rid, const
  */
 int ha_flush(struct ha *a, const char *pos_key, const char *pos_val);
 
+/* what ha_flush_async() calls when its transaction is done: ret 0 committed, else HS_ERR */
+typedef void ha_done_fn(void *cookie, int ret);
+
+/*
+ * The same in the writer thread, while the caller applies what comes
+ * next: what is pending is handed over whole, and done(cookie, ...) is
+ * called from that thread once its transaction is committed or rolled
+ * back.  One transaction at a time: this waits for the one before.
+ * HS_ERR: that one (or an earlier one) failed, or this could not be
+ * handed over (done is not called: cookie is still the caller's);
+ * nothing more is ever written, and the caller must exit.
+ */
+int ha_flush_async(struct ha *a, const char *pos_key, const char *pos_val, ha_done_fn *done,
+		   void *cookie);
+
+/* wait for the transaction in the writer thread, if any: 0, or HS_ERR as ha_flush() */
+int ha_wait(struct ha *a);
+
+/* whether the writer thread is writing a transaction now */
+bool ha_busy(struct ha *a);
+
 /* files with pending changes, and whether anything at all is pending */
 size_t ha_pending_files(const struct ha *a);
 bool ha_pending(const struct ha *a);
 
-const struct ha_counts *ha_counts(const struct ha *a);
+const struct ha_counts *ha_counts(struct ha *a);
 
 /* the upsert of one file's changes (scan uses it too), prepared */
 int ha_prepare_upsert(struct hs *h, struct hs_stmt **st);

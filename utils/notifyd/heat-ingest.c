@@ -3,9 +3,12 @@
  * JetStream stream of every node (a durable pull consumer, acknowledged
  * only once what it delivered is committed), or, for a site without
  * NATS, from one node's scoutfs-notifyd socket.  heat-apply.c applies
- * them in memory; every --flush-interval (or --flush-files files) one
- * transaction writes them with the position, so a process killed at any
- * point and started again gives the index an uninterrupted run gives:
+ * them in memory; every --flush-interval (or --flush-files files, or
+ * once the stream is drained) one transaction writes them with the
+ * position, in heat-apply.c's writer thread while this one takes what
+ * comes next, and only then are they acknowledged.  So a process
+ * killed at any point and started again gives the index an
+ * uninterrupted run gives:
  * what NATS delivers again was applied already or was not committed.
  * A database that fails a transaction (locked past the busy timeout,
  * read-only, full) ends the process with the reason and nothing of that
@@ -34,6 +37,8 @@
 #define DEFAULT_RUN_DIR		"/run/scoutfs"
 #define DEFAULT_DURABLE		"scoutfs-notify-heat"
 #define FETCH_MAX		1024
+#define FLUSH_MSGS		16384	/* messages a transaction holds once the writer is idle */
+#define FLUSH_MSGS_MAX		32768	/* or at most, the writer busy or not */
 
 struct ingest {
 	struct hs *h;
@@ -139,17 +144,51 @@ static void default_node(char *node, size_t size)
 	node[i] = 0;
 }
 
-/* commit what is pending (with the position); false if it failed (printed) */
-static bool flush(struct ingest *in, const char *pos)
+/*
+ * Hand what is pending (with the stream position pos, NULL none) to the
+ * writer thread, which calls done(cookie, ...) when its transaction is
+ * done; false (said) if that, or the transaction before, failed.
+ */
+static bool flush_start(struct ingest *in, const char *pos, ha_done_fn *done, void *cookie)
 {
-	if (!ha_pending(in->a) && !pos)
+	if (!pos && !ha_pending(in->a))
 		return true;
-	if (ha_flush(in->a, pos ? "stream_seq" : NULL, pos)) {
+	if (ha_flush_async(in->a, pos ? "stream_seq" : NULL, pos, done, cookie)) {
 		heat_store_error(in->h, "cannot commit");
 		return false;
 	}
 	in->first_pending = 0;
 	in->since_flush = 0;
+	return true;
+}
+
+/* commit what is pending and wait until the writer has committed everything */
+static bool flush(struct ingest *in)
+{
+	if (!flush_start(in, NULL, NULL, NULL))
+		return false;
+	if (ha_wait(in->a)) {
+		heat_store_error(in->h, "cannot commit");
+		return false;
+	}
+	return true;
+}
+
+/* what HA_FATAL from applying means: the writer failed (its reason), or out of memory */
+static void fatal(struct ingest *in)
+{
+	if (ha_wait(in->a))
+		heat_store_error(in->h, "cannot commit");
+	else
+		fprintf(stderr, PROG ": out of memory\n");
+}
+
+/* a transaction the writer could not commit ends the process now, not at the next one */
+static bool writer_failed(struct ingest *in)
+{
+	if (ha_busy(in->a) || !ha_wait(in->a))
+		return false;
+	heat_store_error(in->h, "cannot commit");
 	return true;
 }
 
@@ -210,7 +249,7 @@ static bool socket_records(struct ingest *in, int fd, struct np_cache *pc, uint6
 			counts_sig = 0;
 			print_counts(in);
 		}
-		if (flush_due(in) && !flush(in, NULL))
+		if (writer_failed(in) || (flush_due(in) && !flush_start(in, NULL, NULL, NULL)))
 			return false;
 		if (poll(&p, 1, 100) <= 0)
 			continue;
@@ -226,7 +265,7 @@ static bool socket_records(struct ingest *in, int fd, struct np_cache *pc, uint6
 		path = r.ino ? np_path(pc, r.ino, r.op == SCOUTFS_NOTIFY_OP_OPEN, &plen) : NULL;
 		ret = ha_rec(in->a, fsid, in->node, rid, &r, path, plen, err, sizeof(err));
 		if (ret == HA_FATAL) {
-			fprintf(stderr, PROG ": out of memory\n");
+			fatal(in);
 			return false;
 		}
 		if (ret == HA_REJECT)
@@ -271,7 +310,7 @@ static int run_socket(struct ingest *in)
 		np_cache_free(pc);
 		close(fd);
 		close(mnt_fd);
-		if (!ok || !flush(in, NULL))
+		if (!ok || !flush(in))
 			return EXIT_TRANSIENT;
 		if (!stop_sig)
 			fprintf(stderr, PROG ": the daemon closed the connection: reconnecting\n");
@@ -290,7 +329,7 @@ struct nats {
 	natsMsg **held;		/* taken since the last commit: acknowledged after it */
 	size_t nheld;
 	size_t cap;
-	uint64_t last_seq;	/* the stream position of the last one */
+	uint64_t last_seq;	/* the highest stream position taken */
 };
 
 static uint64_t msg_seq(natsMsg *m)
@@ -400,35 +439,66 @@ static int nats_setup(struct ingest *in, struct nats *n)
 	return 0;
 }
 
+/* messages a transaction in the writer thread holds: acknowledged once it is committed */
+struct acks {
+	natsMsg **m;
+	size_t n;
+};
+
 /*
- * Commit, then acknowledge each message taken since the last commit.
- * Each one, not the last with ack-all: after a restart the server
+ * Called by the writer thread when the transaction is done: acknowledge
+ * each message it held if it was committed (a failure is said by whoever
+ * waits for the writer next, and NATS delivers them again to the next
+ * run).  Each one, not the last with ack-all: after a restart the server
  * delivers new messages before it delivers again those the killed
  * process had not acknowledged, and an ack-all of a new one would
- * acknowledge those too, unapplied.
+ * acknowledge those too, unapplied.  A lost acknowledgement costs
+ * nothing: NATS delivers the message again, a duplicate.
  */
-static bool nats_flush(struct ingest *in, struct nats *n)
+static void committed(void *cookie, int ret)
 {
-	char pos[32];
-	jsErrCode jerr = 0;
+	struct acks *k = cookie;
 	size_t failed = 0;
 	size_t i;
 
-	if (!n->nheld)
-		return flush(in, NULL);
-	snprintf(pos, sizeof(pos), "%" PRIu64, n->last_seq);
-	if (!flush(in, pos))
-		return false;
-	for (i = 0; i < n->nheld; i++) {
-		if ((i + 1 < n->nheld ? natsMsg_Ack(n->held[i], NULL) :
-					natsMsg_AckSync(n->held[i], NULL, &jerr)) != NATS_OK)
+	for (i = 0; i < k->n; i++) {
+		if (!ret && natsMsg_Ack(k->m[i], NULL) != NATS_OK)
 			failed++;
-		natsMsg_Destroy(n->held[i]);
+		natsMsg_Destroy(k->m[i]);
 	}
 	if (failed)
 		fprintf(stderr, PROG ": %zu acks failed (%s): NATS will deliver those messages again,"
 			" which changes nothing\n", failed, nats_GetLastError(NULL));
-	n->nheld = 0;
+	free(k->m);
+	free(k);
+}
+
+/*
+ * Hand what is pending, the stream position and the messages taken
+ * since the last commit to the writer thread, which commits them while
+ * this thread takes what comes next; false if that, or the transaction
+ * before, failed (said).
+ */
+static bool nats_flush(struct ingest *in, struct nats *n)
+{
+	struct acks *k;
+	char pos[32];
+
+	if (!n->nheld)
+		return flush_start(in, NULL, NULL, NULL);
+	k = malloc(sizeof(*k));
+	if (!k) {
+		fprintf(stderr, PROG ": out of memory\n");
+		return false;
+	}
+	*k = (struct acks){ .m = n->held, .n = n->nheld };
+	n->held = NULL;
+	n->nheld = n->cap = 0;
+	snprintf(pos, sizeof(pos), "%" PRIu64, n->last_seq);
+	if (!flush_start(in, pos, committed, k)) {
+		committed(k, HS_ERR);
+		return false;
+	}
 	return true;
 }
 
@@ -451,6 +521,7 @@ static bool take(struct ingest *in, struct nats *n, natsMsg *m)
 {
 	const char *id = NULL;
 	char err[240];
+	uint64_t seq;
 	int ret;
 
 	natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
@@ -458,18 +529,28 @@ static bool take(struct ingest *in, struct nats *n, natsMsg *m)
 		     id ? strlen(id) : 0, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), err,
 		     sizeof(err));
 	if (ret == HA_FATAL || !hold(n, m)) {
-		fprintf(stderr, PROG ": out of memory\n");
+		if (ret == HA_FATAL)
+			fatal(in);
+		else
+			fprintf(stderr, PROG ": out of memory\n");
 		natsMsg_Destroy(m);
 		return false;
 	}
+	seq = msg_seq(m);
 	if (ret == HA_REJECT)
-		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": %s\n", msg_seq(m), err);
-	n->last_seq = msg_seq(m);
+		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": %s\n", seq, err);
+	/* the highest: a message delivered again (a killed run's) comes after later ones */
+	if (seq > n->last_seq)
+		n->last_seq = seq;
 	in->since_flush++;
 	changed(in);
 	return true;
 }
 
+/*
+ * How long a fetch waits: with changes pending, what is left of
+ * --flush-interval, but 100ms at most (a tenth of the default).
+ */
 static int64_t fetch_wait_ms(struct ingest *in)
 {
 	int64_t left;
@@ -477,7 +558,25 @@ static int64_t fetch_wait_ms(struct ingest *in)
 	if (!in->first_pending)
 		return 1000;
 	left = (in->flush_ns - (heat_now() - in->first_pending)) / 1000000;
-	return left < 10 ? 10 : left > 1000 ? 1000 : left;
+	return left < 10 ? 10 : left > 100 ? 100 : left;
+}
+
+/*
+ * Commit now: on the flush rules, or once the stream is drained (a
+ * fetch came back short, or timed out: 100ms at most, see
+ * fetch_wait_ms()) and the writer is idle, so that what came
+ * is in the index without waiting for the whole interval.  While the
+ * writer is busy, what comes is coalesced further (up to FLUSH_MSGS_MAX):
+ * the slower the database, the fewer rows a record costs.
+ */
+static bool nats_flush_due(struct ingest *in, natsStatus s, int count)
+{
+	if (!in->first_pending)
+		return false;
+	if (flush_due(in) || in->since_flush >= FLUSH_MSGS_MAX || s == NATS_TIMEOUT)
+		return true;
+	return (in->since_flush >= FLUSH_MSGS || (s == NATS_OK && count < FETCH_MAX)) &&
+	       !ha_busy(in->a);
 }
 
 static int nats_loop(struct ingest *in, struct nats *n)
@@ -485,6 +584,7 @@ static int nats_loop(struct ingest *in, struct nats *n)
 	natsMsgList list;
 	jsErrCode jerr = 0;
 	natsStatus s;
+	bool ok = true;
 	int i;
 
 	while (!stop_sig) {
@@ -494,32 +594,35 @@ static int nats_loop(struct ingest *in, struct nats *n)
 		}
 		memset(&list, 0, sizeof(list));
 		s = natsSubscription_Fetch(&list, n->sub, FETCH_MAX, fetch_wait_ms(in), &jerr);
-		for (i = 0; s == NATS_OK && i < list.Count; i++) {
-			if (!take(in, n, list.Msgs[i]))
-				return EXIT_TRANSIENT;
+		/* never past what we asked for, whatever the list says */
+		for (i = 0; s == NATS_OK && i < list.Count && i < FETCH_MAX && ok; i++) {
+			ok = take(in, n, list.Msgs[i]);
 			list.Msgs[i] = NULL;
 		}
 		natsMsgList_Destroy(&list);
+		if (!ok)
+			return EXIT_TRANSIENT;
 		/* reconnecting (the library does it), or the server refused: not a busy loop */
 		if (s != NATS_OK && s != NATS_TIMEOUT)
 			usleep(200000);
-		if ((flush_due(in) || in->since_flush >= 16384 || s == NATS_TIMEOUT) &&
-		    in->first_pending && !nats_flush(in, n))
+		if (writer_failed(in) || (nats_flush_due(in, s, i) && !nats_flush(in, n)))
 			return EXIT_TRANSIENT;
 	}
-	return nats_flush(in, n) ? 0 : EXIT_TRANSIENT;
+	/* what is pending, and what the writer holds, committed and acknowledged */
+	return nats_flush(in, n) && flush(in) ? 0 : EXIT_TRANSIENT;
 }
 
 static int run_nats(struct ingest *in)
 {
 	struct nats n = { 0 };
-	int ret;
-
 	size_t i;
+	int ret;
 
 	ret = nats_setup(in, &n);
 	if (!ret)
 		ret = nats_loop(in, &n);
+	/* the writer may still acknowledge its last transaction's messages: before they go */
+	ha_wait(in->a);
 	for (i = 0; i < n.nheld; i++)
 		natsMsg_Destroy(n.held[i]);
 	free(n.held);
@@ -530,7 +633,6 @@ static int run_nats(struct ingest *in)
 	if (n.nc)
 		natsConnection_FlushTimeout(n.nc, 2000);
 	natsConnection_Destroy(n.nc);
-	nn_free(&in->nopts);
 	nats_Close();
 	return ret;
 }
@@ -678,6 +780,9 @@ int cmd_ingest(int argc, char **argv)
 		status = run_socket(&in);
 	print_counts(&in);
 out:
+#ifdef HEAT_NATS
+	nn_free(&in.nopts);
+#endif
 	ha_free(in.a);
 	hs_close(in.h);
 	return status < 0 ? 0 : status;

@@ -18,6 +18,14 @@
 
 #include "heat-store.h"
 
+/*
+ * A writer's page cache (KiB): a transaction's upserts touch rows all
+ * over the files table and its two indexes, and with SQLite's default
+ * (2 MiB) they were read again and again, and the transaction's dirty
+ * pages spilled to the WAL before its commit.
+ */
+#define SQ_WRITER_CACHE_KIB	"262144"
+
 struct hs_stmt {
 	struct hs_stmt_head head;
 	sqlite3_stmt *s;
@@ -97,7 +105,8 @@ static int sq_open(struct hs *h, const char *target, bool readonly, int busy_ms)
 				sql_power, NULL, NULL);
 	if (readonly)
 		return sq_pragma(h, "PRAGMA query_only = 1");
-	if (sq_pragma(h, "PRAGMA journal_mode = WAL") || sq_pragma(h, "PRAGMA synchronous = FULL"))
+	if (sq_pragma(h, "PRAGMA journal_mode = WAL") || sq_pragma(h, "PRAGMA synchronous = FULL") ||
+	    sq_pragma(h, "PRAGMA cache_size = -" SQ_WRITER_CACHE_KIB))
 		return HS_ERR;
 	return 0;
 }

@@ -183,13 +183,18 @@ int hs_meta_get(struct hs *h, const char *key, char *val, size_t size)
 	return ret;
 }
 
+int hs_meta_prepare(struct hs *h, struct hs_stmt **st)
+{
+	return hs_prepare(h, st, "INSERT INTO meta (key, value) VALUES ($1, $2)"
+				 " ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+}
+
 int hs_meta_set(struct hs *h, const char *key, const char *val)
 {
 	struct hs_stmt *st;
 	int ret;
 
-	if (hs_prepare(h, &st, "INSERT INTO meta (key, value) VALUES ($1, $2)"
-			       " ON CONFLICT (key) DO UPDATE SET value = excluded.value"))
+	if (hs_meta_prepare(h, &st))
 		return HS_ERR;
 	hs_bt(st, 1, key);
 	hs_bt(st, 2, val);

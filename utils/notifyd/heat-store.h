@@ -128,6 +128,8 @@ int hs_prepare_fmt(struct hs *h, struct hs_stmt **st, const char *fmt);
 /* meta table values, NULL-terminated text; -1 if missing */
 int hs_meta_get(struct hs *h, const char *key, char *val, size_t size);
 int hs_meta_set(struct hs *h, const char *key, const char *val);
+/* hs_meta_set()'s statement, to run again and again: $1 the key, $2 the value */
+int hs_meta_prepare(struct hs *h, struct hs_stmt **st);
 
 /* the first member of every engine's statement */
 struct hs_stmt_head {

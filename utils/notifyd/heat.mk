@@ -45,7 +45,7 @@ $(HEAT_BIN): CFLAGS += -DHEAT_NATS
 endif
 $(HEAT_BIN): $(HEAT_SRC) $(HEAT_HDR)
 $(HEAT_BIN): CFLAGS += $(shell pkg-config --cflags $(HEAT_PKGS) 2>/dev/null)
-$(HEAT_BIN): LDFLAGS += $(shell pkg-config --libs $(HEAT_PKGS) 2>/dev/null) -lm
+$(HEAT_BIN): LDFLAGS += $(shell pkg-config --libs $(HEAT_PKGS) 2>/dev/null) -lm -pthread
 
 clean: heat-clean
 heat-clean:
