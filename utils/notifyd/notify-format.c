@@ -189,9 +189,11 @@ void nf_time(uint64_t ns, char *buf, size_t size)
 /*
  * The length of the valid UTF-8 sequence at s (at most len bytes), 0
  * if s doesn't start one: no overlong forms, no surrogates, nothing
- * above U+10FFFF.  *cp gets the code point.
+ * above U+10FFFF.  *cp gets the code point.  The one test of UTF-8 of
+ * the encoders and of notify-json.c's parser, so that what one takes
+ * the other writes.
  */
-static size_t utf8_seq(const unsigned char *s, size_t len, uint32_t *cp)
+size_t nf_utf8_seq(const unsigned char *s, size_t len, uint32_t *cp)
 {
 	uint32_t c = s[0];
 	size_t n;
@@ -257,7 +259,7 @@ static void text_str(struct buf *b, const char *str, size_t len)
 		len -= n;
 		if (!len)
 			break;
-		n = utf8_seq(s, len, &cp);
+		n = nf_utf8_seq(s, len, &cp);
 		if (n == 1 && cp == '\\') {
 			PUTS(b, "\\\\");
 		} else if (n > 1 && !invisible(cp)) {
@@ -339,7 +341,7 @@ static bool json_str(struct buf *b, const char *str, size_t len)
 		len -= n;
 		if (!len)
 			break;
-		n = utf8_seq(s, len, &cp);
+		n = nf_utf8_seq(s, len, &cp);
 		if (n == 0) {
 			/* U+FFFD REPLACEMENT CHARACTER for each invalid byte */
 			PUTS(b, "\xef\xbf\xbd");

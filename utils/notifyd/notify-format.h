@@ -55,6 +55,12 @@ const char *nf_op_name(uint32_t op);
 #define NF_TIME_LEN 40
 void nf_time(uint64_t ns, char *buf, size_t size);
 
+/*
+ * The length of the valid UTF-8 sequence at s (at most len bytes, len
+ * >= 1), 0 if s doesn't start one; *cp gets its code point
+ */
+size_t nf_utf8_seq(const unsigned char *s, size_t len, uint32_t *cp);
+
 /* the text form of len bytes of s (see above) */
 void nf_text_str(FILE *f, const char *s, size_t len);
 

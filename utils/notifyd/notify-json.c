@@ -84,40 +84,6 @@ static void put_utf8(char *out, size_t *o, uint32_t cp)
 	}
 }
 
-/* the length of a valid UTF-8 sequence at s, 0 if none (as notify-format.c) */
-static size_t utf8_len(const unsigned char *s, size_t len)
-{
-	uint32_t c = s[0];
-	size_t n;
-	size_t i;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		c &= 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		c &= 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		c &= 0x07;
-	} else {
-		return 0;
-	}
-	if (len < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
-	    (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	return n;
-}
-
 /* a string at p->pos (the opening quote): its bytes, malloced, NUL ended */
 static int string(struct pstate *p, char **out, size_t *out_len)
 {
@@ -150,7 +116,7 @@ static int string(struct pstate *p, char **out, size_t *out_len)
 			return fail(p, "control character in a string");
 		}
 		if (c != '\\') {
-			n = utf8_len(p->s + p->pos, p->len - p->pos);
+			n = nf_utf8_seq(p->s + p->pos, p->len - p->pos, &cp);
 			if (n == 0) {
 				free(buf);
 				return fail(p, "invalid UTF-8");
