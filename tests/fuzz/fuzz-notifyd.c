@@ -91,34 +91,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static uint16_t get16(const unsigned char *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-/* what a client's message must be granted, from the documented format; 0: refused */
-static uint32_t model_grant(const unsigned char *m, size_t len)
-{
-	uint32_t want;
-
-	if (len != 16 || memcmp(m, "SNRQ", 4) || get16(m + 4) != 1 || get16(m + 6) ||
-	    get32(m + 12))
-		return 0;
-	want = get32(m + 8);
-	return want < 256 ? want : 256;
-}
-
 static int daemon_index(int dfd)
 {
 	int i;
@@ -157,18 +129,18 @@ static void check_reply(struct tclient *t, const unsigned char *m)
 	const unsigned char *reason = m + 16;
 
 	FZ_ASSERT(t->reply != R_NONE, "a reply nobody asked for (or a second one)");
-	FZ_ASSERT(!memcmp(m, "SNRP", 4) && get16(m + 4) == 1 && get32(m + 12) == 0,
+	FZ_ASSERT(!memcmp(m, "SNRP", 4) && fz_get16(m + 4) == 1 && fz_get32(m + 12) == 0,
 		  "a malformed reply");
 	if (t->reply == R_GRANT) {
-		FZ_ASSERT(get16(m + 6) == 0 && get32(m + 8) == t->first,
-			  "reply status %u max_recs %u to a request due %u", get16(m + 6),
-			  get32(m + 8), t->first);
+		FZ_ASSERT(fz_get16(m + 6) == 0 && fz_get32(m + 8) == t->first,
+			  "reply status %u max_recs %u to a request due %u", fz_get16(m + 6),
+			  fz_get32(m + 8), t->first);
 		FZ_ASSERT(!memcmp(reason, zeros, sizeof(zeros)), "a granted reply with a reason");
 		t->max = t->first;
 	} else {
-		FZ_ASSERT(get16(m + 6) == 1 && get32(m + 8) == 0,
-			  "reply status %u max_recs %u to a message that is refused", get16(m + 6),
-			  get32(m + 8));
+		FZ_ASSERT(fz_get16(m + 6) == 1 && fz_get32(m + 8) == 0,
+			  "reply status %u max_recs %u to a message that is refused", fz_get16(m + 6),
+			  fz_get32(m + 8));
 		FZ_ASSERT(reason[0] && memchr(reason, 0, NS_REASON_LEN),
 			  "a refusal without a NUL-terminated reason");
 	}
@@ -305,7 +277,7 @@ static void send_msg(struct tclient *t, const unsigned char *m, size_t len)
 	if (!t || t->fd < 0 || send(t->fd, m, len, MSG_DONTWAIT) != (ssize_t)len)
 		return;
 	if (t->sent++ == 0)
-		t->first = model_grant(m, len);
+		t->first = fz_model_grant(m, len);
 	t->queued++;
 }
 

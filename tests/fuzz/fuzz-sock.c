@@ -63,34 +63,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static uint16_t get16(const unsigned char *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-/* the grant a good request earns, 0 for anything else */
-static uint32_t model_request(const unsigned char *m, size_t len)
-{
-	uint32_t want;
-
-	if (len != 16 || memcmp(m, "SNRQ", 4) || get16(m + 4) != 1 || get16(m + 6) ||
-	    get32(m + 12))
-		return 0;
-	want = get32(m + 8);
-	return want < 256 ? want : 256;
-}
-
 enum { M_NONE, M_GRANT, M_REFUSE, M_BAD };
 
 /* what a message from the daemon is: no reply, a good grant (*g), a good refusal, malformed */
@@ -102,9 +74,9 @@ static int model_reply(const unsigned char *m, size_t len, uint32_t *g)
 
 	if (len != 112 || memcmp(m, "SNRP", 4))
 		return M_NONE;
-	status = get16(m + 6);
-	max = get32(m + 8);
-	if (get16(m + 4) != 1 || get32(m + 12))
+	status = fz_get16(m + 6);
+	max = fz_get32(m + 8);
+	if (fz_get16(m + 4) != 1 || fz_get32(m + 12))
 		return M_BAD;
 	if (status == 0 && max >= 1 && max <= 256 && !memcmp(m + 16, zeros, 96)) {
 		*g = max;
@@ -163,7 +135,7 @@ static void round_trip(uint32_t granted, const char *why)
 
 static void fuzz_request(const uint8_t *m, size_t len, size_t whylen)
 {
-	uint32_t want = model_request(m, len);
+	uint32_t want = fz_model_grant(m, len);
 	uint32_t granted = 0xdeadbeef;
 	char why[WHY_ROOM];
 	int r;

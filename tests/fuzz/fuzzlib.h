@@ -184,4 +184,38 @@ static inline void fz_close(struct fz_out *o)
 	o->f = NULL;
 }
 
+/* little-endian (host order) fields of a socket message, unaligned */
+static inline uint16_t fz_get16(const unsigned char *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline uint32_t fz_get32(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/*
+ * The grant a client's message must get, from interface.md's request
+ * layout, not the daemon's parser: a 16-byte "SNRQ" version 1 request
+ * with no flags and a zero reserved word earns the smaller of what it
+ * asks and 256; anything else 0 (refused).
+ */
+static inline uint32_t fz_model_grant(const unsigned char *m, size_t len)
+{
+	uint32_t want;
+
+	if (len != 16 || memcmp(m, "SNRQ", 4) || fz_get16(m + 4) != 1 || fz_get16(m + 6) ||
+	    fz_get32(m + 12))
+		return 0;
+	want = fz_get32(m + 8);
+	return want < 256 ? want : 256;
+}
+
 #endif
