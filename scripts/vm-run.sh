@@ -208,7 +208,9 @@ suite=$(sed -n 's/.*notify\.suite=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
 echo "vm: guest up, kernel $(uname -r), suites: $suite"
 cd /t && sh /t/guest.sh $suite
 echo "vm: guest done"
-poweroff -f
+# nothing to sync (initramfs and RAM disks), and a sync would wait for
+# a mount that is stuck (upstream's hang before v1.33, guest.sh)
+poweroff -n -f
 INIT
 sed -i "s/@BRD_ARGS@/$brd_args/" "$rd/init"
 chmod +x "$rd/init"

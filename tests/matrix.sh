@@ -87,6 +87,18 @@ step() {
 	fi
 }
 
+# upstream_hang RELEASE LOG: the boot of a release before v1.33 met
+# upstream's hang of a mount (cebe4654, fixed in v1.33: a mount whose
+# server never answers can't return, the srch compaction worker stuck
+# in its request), which no test of ours causes or can get past in
+# that boot: tests/vm/guest.sh says so and skips the rest.  Such a
+# boot is run once more, its log kept beside, and the second counts.
+upstream_hang() {
+	[[ $1 == v* ]] && [ "$(printf '%s\nv1.33\n' "$1" | sort -V | head -n 1)" != v1.33 ] &&
+		grep -q 'mount did not return within' "$2" &&
+		grep -q 'scoutfs_client_srch_get_compact' "$2"
+}
+
 base_suites=${MATRIX_BASE_SUITES:-kernel daemon faults demo nats}
 extra=""
 for x in ${MATRIX_EXTRA-next@auke/rhel10@6.12}; do
@@ -116,6 +128,12 @@ for row in $releases $extra; do
 	vmt=${VM_TIMEOUT:-}
 	[ "$row" != "$base" ] || vmt=${MATRIX_BASE_TIMEOUT:-1800}
 	VM_TIMEOUT=$vmt scripts/vm-test.sh "${args[@]}" >"$logs/$r.log" 2>&1 || rc=$?
+	if [ "$rc" -ne 0 ] && upstream_hang "${row%%@*}" "$logs/$r.log"; then
+		mv "$logs/$r.log" "$logs/$r.hung.log"
+		echo "matrix: $label: upstream's mount hang before v1.33 (cebe4654) on this boot ($logs/$r.hung.log): booting it once more"
+		rc=0
+		VM_TIMEOUT=$vmt scripts/vm-test.sh "${args[@]}" >"$logs/$r.log" 2>&1 || rc=$?
+	fi
 	took=$((SECONDS - start))
 	echo "matrix: $r took $took s"
 	grep -E '^(FAIL|build:|vm: [0-9])|SKIPPED: ' "$logs/$r.log" || true
