@@ -297,13 +297,21 @@ def target_rows(out, have, op):
         out.append(f"| reader: added cost <= {RATIO_MAX} of fanotify's | {op} | {label} | {text} | {v} |")
 
 
-def hook_tables(out, runs):
-    have = {c: runs[c] for c in CLOCKS if c in runs and runs[c]["hook"].get("unpatched", {}).get("pread")}
+def measured_clocks(out, runs, has, section, title, none):
+    """the clocks whose runs have a section's figures (has(run)); for each
+    other clock that ran, a heading that says why it is not measured"""
+    have = [c for c in CLOCKS if c in runs and has(runs[c])]
     for c in CLOCKS:
         if c in runs and c not in have:
-            why = "; ".join(run_problems(runs[c]) + failed_problems(runs[c], "hook")) or "no rounds"
-            out.append(f"#### Hook cost, {c}: not measured: {why}")
+            why = "; ".join(run_problems(runs[c]) + failed_problems(runs[c], section)) or none
+            out.append(f"#### {title}, {c}: not measured: {why}")
             out.append("")
+    return have
+
+
+def hook_tables(out, runs):
+    have = {c: runs[c] for c in measured_clocks(out, runs, lambda r: r["hook"].get("unpatched", {}).get("pread"),
+                                                 "hook", "Hook cost", "no rounds")}
     if not have:
         return
     for c, run in have.items():
@@ -371,12 +379,7 @@ def drain_verdict(run, d, k):
 
 
 def drain_table(out, runs):
-    have = [c for c in CLOCKS if c in runs and runs[c]["drain"]]
-    for c in CLOCKS:
-        if c in runs and c not in have:
-            why = "; ".join(run_problems(runs[c]) + failed_problems(runs[c], "drain")) or "no rounds"
-            out.append(f"#### Ring drain, {c}: not measured: {why}")
-            out.append("")
+    have = measured_clocks(out, runs, lambda r: r["drain"], "drain", "Ring drain", "no rounds")
     if not have:
         return
     out.append("#### Ring drain: a busy reader and a CPU hog sharing the vCPUs with the daemon and one client")
@@ -606,12 +609,7 @@ def big_cell(common, b, recs, calls, nbytes):
 def big_table(out, runs):
     """a 1 GiB file read 4 KiB at a time: >= 100 times fewer records than
     calls in the ring, at the client and in the stream, bytes exact"""
-    have = [c for c in CLOCKS if c in runs and runs[c]["big"]]
-    for c in CLOCKS:
-        if c in runs and c not in have:
-            why = "; ".join(run_problems(runs[c]) + failed_problems(runs[c], "big")) or "no big line"
-            out.append(f"#### A 1 GiB file read sequentially, {c}: not measured: {why}")
-            out.append("")
+    have = measured_clocks(out, runs, lambda r: r["big"], "big", "A 1 GiB file read sequentially", "no big line")
     if not have:
         return
     out.append("#### A 1 GiB file read sequentially, 4 KiB read(2)s, daemon, client and forwarder attached")
@@ -649,12 +647,7 @@ def latency_verdict(run, lat):
 
 
 def latency_table(out, runs):
-    have = [c for c in CLOCKS if c in runs and runs[c]["lat"]]
-    for c in CLOCKS:
-        if c in runs and c not in have:
-            why = "; ".join(run_problems(runs[c]) + failed_problems(runs[c], "latency")) or "no samples"
-            out.append(f"#### Latency, {c}: not measured: {why}")
-            out.append("")
+    have = measured_clocks(out, runs, lambda r: r["lat"], "latency", "Latency", "no samples")
     if not have:
         return
     out.append("#### Emit to client receipt (2000 reads, 0.5 ms apart)")
