@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import check, run_tests  # noqa: E402
-from testlib import HOSTILE_NAMES, no_sanitizer_report_at_all, poll, sanitizer_clean, strict_json  # noqa: E402
+from testlib import HOSTILE_NAMES, poll, sanitizer_clean, strict_json  # noqa: E402
 import natslib  # noqa: E402
 from pglib import Pg  # noqa: E402
 
@@ -910,18 +910,9 @@ TESTS = [t_usage, t_known_workload, t_sigkill_and_restart, t_bad_messages, t_bad
          t_socket_ingest, t_end_to_end]
 
 
-def servers_stopped():
-    left = [p for p in natslib.SERVERS if p.poll() is None]
-    for p in left:
-        p.kill()
-        p.wait()
-    check(not left, f"every test stopped the nats-server processes it started ({len(left)} left)")
-    check(*no_sanitizer_report_at_all())
-
-
 def main():
     os.makedirs(WORK, exist_ok=True)
-    sys.exit(run_tests(TESTS, "index", os.environ.get("INDEX_TEST"), servers_stopped))
+    sys.exit(run_tests(TESTS, "index", os.environ.get("INDEX_TEST"), natslib.servers_stopped))
 
 
 main()

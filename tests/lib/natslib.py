@@ -11,7 +11,8 @@ import signal
 import subprocess
 import tempfile
 
-from testlib import free_port, poll
+from checks import check
+from testlib import free_port, no_sanitizer_report_at_all, poll
 
 SERVERS = []    # every nats-server started, stopped at the end whatever happened
 
@@ -58,3 +59,15 @@ class Nats:
 def tnats(tnats_bin, *args, env=None, input=None, timeout=300):
     return subprocess.run([tnats_bin, *args], capture_output=True, env=env, input=input,
                           timeout=timeout)
+
+
+def servers_stopped():
+    """a tier's last checks: every nats-server a test started was stopped
+    (the rest are killed here), and no program of the run wrote a
+    sanitizer report"""
+    left = [p for p in SERVERS if p.poll() is None]
+    for p in left:
+        p.kill()
+        p.wait()
+    check(not left, f"every test stopped the nats-server processes it started ({len(left)} left)")
+    check(*no_sanitizer_report_at_all())

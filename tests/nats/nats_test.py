@@ -26,10 +26,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import check, run_tests  # noqa: E402
 from sdroot import exposure, sdroot, verify  # noqa: E402
-from testlib import HOSTILE_NAMES, free_port, no_sanitizer_report_at_all, poll, sanitizer_clean, strict_json, \
-    text_fields  # noqa: E402
+from testlib import HOSTILE_NAMES, free_port, poll, sanitizer_clean, strict_json, text_fields  # noqa: E402
 import natslib  # noqa: E402
-from natslib import SERVERS  # noqa: E402
 
 BIN = os.environ["BIN_DIR"]
 NOTIFYD = os.path.join(BIN, "scoutfs-notifyd")
@@ -1151,18 +1149,9 @@ TESTS = [t_once_in_order, t_dedup_and_restart, t_gaps_exact, t_outage_within_buf
          t_hostile_names, t_bad_messages, t_batch, t_merged, t_reorder, t_redelivery, t_systemd_unit]
 
 
-def servers_stopped():
-    left = [p for p in SERVERS if p.poll() is None]
-    for p in left:
-        p.kill()
-        p.wait()
-    check(not left, f"every test stopped the nats-server processes it started ({len(left)} left)")
-    check(*no_sanitizer_report_at_all())
-
-
 def main():
     os.makedirs(WORK, exist_ok=True)
-    sys.exit(run_tests(TESTS, "nats", os.environ.get("NATS_TEST"), servers_stopped))
+    sys.exit(run_tests(TESTS, "nats", os.environ.get("NATS_TEST"), natslib.servers_stopped))
 
 
 main()
