@@ -2,11 +2,19 @@
 """The access index's benchmark (scripts/bench.sh, `--only index`), natively.
 
   1. ingest: scoutfs-notify-heat ingest of a stream of RECORDS READ
-     records over FILES files, against the bare loop of the same upserts
-     into the same engine (tests/bench/heat-upsert.c: one row a record,
-     no NATS, no parsing, no coalescing, a transaction per 1024) and
-     against a bare consumer reading the same stream (tnats drain), for
-     SQLite and PostgreSQL, ROUNDS alternating rounds in one run;
+     records over FILES files, one record a message (the forwarder's
+     default), and of BATCH_RECORDS records in messages of 64 (the
+     forwarder's --batch 64), for SQLite and PostgreSQL, ROUNDS
+     alternating rounds in one run, against
+     - the rate the stream is filled: the same messages published by a
+       bare loop (tnats putmany: asynchronous, msg ids, 4096 in flight),
+       by the stream's clock (first stored to last): the ingest keeps up
+       with the stream when it reads at least that fast;
+     - the bare loop of the same upserts into the same engine
+       (tests/bench/heat-upsert.c: one row a record, no NATS, no
+       parsing, no coalescing, a transaction per 1024);
+     - a bare consumer reading the same stream (tnats drain: no acks,
+       no parsing), how fast a stored backlog can be read at all;
   2. database bytes per file after that ingest, at the stated average
      path length;
   3. the 1000 coldest files under one directory and the full cold list
@@ -15,9 +23,11 @@
 
     tests/bench/index-bench.py BIN_DIR      (the tools, heat-upsert, tnats)
 
-BENCH_INDEX_RECORDS (100000), BENCH_INDEX_FILES (20000), BENCH_INDEX_ROUNDS
-(3), BENCH_INDEX_SYNTH ("1000000 10000000"), BENCH_INDEX_ENGINES
-("sqlite postgresql").  Prints markdown.
+BENCH_INDEX_RECORDS (100000), BENCH_INDEX_BATCH_RECORDS (1000000),
+BENCH_INDEX_FILES (20000), BENCH_INDEX_ROUNDS (3), BENCH_INDEX_SYNTH
+("1000000 10000000"), BENCH_INDEX_ENGINES ("sqlite postgresql").  A round
+that does not apply every record of its stream, or rejects one, is no
+figure (FAILED).  Prints markdown.
 """
 import json
 import os
@@ -38,6 +48,8 @@ BIN = sys.argv[1]
 HEAT = os.path.join(BIN, "scoutfs-notify-heat")
 WORK = tempfile.mkdtemp(prefix="index-bench-")
 NREC = int(os.environ.get("BENCH_INDEX_RECORDS", "100000"))
+NREC_B = int(os.environ.get("BENCH_INDEX_BATCH_RECORDS", "1000000"))
+BATCH = 64
 NFILES = int(os.environ.get("BENCH_INDEX_FILES", "20000"))
 ROUNDS = int(os.environ.get("BENCH_INDEX_ROUNDS", "3"))
 SYNTH = [int(x) for x in os.environ.get("BENCH_INDEX_SYNTH", "1000000 10000000").split()]
@@ -55,7 +67,7 @@ def path_of(ino):
     return f"/mnt/scoutfs/projects/dir{ino % 97:03d}/sub{ino % 13:02d}/file-{ino:07d}.dat"
 
 
-def records():
+def records(nrec):
     """the stream's lines and the bare loop's, one READ each"""
     rnd = __import__("random").Random(1)
     stream, bare = [], []
@@ -69,7 +81,7 @@ def records():
         return f"{s}.{ns % 10**9:09d}Z"
     rec["time"] = stamp(T0)
     stream.append(f"scoutfs.notify.{FSID}.n1.attach\t{FSID}.{RID}.1\t{json.dumps(rec)}\n")
-    for seq in range(2, NREC + 2):
+    for seq in range(2, nrec + 2):
         ino = 1 + int(rnd.paretovariate(1.1)) % NFILES if rnd.random() < 0.5 else rnd.randrange(1, NFILES + 1)
         t = T0 + seq * 1000
         r = dict(rec, seq=seq, op="READ", time=stamp(t), time_ns=t, uid=1000, ino=ino,
@@ -77,6 +89,31 @@ def records():
         stream.append(f"scoutfs.notify.{FSID}.n1.read\t{FSID}.{RID}.{seq}\t{json.dumps(r)}\n")
         bare.append(f"{FSID} {ino} {t} 4096 1000 {path_of(ino)}\n")
     return stream, bare
+
+
+def batched(stream):
+    """the same records in messages of BATCH, as scoutfs-notify-forward --batch publishes them"""
+    out = [stream[0]]
+    for i in range(1, len(stream), BATCH):
+        part = [x.rstrip("\n").split("\t", 2) for x in stream[i:i + BATCH]]
+        first, last = part[0][1].rsplit(".", 1)[1], part[-1][1].rsplit(".", 1)[1]
+        out.append(f"scoutfs.notify.{FSID}.n1.batch\t{FSID}.{RID}.{first}-{last}.batch\t"
+                   + "\x1f".join(x[2] for x in part) + "\n")
+    return out
+
+
+def fill_round(tn, url, lines, nrec):
+    """a fresh stream filled with lines: records/s by the stream's clock, 0 if that failed"""
+    natslib.tnats(tn, "rmstream", url, "SCOUTFS_NOTIFY")
+    natslib.tnats(tn, "mkstream", url, "SCOUTFS_NOTIFY", "1")
+    r = natslib.tnats(tn, "putmany", url, "-", input="".join(lines).encode(), timeout=1800)
+    i = natslib.tnats(tn, "info", url, "SCOUTFS_NOTIFY")
+    if r.returncode or i.returncode:
+        say(f"index-bench: filling the stream failed: {(r.stderr + i.stderr).decode()[-300:]}")
+        return 0.0
+    v = dict(x.split("=") for x in i.stdout.decode().split())
+    secs = (int(v["last_ns"]) - int(v["first_ns"])) / 1e9
+    return nrec / secs if int(v["msgs"]) == len(lines) and secs > 0 else 0.0
 
 
 def position(db):
@@ -104,7 +141,9 @@ def fresh(engine, pg, k):
     return pg.url
 
 
-def ingest_round(engine, pg, url, k, last):
+def ingest_round(engine, pg, url, k, last, nrec):
+    """records/s from the start of the process to the commit of the stream's last message;
+    0 unless every record was applied and none rejected"""
     db = fresh(engine, pg, k)
     t0 = time.monotonic()
     p = subprocess.Popen([HEAT, "--db", db, "ingest", "--server", url, "--durable", f"b{engine}{k}",
@@ -114,7 +153,8 @@ def ingest_round(engine, pg, url, k, last):
     p.terminate()
     err = p.communicate(timeout=120)[1].decode(errors="replace")
     counts = [x for x in err.splitlines() if "counts:" in x]
-    return (NREC + 1) / secs if ok else 0.0, db, counts[-1] if counts else err[-300:]
+    whole = bool(counts) and f"applied {nrec + 1}," in counts[-1] and "rejected 0," in counts[-1]
+    return (nrec + 1) / secs if ok and whole else 0.0, db, counts[-1] if counts else err[-300:]
 
 
 def bare_round(engine, pg, k, bare_file):
@@ -128,9 +168,11 @@ def bare_round(engine, pg, k, bare_file):
     return float(r.stdout.split()[0].split(b"=")[1])
 
 
-def drain_round(url):
+def drain_round(url, nrec):
+    """records/s a bare consumer reads the stream at"""
     r = natslib.tnats(os.path.join(BIN, "tnats"), "drain", url, "SCOUTFS_NOTIFY")
-    return float(r.stdout.split()[0].split(b"=")[1]) if r.returncode == 0 else 0.0
+    v = dict(x.split(b"=") for x in r.stdout.split()) if r.returncode == 0 else {}
+    return (nrec + 1) / float(v[b"secs"]) if v and float(v[b"secs"]) > 0 else 0.0
 
 
 def bytes_per_file(engine, db):
@@ -210,6 +252,37 @@ def timed(db, *args):
     return (secs if r.returncode == 0 else -1), n
 
 
+def verdict(i, fill):
+    """keeping up: the ingest reads at least as fast as the stream is filled, every round whole"""
+    if not i[3] or not fill[3] or i[3] < ROUNDS or fill[3] < ROUNDS:
+        return "not measured: a round failed (see above)"
+    return "met" if i[0] >= fill[0] else "MISSED"
+
+
+def ingest_table(res, forms, plen):
+    print(f"Ingest of READ records over {NFILES:,} files (`--flush-interval {FLUSH}`), one record a message "
+          f"({NREC:,} records) and {BATCH} a message ({NREC_B:,} records, as `scoutfs-notify-forward --batch "
+          f"{BATCH}` publishes them), medians of {ROUNDS} alternating rounds (min-max), records/s. The stream "
+          f"filled: the same messages published by a bare loop (asynchronous, msg ids, 4096 in flight), by "
+          f"the stream's clock; the ingest keeps up with the stream when it reads at least that fast. A bare "
+          f"consumer: no acks, no parsing, how fast a stored backlog can be read at all:")
+    print()
+    print("| engine | records a message | scoutfs-notify-heat ingest | the stream filled | ingest / filled "
+          "| keeps up | bare upsert loop (same statement, a row a record) | ingest / bare upserts "
+          "| bare consumer of the stream | ingest / bare consumer | bytes per file |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for engine in ENGINES:
+        b = med(res[(engine, "bare")])
+        bpf, nf = res[(engine, "bytes")]
+        for form, _, _ in forms:
+            i, fl, d = med(res[(form, engine, "ingest")]), med(res[(form, "fill")]), med(res[(form, "drain")])
+            ratio = lambda x, y: f"{x[0] / y[0]:.0%}" if x[3] and y[3] else "-"  # noqa: E731
+            print(f"| {engine} | {form} | {fmt(i)} | {fmt(fl)} | {ratio(i, fl)} | {verdict(i, fl)} | "
+                  f"{fmt(b) if form == '1' else 'as above'} | {ratio(i, b)} | {fmt(d)} | {ratio(i, d)} | "
+                  + (f"{bpf:,.0f} ({nf:,} files, paths of {plen:.0f} bytes on average) |" if form == "1" else "- |"))
+    print()
+
+
 def main():
     if not os.path.exists(HEAT):
         print("SKIPPED: scoutfs-notify-heat was not built (no SQLite)")
@@ -217,41 +290,32 @@ def main():
     pg = Pg() if "postgresql" in ENGINES else None
     n = natslib.Nats(WORK)
     tn = os.path.join(BIN, "tnats")
-    natslib.tnats(tn, "mkstream", n.url, "SCOUTFS_NOTIFY", "1")
-    stream, bare = records()
+    stream, bare = records(NREC)
+    forms = [("1", stream, NREC), (str(BATCH), batched(records(NREC_B)[0]), NREC_B)]
     plen = statistics.mean(len(path_of(i)) for i in range(1, NFILES + 1))
     bare_file = os.path.join(WORK, "bare.txt")
     with open(bare_file, "w") as f:
         f.writelines(bare)
-    r = natslib.tnats(tn, "putmany", n.url, "-", input="".join(stream).encode(), timeout=1800)
-    say(f"index-bench: stream: {r.stdout.decode().strip()}")
     res = {}
     for k in range(ROUNDS):
-        for engine in ENGINES:
-            rate, db, counts = ingest_round(engine, pg, n.url, k, NREC + 1)
-            say(f"index-bench: round {k} {engine} ingest {rate:,.0f} rec/s: {counts}")
-            res.setdefault((engine, "ingest"), []).append(rate)
-            if k == 0:
-                res[(engine, "bytes")] = bytes_per_file(engine, db)
-            brate = bare_round(engine, pg, k, bare_file)
-            say(f"index-bench: round {k} {engine} bare upserts {brate:,.0f} rows/s")
-            res.setdefault((engine, "bare"), []).append(brate)
-        drate = drain_round(n.url)
-        say(f"index-bench: round {k} bare consumer {drate:,.0f} msgs/s")
-        res.setdefault(("nats", "drain"), []).append(drate)
-    print(f"Ingest of {NREC:,} READ records over {NFILES:,} files (one stream message each, "
-          f"`--flush-interval {FLUSH}`), medians of {ROUNDS} alternating rounds (min-max), records/s:")
-    print()
-    print("| engine | scoutfs-notify-heat ingest | bare upsert loop (same statement, a row a record) | ingest / bare upserts | bare consumer of the stream | ingest / bare consumer | bytes per file |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    d = med(res[("nats", "drain")])
-    for engine in ENGINES:
-        i, b = med(res[(engine, "ingest")]), med(res[(engine, "bare")])
-        bpf, nf = res[(engine, "bytes")]
-        print(f"| {engine} | {fmt(i)} | {fmt(b)} | {i[0] / b[0]:.0%} | {fmt(d)} | {i[0] / d[0]:.0%} | "
-              f"{bpf:,.0f} ({nf:,} files, paths of {plen:.0f} bytes on average) |"
-              if b[3] and d[3] else f"| {engine} | {fmt(i)} | {fmt(b)} | - | {fmt(d)} | - | - |")
-    print()
+        for form, lines, nrec in forms:
+            fill = fill_round(tn, n.url, lines, nrec)
+            say(f"index-bench: round {k} {form} a message: the stream filled at {fill:,.0f} rec/s")
+            res.setdefault((form, "fill"), []).append(fill)
+            for engine in ENGINES:
+                rate, db, counts = ingest_round(engine, pg, n.url, f"{k}-{form}", len(lines), nrec)
+                say(f"index-bench: round {k} {form} a message: {engine} ingest {rate:,.0f} rec/s: {counts}")
+                res.setdefault((form, engine, "ingest"), []).append(rate)
+                if k == 0 and form == "1":
+                    res[(engine, "bytes")] = bytes_per_file(engine, db)
+                if form == "1":
+                    brate = bare_round(engine, pg, k, bare_file)
+                    say(f"index-bench: round {k} {engine} bare upserts {brate:,.0f} rows/s")
+                    res.setdefault((engine, "bare"), []).append(brate)
+            drate = drain_round(n.url, nrec)
+            say(f"index-bench: round {k} {form} a message: bare consumer {drate:,.0f} rec/s")
+            res.setdefault((form, "drain"), []).append(drate)
+    ingest_table(res, forms, plen)
     print("Cold queries over synthetic files (paths `/mnt/scoutfs/dNNNN/sNN/file-NNNNNNNN.dat`, 42 bytes; "
           "10% never read; 1000 directories), seconds, median of 3 (the full list over 10M: one run; "
           "paths written with `-0` to a pipe):")

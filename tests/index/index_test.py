@@ -437,6 +437,36 @@ def t_known_workload():
     n.close()
 
 
+def t_heat_far_apart():
+    """a file's reads years apart, and a file only opened before it is read, in two transactions"""
+    n = new_nats()
+    A = (FSID, "n1", RID_A)
+    year = 365 * 86400 * 10**9
+    first = [rec(*A, 1, 3, T0, uid=0),
+             rec(*A, 2, 2, T0 - 3 * year, ino=501, ln=10, path=b"/mnt/scoutfs/old"),
+             rec(*A, 3, 1, T0, ino=500, path=b"/mnt/scoutfs/opened")]
+    then = [rec(*A, 4, 2, T0 + 1000, ino=501, ln=20, path=b"/mnt/scoutfs/old"),
+            rec(*A, 5, 2, T0 + 2000, ino=500, ln=30, path=b"/mnt/scoutfs/opened")]
+    want = expect_files(first + then, {A: 1})
+    pg = Pg()
+    dbs = (("sqlite", os.path.join(WORK, "far.db")), ("postgresql", pg.url))
+    runs = {}
+    for k, part in enumerate((first, then)):
+        ok, msg = publish(n.url, [line(r) for r in part])
+        check(ok, f"transaction {k + 1}'s records are in the stream ({msg.strip()})")
+        for engine, db in dbs:
+            runs.setdefault(engine, []).append(ingest_all(db, n.url, 3 if k == 0 else 5,
+                                                          durable=f"far-{engine}"))
+    for engine, db in dbs:
+        r = runs[engine]
+        ok = all(x[0] for x in r)
+        diffs = same_files(dump_files(dump(db)), want) if ok else [x[2][-300:] for x in r]
+        check(ok and not diffs, f"{engine}: both transactions commit (exits {[x[1] for x in r]}) and "
+                                f"the files' heat is the model's {diffs}")
+    check(pg.stop(), "the PostgreSQL server is stopped")
+    n.close()
+
+
 # ---- restart and SIGKILL mid-ingest
 
 def big_workload(nrec=40000, nfiles=700):
@@ -472,8 +502,16 @@ def t_sigkill_and_restart():
     whole = os.path.join(WORK, "whole.db")
     ok, rc, log = ingest_all(whole, n.url, len(lines), durable="whole")
     check(ok, f"an uninterrupted run applies them (exit {rc})")
-    diffs = same_files(dump_files(dump(whole)), expect_files(applied, ids))
+    want = expect_files(applied, ids)
+    diffs = same_files(dump_files(dump(whole)), want)
     check(not diffs, f"its files are what the model computes {diffs}")
+    # hundreds of files a transaction: the upserts of many rows a statement, on both engines
+    pg = Pg()
+    ok, rc, log = ingest_all(pg.url, n.url, len(lines), durable="whole-pg")
+    diffs = same_files(dump_files(dump(pg.url)), want) if ok else [log[-800:]]
+    check(not diffs and len(want) > 64, f"PostgreSQL: an uninterrupted run's {len(want)} files are what the "
+                                        f"model computes (exit {rc}) {diffs}")
+    check(pg.stop(), "the PostgreSQL server is stopped")
     cut = os.path.join(WORK, "cut.db")
     kills = 0
     seen = []
@@ -906,7 +944,7 @@ def t_usage():
     check(r.returncode == 3 and b"nothing has been indexed yet" in r.stderr, f"a query of a database nothing made: {r.stderr.decode().strip()}")
 
 
-TESTS = [t_usage, t_known_workload, t_sigkill_and_restart, t_bad_messages, t_bad_database,
+TESTS = [t_usage, t_known_workload, t_heat_far_apart, t_sigkill_and_restart, t_bad_messages, t_bad_database,
          t_socket_ingest, t_end_to_end]
 
 

@@ -100,7 +100,7 @@ struct batch {
 };
 
 /* the writer's statements, prepared once */
-enum { W_MOUNT_INS, W_MOUNT_UPD, W_PERIOD, W_GAP_PUT, W_GAP_DEL, W_FILE, W_META, W_NR };
+enum { W_MOUNT_INS, W_MOUNT_UPD, W_PERIOD, W_GAP_PUT, W_GAP_DEL, W_FILE, W_FILES, W_META, W_NR };
 
 struct writer {
 	pthread_t th;
@@ -1097,11 +1097,15 @@ out:
 
 /* ---- writing what is pending, in one transaction */
 
-#define UPSERT_FILE \
+#define FILE_COLS	18	/* the values of one file's row */
+#define UPSERT_ROWS	32	/* the rows one statement writes: a statement a row costs its own */
+
+#define UPSERT_HEAD \
 	"INSERT INTO files (fsid, ino, path, path_ns, first_ns, seen_ns, last_open_ns," \
 	" last_read_ns, last_mmap_ns, last_use_ns, opens, read_calls, read_bytes, mmaps," \
-	" last_uid, last_mount, heat, heat_ns)" \
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)" \
+	" last_uid, last_mount, heat, heat_ns) VALUES "
+
+#define UPSERT_SET \
 	" ON CONFLICT (fsid, ino) DO UPDATE SET" \
 	" path = CASE WHEN excluded.path_ns > files.path_ns OR (excluded.path_ns = files.path_ns" \
 	"  AND excluded.path > files.path) OR files.path IS NULL THEN COALESCE(excluded.path, files.path)" \
@@ -1119,71 +1123,132 @@ out:
 	" mmaps = files.mmaps + excluded.mmaps," \
 	" last_uid = CASE WHEN " READER_WINS " THEN excluded.last_uid ELSE files.last_uid END," \
 	" last_mount = CASE WHEN " READER_WINS " THEN excluded.last_mount ELSE files.last_mount END," \
-	" heat = files.heat * power(CAST(%.17g AS @REAL)," \
-	"  (@MAX(files.heat_ns, excluded.heat_ns) - files.heat_ns) / CAST(%.17g AS @REAL))" \
-	"  + excluded.heat * power(CAST(%.17g AS @REAL)," \
-	"  (@MAX(files.heat_ns, excluded.heat_ns) - excluded.heat_ns) / CAST(%.17g AS @REAL))," \
+	" heat = " DECAYED("files") " + " DECAYED("excluded") "," \
 	" heat_ns = @MAX(files.heat_ns, excluded.heat_ns)"
+
+/*
+ * t's heat decayed to the later of the two heat_ns: 1 - loss (%1$) to
+ * the power of the periods (%2$ ns) between.  A heat under 1e-200, or
+ * decayed over more than %3$ ns (to under 1e-100 of itself), is 0:
+ * PostgreSQL's power() and float multiplication fail with "value out of
+ * range: underflow" where C gives 0, which would refuse the transaction
+ * of a file read long ago (or only opened, of heat 0 at heat_ns 0) and
+ * again at every restart.
+ */
+#define DECAYED(t) \
+	"(CASE WHEN " t ".heat < 1e-200 OR @MAX(files.heat_ns, excluded.heat_ns) - " t ".heat_ns" \
+	" > %3$.17g THEN 0 ELSE " t ".heat * power(CAST(%1$.17g AS @REAL)," \
+	" (@MAX(files.heat_ns, excluded.heat_ns) - " t ".heat_ns) / CAST(%2$.17g AS @REAL)) END)"
 
 #define READER_WINS \
 	"(excluded.last_use_ns > files.last_use_ns OR (excluded.last_use_ns = files.last_use_ns" \
 	" AND (excluded.last_mount > files.last_mount OR (excluded.last_mount = files.last_mount" \
 	" AND excluded.last_uid > files.last_uid))))"
 
-/* the upsert of one file's delta, prepared (the heat's constants in it) */
-int ha_prepare_upsert(struct hs *h, struct hs_stmt **st)
+/*
+ * The upsert of nrows files' deltas in one statement, prepared (the
+ * heat's constants in it): ($1, ... $18), ($19, ... $36), ...  A batch
+ * never holds a file twice, so no statement names a row twice (which
+ * PostgreSQL refuses).
+ */
+static int prepare_upsert_rows(struct hs *h, struct hs_stmt **st, int nrows)
 {
-	char *sql;
-	int ret;
 	double l1 = 1.0 - h->heat_loss;
 	double p = h->heat_period_s * 1e9;
+	char *sql = NULL;
+	size_t len = 0;
+	FILE *f;
+	int ret;
+	int r;
+	int c;
 
-	if (asprintf(&sql, UPSERT_FILE, l1, p, l1, p) < 0)
+	f = open_memstream(&sql, &len);
+	if (!f)
 		return hs_fail(h, HS_E_OTHER, "out of memory");
+	fputs(UPSERT_HEAD, f);
+	for (r = 0; r < nrows; r++) {
+		for (c = 1; c <= FILE_COLS; c++)
+			fprintf(f, "%s$%d", c == 1 ? (r ? ", (" : "(") : ", ", r * FILE_COLS + c);
+		fputc(')', f);
+	}
+	fprintf(f, UPSERT_SET, l1, p, p * log(1e-100) / log(l1));
+	if (fclose(f)) {
+		free(sql);
+		return hs_fail(h, HS_E_OTHER, "out of memory");
+	}
 	ret = hs_prepare_fmt(h, st, sql);
 	free(sql);
 	return ret;
 }
 
-static int write_file(struct hs_stmt *st, const struct fdelta *d)
+int ha_prepare_upsert(struct hs *h, struct hs_stmt **st)
 {
-	hs_bi(st, 1, (int64_t)d->fsid);
-	hs_bi(st, 2, (int64_t)d->ino);
-	hs_bb(st, 3, d->path, d->path_len);
-	hs_bi(st, 4, d->path ? d->path_ns : 0);
-	hs_bi(st, 5, d->first_ns);
-	hs_bi(st, 6, 0);
-	hs_bi(st, 7, d->last_open);
-	hs_bi(st, 8, d->last_read);
-	hs_bi(st, 9, d->last_mmap);
-	hs_bi(st, 10, d->last_use);
-	hs_bi(st, 11, d->opens);
-	hs_bi(st, 12, d->calls);
-	hs_bi(st, 13, d->bytes);
-	hs_bi(st, 14, d->mmaps);
-	hs_bi(st, 15, d->uid);
-	hs_bi(st, 16, d->reader_id);
-	hs_bf(st, 17, d->heat);
-	hs_bi(st, 18, d->heat_ns);
+	return prepare_upsert_rows(h, st, 1);
+}
+
+/* one file's delta, as the values from $first on */
+static void bind_file(struct hs_stmt *st, int first, const struct fdelta *d)
+{
+	int i = first;
+
+	hs_bi(st, i++, (int64_t)d->fsid);
+	hs_bi(st, i++, (int64_t)d->ino);
+	hs_bb(st, i++, d->path, d->path_len);
+	hs_bi(st, i++, d->path ? d->path_ns : 0);
+	hs_bi(st, i++, d->first_ns);
+	hs_bi(st, i++, 0);
+	hs_bi(st, i++, d->last_open);
+	hs_bi(st, i++, d->last_read);
+	hs_bi(st, i++, d->last_mmap);
+	hs_bi(st, i++, d->last_use);
+	hs_bi(st, i++, d->opens);
+	hs_bi(st, i++, d->calls);
+	hs_bi(st, i++, d->bytes);
+	hs_bi(st, i++, d->mmaps);
+	hs_bi(st, i++, d->uid);
+	hs_bi(st, i++, d->reader_id);
+	hs_bf(st, i++, d->heat);
+	hs_bi(st, i, d->heat_ns);
+}
+
+/* n deltas, in the statement of n rows */
+static int write_rows(struct hs_stmt *st, const struct fdelta *const *d, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		bind_file(st, (int)i * FILE_COLS + 1, d[i]);
 	return hs_run(st);
 }
 
-/* every file of the batch, one upsert each, not waiting for each one's answer where the engine can */
+/*
+ * Every file of the batch, UPSERT_ROWS a statement and the rest one
+ * each, not waiting for each statement's answer where the engine can.
+ */
 static int write_files(struct ha *a, struct batch *b)
 {
+	const struct fdelta *rows[UPSERT_ROWS];
 	struct writer *w = &a->w;
+	size_t n = 0;
 	size_t i;
 	int ret;
 
-	if (!w->st[W_FILE] && ha_prepare_upsert(a->store, &w->st[W_FILE]))
+	if ((!w->st[W_FILE] && ha_prepare_upsert(a->store, &w->st[W_FILE])) ||
+	    (!w->st[W_FILES] && prepare_upsert_rows(a->store, &w->st[W_FILES], UPSERT_ROWS)))
 		return HS_ERR;
 	ret = hs_pipeline(a->store, true);
 	for (i = 0; i < b->cap && !ret; i++) {
-		if (b->tab[i].ino) {
-			ret = write_file(w->st[W_FILE], &b->tab[i]);
-			b->rows++;
+		if (!b->tab[i].ino)
+			continue;
+		rows[n++] = &b->tab[i];
+		b->rows++;
+		if (n == UPSERT_ROWS) {
+			ret = write_rows(w->st[W_FILES], rows, n);
+			n = 0;
 		}
 	}
+	for (i = 0; i < n && !ret; i++)
+		ret = write_rows(w->st[W_FILE], &rows[i], 1);
 	if (hs_pipeline(a->store, false))
 		ret = HS_ERR;
 	return ret;

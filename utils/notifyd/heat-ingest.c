@@ -39,6 +39,7 @@
 #define FETCH_MAX		1024
 #define FLUSH_MSGS		16384	/* messages a transaction holds once the writer is idle */
 #define FLUSH_MSGS_MAX		32768	/* or at most, the writer busy or not */
+#define FLUSH_BYTES_MAX		(64 << 20)	/* and at most this many bytes of them */
 
 struct ingest {
 	struct hs *h;
@@ -120,8 +121,9 @@ static void usage(FILE *f)
 		"      --node NAME        the node's name with --socket (default: the hostname)\n"
 		"      --path-map FROM=TO paths under FROM are kept under TO (repeat; for\n"
 		"                         nodes that mount the filesystem elsewhere)\n"
-		"      --flush-interval DUR  at most this long between transactions (1s)\n"
-		"      --flush-files N    or once this many files have changes (50000)\n"
+		"      --flush-interval DUR  a transaction this often, once the one before\n"
+		"                         is committed (1s)\n"
+		"      --flush-files N    and at once when this many files have changes (50000)\n"
 		"      --heat-period DUR, --heat-loss PCT   for a new database (1h, 10)\n"
 		"  -h, --help             this text\n"
 		"\n"
@@ -192,11 +194,23 @@ static bool writer_failed(struct ingest *in)
 	return true;
 }
 
+/*
+ * Commit what is pending now?  Only with the writer idle, so that this
+ * thread never waits for it and what comes while it writes is
+ * coalesced further (the slower the database, the fewer rows a record
+ * costs): a transaction can't begin before the one before it has
+ * committed anyway.  Past the bounds of what may be held (--flush-files
+ * files, FLUSH_MSGS_MAX records or messages) it is due all the same,
+ * and this thread waits for the writer: the stream or the daemon holds
+ * what comes meanwhile.
+ */
 static bool flush_due(struct ingest *in)
 {
-	return in->first_pending &&
-	       (heat_now() - in->first_pending >= in->flush_ns ||
-		ha_pending_files(in->a) >= in->flush_files);
+	if (!in->first_pending)
+		return false;
+	if (ha_pending_files(in->a) >= in->flush_files || in->since_flush >= FLUSH_MSGS_MAX)
+		return true;
+	return !ha_busy(in->a) && heat_now() - in->first_pending >= in->flush_ns;
 }
 
 static void changed(struct ingest *in)
@@ -329,6 +343,7 @@ struct nats {
 	natsMsg **held;		/* taken since the last commit: acknowledged after it */
 	size_t nheld;
 	size_t cap;
+	size_t held_bytes;	/* of their payloads */
 	uint64_t last_seq;	/* the highest stream position taken */
 };
 
@@ -493,7 +508,7 @@ static bool nats_flush(struct ingest *in, struct nats *n)
 	}
 	*k = (struct acks){ .m = n->held, .n = n->nheld };
 	n->held = NULL;
-	n->nheld = n->cap = 0;
+	n->nheld = n->cap = n->held_bytes = 0;
 	snprintf(pos, sizeof(pos), "%" PRIu64, n->last_seq);
 	if (!flush_start(in, pos, committed, k)) {
 		committed(k, HS_ERR);
@@ -514,6 +529,7 @@ static bool hold(struct nats *n, natsMsg *m)
 		n->cap = n->cap ? n->cap * 2 : 1024;
 	}
 	n->held[n->nheld++] = m;
+	n->held_bytes += (size_t)natsMsg_GetDataLength(m);
 	return true;
 }
 
@@ -562,21 +578,21 @@ static int64_t fetch_wait_ms(struct ingest *in)
 }
 
 /*
- * Commit now: on the flush rules, or once the stream is drained (a
+ * Commit now: on flush_due()'s rules, past FLUSH_BYTES_MAX bytes of
+ * messages held (batched messages are large), or, with the writer
+ * idle, after FLUSH_MSGS messages or once the stream is drained (a
  * fetch came back short, or timed out: 100ms at most, see
- * fetch_wait_ms()) and the writer is idle, so that what came
- * is in the index without waiting for the whole interval.  While the
- * writer is busy, what comes is coalesced further (up to FLUSH_MSGS_MAX):
- * the slower the database, the fewer rows a record costs.
+ * fetch_wait_ms()), so that what came is in the index without waiting
+ * for the whole interval.
  */
-static bool nats_flush_due(struct ingest *in, natsStatus s, int count)
+static bool nats_flush_due(struct ingest *in, struct nats *n, natsStatus s, int count)
 {
 	if (!in->first_pending)
 		return false;
-	if (flush_due(in) || in->since_flush >= FLUSH_MSGS_MAX || s == NATS_TIMEOUT)
+	if (flush_due(in) || n->held_bytes >= FLUSH_BYTES_MAX)
 		return true;
-	return (in->since_flush >= FLUSH_MSGS || (s == NATS_OK && count < FETCH_MAX)) &&
-	       !ha_busy(in->a);
+	return (in->since_flush >= FLUSH_MSGS || s == NATS_TIMEOUT ||
+		(s == NATS_OK && count < FETCH_MAX)) && !ha_busy(in->a);
 }
 
 static int nats_loop(struct ingest *in, struct nats *n)
@@ -605,7 +621,7 @@ static int nats_loop(struct ingest *in, struct nats *n)
 		/* reconnecting (the library does it), or the server refused: not a busy loop */
 		if (s != NATS_OK && s != NATS_TIMEOUT)
 			usleep(200000);
-		if (writer_failed(in) || (nats_flush_due(in, s, i) && !nats_flush(in, n)))
+		if (writer_failed(in) || (nats_flush_due(in, n, s, i) && !nats_flush(in, n)))
 			return EXIT_TRANSIENT;
 	}
 	/* what is pending, and what the writer holds, committed and acknowledged */

@@ -17,7 +17,7 @@
 
 #include "heat-store.h"
 
-#define PG_MAX_PARAMS	32
+#define PG_MAX_PARAMS	640	/* heat-apply.c's upsert of 32 rows has 576 */
 #define PIPE_SYNC	1000	/* statements between syncs: their answers fit the socket */
 #define BYTEAOID	17
 
@@ -388,7 +388,7 @@ static void pg_reset(struct hs_stmt *st)
 
 	if (st->running)
 		drain(st);
-	for (i = 0; i < PG_MAX_PARAMS; i++) {
+	for (i = 0; i < st->nparams; i++) {
 		free(st->owned[i]);
 		st->owned[i] = NULL;
 		st->vals[i] = NULL;

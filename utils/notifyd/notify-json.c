@@ -84,99 +84,127 @@ static void put_utf8(char *out, size_t *o, uint32_t cp)
 	}
 }
 
-/* a string at p->pos (the opening quote): its bytes, malloced, NUL ended */
-static int string(struct pstate *p, char **out, size_t *out_len)
+/* n bytes at *o of buf (cap bytes), as far as they fit; *o counts them all */
+static void emit(char *buf, size_t cap, size_t *o, const void *src, size_t n)
 {
-	char *buf;
-	size_t o = 0;
-	uint32_t cp;
+	if (*o + n < cap)
+		memcpy(buf + *o, src, n);
+	*o += n;
+}
+
+/* a \u escape (p->pos after the u), with the low half of a surrogate pair */
+static int unicode_escape(struct pstate *p, uint32_t *cp)
+{
 	uint32_t lo;
+
+	if (hex4(p, cp))
+		return -1;
+	if (*cp >= 0xdc00 && *cp <= 0xdfff)
+		return fail(p, "lone low surrogate");
+	if (*cp < 0xd800 || *cp > 0xdbff)
+		return 0;
+	if (p->len - p->pos < 2 || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u')
+		return fail(p, "lone high surrogate");
+	p->pos += 2;
+	if (hex4(p, &lo))
+		return -1;
+	if (lo < 0xdc00 || lo > 0xdfff)
+		return fail(p, "bad surrogate pair");
+	*cp = 0x10000 + ((*cp - 0xd800) << 10) + (lo - 0xdc00);
+	return 0;
+}
+
+/* the escape at p->pos (after the backslash), decoded at *o of buf */
+static int escape(struct pstate *p, char *buf, size_t cap, size_t *o)
+{
+	static const char from[] = "\"\\/bfnrt";
+	static const char to[] = "\"\\/\b\f\n\r\t";
+	char utf8[4];
+	const char *e;
+	size_t n = 0;
+	uint32_t cp;
+	int c;
+
+	if (p->pos >= p->len)
+		return fail(p, "unterminated escape");
+	c = p->s[p->pos++];
+	e = c ? strchr(from, c) : NULL;
+	if (e) {
+		emit(buf, cap, o, &to[e - from], 1);
+		return 0;
+	}
+	if (c != 'u')
+		return fail(p, "bad escape \\%c", c);
+	if (unicode_escape(p, &cp))
+		return -1;
+	put_utf8(utf8, &n, cp);
+	emit(buf, cap, o, utf8, n);
+	return 0;
+}
+
+/*
+ * The string at p->pos (its opening quote), decoded into buf (cap
+ * bytes) and NUL ended; *out_len is its decoded length, which is cap
+ * or more when it did not fit (then buf holds only its start).  Runs
+ * of printable ASCII, almost all of a record, are copied at once.
+ */
+static int string_in(struct pstate *p, char *buf, size_t cap, size_t *out_len)
+{
+	size_t o = 0;
+	size_t run;
+	uint32_t cp;
 	size_t n;
 	int c;
 
 	if (p->pos >= p->len || p->s[p->pos] != '"')
 		return fail(p, "expected a string");
 	p->pos++;
-	/* decoded is never longer than encoded */
-	buf = malloc(p->len - p->pos + 1);
-	if (!buf)
-		return fail(p, "out of memory");
 	for (;;) {
-		if (p->pos >= p->len) {
-			free(buf);
+		for (run = p->pos; run < p->len && p->s[run] >= 0x20 && p->s[run] < 0x80 &&
+				   p->s[run] != '"' && p->s[run] != '\\'; run++)
+			;
+		emit(buf, cap, &o, p->s + p->pos, run - p->pos);
+		p->pos = run;
+		if (p->pos >= p->len)
 			return fail(p, "unterminated string");
-		}
 		c = p->s[p->pos];
 		if (c == '"') {
 			p->pos++;
 			break;
 		}
-		if (c < 0x20) {
-			free(buf);
+		if (c < 0x20)
 			return fail(p, "control character in a string");
-		}
-		if (c != '\\') {
-			n = nf_utf8_seq(p->s + p->pos, p->len - p->pos, &cp);
-			if (n == 0) {
-				free(buf);
-				return fail(p, "invalid UTF-8");
-			}
-			memcpy(buf + o, p->s + p->pos, n);
-			o += n;
-			p->pos += n;
+		if (c == '\\') {
+			p->pos++;
+			if (escape(p, buf, cap, &o))
+				return -1;
 			continue;
 		}
-		p->pos++;
-		if (p->pos >= p->len) {
-			free(buf);
-			return fail(p, "unterminated escape");
-		}
-		c = p->s[p->pos++];
-		switch (c) {
-		case '"': buf[o++] = '"'; break;
-		case '\\': buf[o++] = '\\'; break;
-		case '/': buf[o++] = '/'; break;
-		case 'b': buf[o++] = '\b'; break;
-		case 'f': buf[o++] = '\f'; break;
-		case 'n': buf[o++] = '\n'; break;
-		case 'r': buf[o++] = '\r'; break;
-		case 't': buf[o++] = '\t'; break;
-		case 'u':
-			if (hex4(p, &cp)) {
-				free(buf);
-				return -1;
-			}
-			if (cp >= 0xdc00 && cp <= 0xdfff) {
-				free(buf);
-				return fail(p, "lone low surrogate");
-			}
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				if (p->len - p->pos < 2 || p->s[p->pos] != '\\' ||
-				    p->s[p->pos + 1] != 'u') {
-					free(buf);
-					return fail(p, "lone high surrogate");
-				}
-				p->pos += 2;
-				if (hex4(p, &lo)) {
-					free(buf);
-					return -1;
-				}
-				if (lo < 0xdc00 || lo > 0xdfff) {
-					free(buf);
-					return fail(p, "bad surrogate pair");
-				}
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-			}
-			put_utf8(buf, &o, cp);
-			break;
-		default:
-			free(buf);
-			return fail(p, "bad escape \\%c", c);
-		}
+		n = nf_utf8_seq(p->s + p->pos, p->len - p->pos, &cp);
+		if (n == 0)
+			return fail(p, "invalid UTF-8");
+		emit(buf, cap, &o, p->s + p->pos, n);
+		p->pos += n;
 	}
-	buf[o] = 0;
-	*out = buf;
+	buf[o < cap ? o : cap - 1] = 0;
 	*out_len = o;
+	return 0;
+}
+
+/* a string at p->pos (the opening quote): its bytes, malloced, NUL ended */
+static int string(struct pstate *p, char **out, size_t *out_len)
+{
+	/* decoded is never longer than encoded */
+	size_t cap = p->len - p->pos + 1;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		return fail(p, "out of memory");
+	if (string_in(p, buf, cap, out_len)) {
+		free(buf);
+		return -1;
+	}
+	*out = buf;
 	return 0;
 }
 
@@ -200,9 +228,12 @@ static int number(struct pstate *p, uint64_t *u, bool *is_u)
 	    p->s[p->pos + 1] >= '0' && p->s[p->pos + 1] <= '9')
 		return fail(p, "leading zero");
 	while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') {
-		if (v > (UINT64_MAX - (p->s[p->pos] - '0')) / 10)
+		unsigned int d = p->s[p->pos] - '0';
+
+		/* v * 10 + d > UINT64_MAX, without a division per digit */
+		if (v > UINT64_MAX / 10 || (v == UINT64_MAX / 10 && d > UINT64_MAX % 10))
 			integer = false;
-		v = v * 10 + (p->s[p->pos] - '0');
+		v = v * 10 + d;
 		p->pos++;
 	}
 	if (p->pos < p->len && p->s[p->pos] == '.') {
@@ -295,6 +326,31 @@ static const char *const names[F_NR] = {
 	"lost", "after_seq", "calls",
 };
 
+/* longer than every field's name: a longer key is one this parser does not know */
+#define KEY_MAX 16
+
+/*
+ * The field a key of klen decoded bytes names, F_NR for none.  Records
+ * have their keys in the encoders' order, so the search begins after
+ * the field before (*next).
+ */
+static int field(const char *key, size_t klen, int *next)
+{
+	int f;
+	int i;
+
+	if (klen >= KEY_MAX || strlen(key) != klen)
+		return F_NR;
+	for (i = 0; i < F_NR; i++) {
+		f = (*next + i) % F_NR;
+		if (names[f][0] == key[0] && !strcmp(names[f], key)) {
+			*next = f + 1;
+			return f;
+		}
+	}
+	return F_NR;
+}
+
 int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t errlen)
 {
 	struct pstate p = { (const unsigned char *)buf, len, 0, err, errlen };
@@ -306,8 +362,9 @@ int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t
 	char *str[F_NR] = { NULL };
 	size_t slen[F_NR] = { 0 };
 	char when[NF_TIME_LEN];
-	char *key = NULL;
+	char key[KEY_MAX];
 	size_t klen;
+	int next = 0;
 	uint64_t u = 0;
 	bool isu = false;
 	int f;
@@ -328,17 +385,13 @@ int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t
 	}
 	for (;;) {
 		ws(&p);
-		if (string(&p, &key, &klen))
+		if (string_in(&p, key, sizeof(key), &klen))
 			goto out;
-		for (f = 0; f < F_NR; f++)
-			if (strlen(names[f]) == klen && !memcmp(key, names[f], klen))
-				break;
+		f = field(key, klen, &next);
 		if (f < F_NR && seen[f]) {
 			fail(&p, "\"%s\" twice", names[f]);
 			goto out;
 		}
-		free(key);
-		key = NULL;
 		ws(&p);
 		if (p.pos >= p.len || p.s[p.pos] != ':') {
 			fail(&p, "expected ':'");
@@ -351,7 +404,7 @@ int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t
 			goto out;
 		}
 		if (p.s[p.pos] == '"') {
-			char *v;
+			char *v = NULL;
 			size_t vl;
 
 			if (string(&p, &v, &vl))
@@ -542,7 +595,6 @@ int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t
 	str[F_FSID] = str[F_NODE] = str[F_RID] = NULL;
 	ret = 0;
 out:
-	free(key);
 	for (f = 0; f < F_NR; f++)
 		free(str[f]);
 	return ret;
