@@ -23,7 +23,7 @@ die() {
 	exit 1
 }
 
-[ $# -ge 1 ] || die "usage: scripts/deps.sh vm|lint|bench|systemd|kernel..."
+[ $# -ge 1 ] || die "usage: scripts/deps.sh vm|lint|rpm|bench|systemd|kernel..."
 
 pkgs=()
 for set in "$@"; do
@@ -33,11 +33,12 @@ for set in "$@"; do
 		binutils coreutils socat python3 libnats-dev nats-server dmsetup
 		libsqlite3-dev libpq-dev dwarves xz-utils) ;;
 	lint) pkgs+=(shellcheck) ;;
+	rpm) pkgs+=(rpm) ;;
 	bench) pkgs+=(valgrind) ;;
 	systemd) pkgs+=(systemd) ;;
 	kernel) pkgs+=(gcc make flex bison bc libelf-dev libssl-dev xz-utils
 		tar kmod cpio) ;;
-	*) die "unknown set '$set' (vm, lint, bench, systemd, kernel)" ;;
+	*) die "unknown set '$set' (vm, lint, rpm, bench, systemd, kernel)" ;;
 	esac
 done
 

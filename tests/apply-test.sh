@@ -2,7 +2,9 @@
 # apply.sh must refuse bad input with a clear message and change
 # nothing.  Synthetic trees cover the refusals without upstream; with
 # SCOUTFS_SRC set the real series is applied to a fresh clone of the
-# base release, both as a git tree and as a tarball tree.
+# base release, both as a git tree and as a tarball tree, and the
+# patched tree's RPMs are built and their packaging checked
+# (tests/lib/rpm-check.sh).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,6 +17,8 @@ export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER
 
 # shellcheck source=tests/lib/counts.sh
 . "$top/tests/lib/counts.sh"
+# shellcheck source=tests/lib/rpm-check.sh
+. "$top/tests/lib/rpm-check.sh"
 
 # expect NAME STATUS PATTERN -- CMD...: CMD exits STATUS and its stderr
 # or stdout matches PATTERN.
@@ -152,6 +156,8 @@ else
 	else
 		bad "tarball and git apply give the same tree" "$(diff -rq -x .git "$work/real" "$work/real-tar" | head)"
 	fi
+	# last: make dist writes into the tree
+	rpm_checks "$work/real"
 fi
 
 echo "apply: $pass passed, $fail failed"
