@@ -469,7 +469,7 @@ def t_heat_far_apart():
 
 # ---- restart and SIGKILL mid-ingest
 
-def big_workload(nrec=40000, nfiles=700):
+def big_workload(nrec=100000, nfiles=700):
     rnd = random.Random(7)
     mounts = [(FSID, "n1", RID_A), (FSID, "n2", RID_B), (FSID, "n3", RID_C)]
     seqs = {m: 1 for m in mounts}

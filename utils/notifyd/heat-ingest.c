@@ -19,10 +19,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -564,8 +566,9 @@ static bool take(struct ingest *in, struct nats *n, natsMsg *m)
 }
 
 /*
- * How long a fetch waits: with changes pending, what is left of
- * --flush-interval, but 100ms at most (a tenth of the default).
+ * How long the main thread waits for the next fetched list: with
+ * changes pending, what is left of --flush-interval, but 100ms at most
+ * (a tenth of the default).
  */
 static int64_t fetch_wait_ms(struct ingest *in)
 {
@@ -581,9 +584,9 @@ static int64_t fetch_wait_ms(struct ingest *in)
  * Commit now: on flush_due()'s rules, past FLUSH_BYTES_MAX bytes of
  * messages held (batched messages are large), or, with the writer
  * idle, after FLUSH_MSGS messages or once the stream is drained (a
- * fetch came back short, or timed out: 100ms at most, see
- * fetch_wait_ms()), so that what came is in the index without waiting
- * for the whole interval.
+ * fetch came back short, or no list came within fetch_wait_ms(): 100ms
+ * at most), so that what came is in the index without waiting for the
+ * whole interval.
  */
 static bool nats_flush_due(struct ingest *in, struct nats *n, natsStatus s, int count)
 {
@@ -595,37 +598,184 @@ static bool nats_flush_due(struct ingest *in, struct nats *n, natsStatus s, int 
 		(s == NATS_OK && count < FETCH_MAX)) && !ha_busy(in->a);
 }
 
+/*
+ * The fetch thread.  libnats 3.4's pull fetch is synchronous: one thread
+ * that fetches and applies leaves the stream idle while it applies, and
+ * itself idle while the next batch comes.  This one fetches ahead, at
+ * most FETCH_AHEAD lists, which the main thread takes in order; at the
+ * end the main thread applies whatever it fetched too, so that nothing
+ * fetched has to wait out the ack wait to be delivered again.  Its
+ * fetches wait long (FETCH_WAIT_MS; the first of each returns at once
+ * with what the stream has): a pull request that expires while the
+ * server is still delivering it leaves messages pending, which libnats
+ * 3.4 mishandles (see nn_fetch()).  The main thread keeps the flush
+ * timing with its own shorter waits for the next list.
+ */
+#define FETCH_AHEAD	2
+#define FETCH_WAIT_MS	1000
+
+struct fetched {
+	natsMsgList list;
+	natsStatus s;
+};
+
+struct fetcher {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;	/* a list was fetched or taken, or stop */
+	natsSubscription *sub;
+	struct fetched q[FETCH_AHEAD];
+	int head;
+	int n;
+	bool stop;
+};
+
+static void *fetch_main(void *arg)
+{
+	struct fetcher *f = arg;
+	struct fetched x;
+	jsErrCode jerr;
+
+	pthread_mutex_lock(&f->mu);
+	while (!f->stop) {
+		if (f->n == FETCH_AHEAD) {
+			pthread_cond_wait(&f->cv, &f->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&f->mu);
+		memset(&x, 0, sizeof(x));
+		jerr = 0;
+		x.s = nn_fetch(&x.list, f->sub, FETCH_MAX, FETCH_WAIT_MS, &jerr, PROG);
+		/* reconnecting (the library does it), or the server refused: not a busy loop */
+		if (x.s != NATS_OK && x.s != NATS_TIMEOUT)
+			usleep(200000);
+		pthread_mutex_lock(&f->mu);
+		f->q[(f->head + f->n) % FETCH_AHEAD] = x;
+		f->n++;
+		pthread_cond_broadcast(&f->cv);
+	}
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+/* the fetch thread, with every signal blocked in it (they are the main thread's) */
+static bool fetch_start(struct fetcher *f, natsSubscription *sub)
+{
+	sigset_t all;
+	sigset_t old;
+	int err;
+
+	f->sub = sub;
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(&f->th, NULL, fetch_main, f);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		fprintf(stderr, PROG ": cannot start the fetch thread: %s\n", strerror(err));
+		pthread_cond_destroy(&f->cv);
+		pthread_mutex_destroy(&f->mu);
+	}
+	return !err;
+}
+
+/* the next list fetched into *out, waiting up to wait_ms for it; false if none came */
+static bool fetch_next(struct fetcher *f, struct fetched *out, int64_t wait_ms)
+{
+	struct timespec ts;
+	bool got;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += wait_ms / 1000;
+	ts.tv_nsec += (wait_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&f->mu);
+	while (!f->n && pthread_cond_timedwait(&f->cv, &f->mu, &ts) != ETIMEDOUT)
+		;
+	got = f->n > 0;
+	if (got) {
+		*out = f->q[f->head];
+		f->head = (f->head + 1) % FETCH_AHEAD;
+		f->n--;
+		pthread_cond_broadcast(&f->cv);
+	}
+	pthread_mutex_unlock(&f->mu);
+	return got;
+}
+
+/* stop the fetch thread once its fetch is back: what it fetched stays queued */
+static void fetch_stop(struct fetcher *f)
+{
+	pthread_mutex_lock(&f->mu);
+	f->stop = true;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	pthread_join(f->th, NULL);
+	pthread_cond_destroy(&f->cv);
+	pthread_mutex_destroy(&f->mu);
+}
+
+/* take every message of a fetched list; the messages taken, -1 on a failure (said) */
+static int take_list(struct ingest *in, struct nats *n, struct fetched *x)
+{
+	bool ok = true;
+	int i;
+
+	/* never past what we asked for, whatever the list says */
+	for (i = 0; x->s == NATS_OK && i < x->list.Count && i < FETCH_MAX && ok; i++) {
+		ok = take(in, n, x->list.Msgs[i]);
+		x->list.Msgs[i] = NULL;
+	}
+	natsMsgList_Destroy(&x->list);
+	return ok ? i : -1;
+}
+
+/*
+ * After fetch_stop(): what was fetched ahead, applied (apply true) or
+ * dropped; false if applying failed.
+ */
+static bool fetch_drain(struct ingest *in, struct nats *n, struct fetcher *f, bool apply)
+{
+	for (; f->n; f->n--, f->head = (f->head + 1) % FETCH_AHEAD) {
+		if (apply)
+			apply = take_list(in, n, &f->q[f->head]) >= 0;
+		else
+			natsMsgList_Destroy(&f->q[f->head].list);
+	}
+	return apply;
+}
+
 static int nats_loop(struct ingest *in, struct nats *n)
 {
-	natsMsgList list;
-	jsErrCode jerr = 0;
+	struct fetcher f = { 0 };
+	struct fetched x;
 	natsStatus s;
 	bool ok = true;
 	int i;
 
-	while (!stop_sig) {
+	if (!fetch_start(&f, n->sub))
+		return EXIT_TRANSIENT;
+	while (!stop_sig && ok) {
 		if (counts_sig) {
 			counts_sig = 0;
 			print_counts(in);
 		}
-		memset(&list, 0, sizeof(list));
-		s = natsSubscription_Fetch(&list, n->sub, FETCH_MAX, fetch_wait_ms(in), &jerr);
-		/* never past what we asked for, whatever the list says */
-		for (i = 0; s == NATS_OK && i < list.Count && i < FETCH_MAX && ok; i++) {
-			ok = take(in, n, list.Msgs[i]);
-			list.Msgs[i] = NULL;
+		s = NATS_TIMEOUT;
+		i = 0;
+		if (fetch_next(&f, &x, fetch_wait_ms(in))) {
+			s = x.s;
+			i = take_list(in, n, &x);
 		}
-		natsMsgList_Destroy(&list);
-		if (!ok)
-			return EXIT_TRANSIENT;
-		/* reconnecting (the library does it), or the server refused: not a busy loop */
-		if (s != NATS_OK && s != NATS_TIMEOUT)
-			usleep(200000);
-		if (writer_failed(in) || (nats_flush_due(in, n, s, i) && !nats_flush(in, n)))
-			return EXIT_TRANSIENT;
+		ok = i >= 0 && !writer_failed(in) && (!nats_flush_due(in, n, s, i) || nats_flush(in, n));
 	}
-	/* what is pending, and what the writer holds, committed and acknowledged */
-	return nats_flush(in, n) && flush(in) ? 0 : EXIT_TRANSIENT;
+	fetch_stop(&f);
+	/* what was fetched ahead is applied too, then with what is pending committed and acknowledged */
+	ok = fetch_drain(in, n, &f, ok);
+	return ok && nats_flush(in, n) && flush(in) ? 0 : EXIT_TRANSIENT;
 }
 
 static int run_nats(struct ingest *in)

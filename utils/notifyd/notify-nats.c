@@ -350,3 +350,33 @@ void nn_free(struct nn_opts *o)
 	free(o->password);
 	memset(o, 0, sizeof(*o));
 }
+
+/*
+ * libnats before 3.9.0 overflows the list it fills when a fetch begins
+ * with messages still pending from an earlier one that timed out (late
+ * deliveries of its pull request): it takes those first, then asks the
+ * server for the rest of the batch and compares what it collected with
+ * that smaller number, so it can collect past the batch and the end of
+ * its array (nats.c #749, "Fix heap buffer overflow in _fetch").  Seen
+ * here as a SEGV in natsMsgList_Destroy() under load.  So what is
+ * pending is taken alone first, a fetch of exactly that many, which
+ * collects them all and sends no request.
+ */
+natsStatus nn_fetch(natsMsgList *list, natsSubscription *sub, int batch, int64_t wait_ms,
+		    jsErrCode *jerr, const char *prog)
+{
+	int pending = 0;
+	natsStatus s;
+
+	if (natsSubscription_GetPending(sub, &pending, NULL) == NATS_OK && pending > 0 &&
+	    pending < batch)
+		batch = pending;
+	s = natsSubscription_Fetch(list, sub, batch, wait_ms, jerr);
+	if (s == NATS_OK && list->Count > batch) {
+		fprintf(stderr, "%s: libnats returned %d messages for a fetch of %d (its heap"
+			" overflow, nats.c #749): exiting; NATS delivers them again\n", prog,
+			list->Count, batch);
+		_exit(NN_EXIT_TRANSIENT);
+	}
+	return s;
+}

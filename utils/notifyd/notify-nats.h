@@ -101,4 +101,15 @@ bool nn_token_ok(const char *s);
 
 void nn_free(struct nn_opts *o);
 
+/*
+ * natsSubscription_Fetch() of up to batch messages, waiting up to
+ * wait_ms, around a heap overflow of libnats before 3.9.0 (nats.c #749,
+ * Debian bookworm has 3.4.1): see notify-nats.c.  A list of more than
+ * batch messages is that overflow after all: nn_fetch() then says so
+ * and exits the process (NN_EXIT_TRANSIENT) at once, the heap may be
+ * corrupt; NATS delivers the messages again to the next run.
+ */
+natsStatus nn_fetch(natsMsgList *list, natsSubscription *sub, int batch, int64_t wait_ms,
+		    jsErrCode *jerr, const char *prog);
+
 #endif

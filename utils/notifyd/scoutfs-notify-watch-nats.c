@@ -1252,7 +1252,7 @@ static bool fetch_round(struct run *r, struct loop *l)
 	if (opt.count && opt.count - printed < (uint64_t)want)
 		want = (int)(opt.count - printed);
 	memset(&list, 0, sizeof(list));
-	s = natsSubscription_Fetch(&list, r->sub, want, fetch_wait_ms(l->fetch_ms), &jerr);
+	s = nn_fetch(&list, r->sub, want, fetch_wait_ms(l->fetch_ms), &jerr, PROG);
 	none = s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0);
 	/*
 	 * Nothing came: wait longer in the next pull (to 4 s).  A pull
