@@ -1447,20 +1447,27 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* the writer thread, with every signal blocked in it (they are the main thread's) */
-static int writer_start(struct ha *a)
+int ha_thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
 {
-	struct writer *w = &a->w;
 	sigset_t all;
 	sigset_t old;
 	int err;
 
-	if (w->running)
-		return 0;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	err = pthread_create(&w->th, NULL, writer_main, a);
+	err = pthread_create(th, NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err;
+}
+
+static int writer_start(struct ha *a)
+{
+	struct writer *w = &a->w;
+	int err;
+
+	if (w->running)
+		return 0;
+	err = ha_thread_start(&w->th, writer_main, a);
 	if (err)
 		return hs_fail(a->store, HS_E_OTHER, "cannot start the writer thread: %s", strerror(err));
 	w->running = true;

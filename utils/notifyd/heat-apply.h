@@ -36,6 +36,7 @@
 #ifndef _SCOUTFS_HEAT_APPLY_H_
 #define _SCOUTFS_HEAT_APPLY_H_
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -124,6 +125,13 @@ int ha_wait(struct ha *a);
 
 /* whether the writer thread is writing a transaction now */
 bool ha_busy(struct ha *a);
+
+/*
+ * Start a thread of the service (the writer, ingest's fetch thread)
+ * with every signal blocked in it: signals are the main thread's.
+ * Returns 0 or pthread_create()'s error.
+ */
+int ha_thread_start(pthread_t *th, void *(*fn)(void *), void *arg);
 
 /* files with pending changes, and whether anything at all is pending */
 size_t ha_pending_files(const struct ha *a);

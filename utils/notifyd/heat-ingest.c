@@ -658,20 +658,14 @@ static void *fetch_main(void *arg)
 	return NULL;
 }
 
-/* the fetch thread, with every signal blocked in it (they are the main thread's) */
 static bool fetch_start(struct fetcher *f, natsSubscription *sub)
 {
-	sigset_t all;
-	sigset_t old;
 	int err;
 
 	f->sub = sub;
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	err = pthread_create(&f->th, NULL, fetch_main, f);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	err = ha_thread_start(&f->th, fetch_main, f);
 	if (err) {
 		fprintf(stderr, PROG ": cannot start the fetch thread: %s\n", strerror(err));
 		pthread_cond_destroy(&f->cv);
