@@ -321,8 +321,8 @@ def ingest_all(db, url, last, *extra, durable="heat"):
 
 
 def ingest_until(db, url, durable, done):
-    """what failed or killed runs took and did not acknowledge comes again an
-    ack wait later, possibly after the last message: ingest until done()"""
+    """ingest until done(): what failed or killed runs took and did not commit
+    is read again at the start"""
     i = Ingest(db, "--server", url, "--durable", durable, "--flush-interval", "10ms")
     ok = wait_for(done, 120)
     return i.stop() == 0 and ok
@@ -529,12 +529,12 @@ def t_sigkill_and_restart():
     inside = []
     for at in (31, 77, 77, 77):
         i = Ingest(cut, "--server", n.url, "--durable", "cut", "--flush-interval", "10ms",
-                   "--flush-files", "50", "--ack-wait", "2s", env=dict(walkill, WALKILL_AT=str(at)))
+                   "--flush-files", "50", env=dict(walkill, WALKILL_AT=str(at)))
         inside.append(i.p.wait(300))
         seen.append(position())
     for k in range(6):
         i = Ingest(cut, "--server", n.url, "--durable", "cut", "--flush-interval", "10ms",
-                   "--flush-files", "50", "--ack-wait", "2s")
+                   "--flush-files", "50")
         before = position()
         # kill it once it has committed something: at some point of a flush or between two
         poll(lambda: position() != before or i.p.poll() is not None, 120, 0.002)
@@ -553,6 +553,46 @@ def t_sigkill_and_restart():
     check(ok and "duplicate" in log, f"the last run finishes the stream (exit {rc})")
     diffs = same_dumps(dump(whole), dump(cut))
     check(not diffs, f"killed and restarted gives the index an uninterrupted run gives {diffs}")
+    n.close()
+
+
+def t_durables():
+    """a durable that exists: a new database reads what it delivered again, an
+    earlier version's (acknowledged) is made anew, one of another filter is
+    refused; a position the durable skips is read again"""
+    n = new_nats()
+    lines, applied, ids, gaps = workload()
+    ok, msg = publish(n.url, lines)
+    last = len(lines)
+    dbs = [os.path.join(WORK, f"durables-{k}.db") for k in range(4)]
+    ok, rc, log = ingest_all(dbs[0], n.url, last, durable="d")
+    check(ok, f"an index of the workload (exit {rc})")
+    ok, rc, log = ingest_all(dbs[1], n.url, last, durable="d")
+    check(ok and f"reading stream messages 1 to {last} again" in log and
+          not same_dumps(dump(dbs[0]), dump(dbs[1])),
+          f"a new database, the durable of the first: what it delivered is read again, the same index "
+          f"(exit {rc})")
+    r = tnats("durable", n.url, STREAM, "old", "explicit", "scoutfs.notify.>")
+    ok, rc, log = ingest_all(dbs[2], n.url, last, durable="old")
+    check(r.returncode == 0 and ok and "(an earlier version's): making it anew" in log and
+          not same_dumps(dump(dbs[0]), dump(dbs[2])),
+          f"an acknowledged durable is made anew: the same index (exit {rc})")
+    r = tnats("durable", n.url, STREAM, "theirs", "none", "scoutfs.notify.x.>")
+    h = heat(dbs[3], "ingest", "--server", n.url, "--durable", "theirs", timeout=120)
+    check(r.returncode == 0 and h.returncode == 3 and b"not made by this program" in h.stderr and
+          not os.path.exists(dbs[3] + "-wal") and meta(dbs[3], "stream_seq") is None,
+          f"a durable of another filter is refused (exit {h.returncode}), nothing applied: "
+          f"{h.stderr.decode().strip()[-200:]}")
+    # a position missing from the stream: the durable skips it, the ingest reads it again
+    d4 = (FSID, "n4", "00000000000000d4")
+    ok, msg = publish(n.url, [line(rec(*d4, 1, 3, T0))] +
+                      [line(rec(*d4, k, 2, T0 + k, ino=900 + k, ln=10, path=b"/mnt/scoutfs/d%d" % k))
+                       for k in (2, 3)])
+    r = tnats("rmmsg", n.url, STREAM, str(last + 2))
+    ok, rc, log = ingest_all(dbs[0], n.url, last + 3, durable="d")
+    check(r.returncode == 0 and ok and f"reading stream messages {last + 2} to {last + 2} again "
+          "(skipped by the durable's delivery)" in log,
+          f"a position the durable skips is read again (exit {rc}) {log[-300:]}")
     n.close()
 
 
@@ -667,7 +707,7 @@ def t_bad_database():
     os.makedirs(full)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "full", full], check=True)
     db = os.path.join(full, "full.db")
-    ok, rc, log = ingest_all(db, n.url, 200, "--ack-wait", "2s", durable="full")
+    ok, rc, log = ingest_all(db, n.url, 200, durable="full")
     before = sqlite_rows(db)
     ok, msg = publish(n.url, [line(r) for r in rs[200:]])
     filler = os.path.join(full, "filler")
@@ -696,8 +736,7 @@ def t_bad_database():
     n = new_nats()
     ok, msg = publish(n.url, [line(r) for r in rs[:100]])
     pg = Pg()
-    # a short ack wait: what the failing runs take comes again soon
-    ok, rc, log = ingest_all(pg.url, n.url, 100, "--ack-wait", "2s", durable="pg")
+    ok, rc, log = ingest_all(pg.url, n.url, 100, durable="pg")
     before = dump(pg.url)
     ok, msg = publish(n.url, [line(r) for r in rs[100:200]])
     hold = subprocess.Popen(["psql", "-X", "-q", pg.url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -944,7 +983,7 @@ def t_usage():
     check(r.returncode == 3 and b"nothing has been indexed yet" in r.stderr, f"a query of a database nothing made: {r.stderr.decode().strip()}")
 
 
-TESTS = [t_usage, t_known_workload, t_heat_far_apart, t_sigkill_and_restart, t_bad_messages, t_bad_database,
+TESTS = [t_usage, t_known_workload, t_heat_far_apart, t_sigkill_and_restart, t_durables, t_bad_messages, t_bad_database,
          t_socket_ingest, t_end_to_end]
 
 

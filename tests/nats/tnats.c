@@ -16,6 +16,9 @@
  *   tnats mkstream URL STREAM R  a stream as scoutfs-notify-forward makes it
  *                                (scoutfs.notify.>, file, R replicas)
  *   tnats rmstream URL STREAM    delete it (no error if it isn't there)
+ *   tnats rmmsg URL STREAM SEQ   delete message SEQ
+ *   tnats durable URL STREAM NAME explicit|all|none FILTER
+ *                                a durable pull consumer with those acks and filter
  *   tnats pub URL SUBJECT        one JetStream publish (prints the ack)
  *   tnats put URL SUBJECT ID     publish stdin (a line each) as one message with msg id ID
  *   tnats putmany URL -          publish stdin's lines "SUBJECT<TAB>ID<TAB>PAYLOAD"
@@ -270,6 +273,24 @@ int main(int argc, char **argv)
 		if (s != NATS_OK)
 			fail("add stream", s, e);
 		jsStreamInfo_Destroy(si);
+	} else if (!strcmp(argv[1], "durable") && argc == 7) {
+		/* durable URL STREAM NAME explicit|all|none FILTER: made as given */
+		jsConsumerConfig cc;
+		jsConsumerInfo *ci = NULL;
+
+		jsConsumerConfig_Init(&cc);
+		cc.Durable = argv[4];
+		cc.AckPolicy = !strcmp(argv[5], "explicit") ? js_AckExplicit :
+			       !strcmp(argv[5], "all") ? js_AckAll : js_AckNone;
+		cc.FilterSubject = argv[6];
+		s = js_AddConsumer(&ci, js, argv[3], &cc, NULL, &e);
+		if (s != NATS_OK)
+			fail("add consumer", s, e);
+		jsConsumerInfo_Destroy(ci);
+	} else if (!strcmp(argv[1], "rmmsg") && argc == 5) {
+		s = js_DeleteMsg(js, argv[3], strtoull(argv[4], NULL, 10), NULL, &e);
+		if (s != NATS_OK)
+			fail("delete message", s, e);
 	} else if (!strcmp(argv[1], "rmstream")) {
 		s = js_DeleteStream(js, argv[3], NULL, &e);
 		if (s != NATS_OK && s != NATS_NOT_FOUND)

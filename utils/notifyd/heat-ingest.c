@@ -1,18 +1,19 @@
 /*
  * scoutfs-notify-heat ingest: the service.  Records come from the NATS
- * JetStream stream of every node (a durable pull consumer, acknowledged
- * only once what it delivered is committed), or, for a site without
- * NATS, from one node's scoutfs-notifyd socket.  heat-apply.c applies
+ * JetStream stream of every node (a durable pull consumer, never
+ * acknowledged: the committed position says what was applied, and what
+ * it delivered past that position is read again, see
+ * existing_consumer()), or, for a site without NATS, from one node's
+ * scoutfs-notifyd socket.  heat-apply.c applies
  * them in memory; every --flush-interval (or --flush-files files, or
  * once the stream is drained) one transaction writes them with the
  * position, in heat-apply.c's writer thread while this one takes what
- * comes next, and only then are they acknowledged.  So a process
- * killed at any point and started again gives the index an
- * uninterrupted run gives:
- * what NATS delivers again was applied already or was not committed.
+ * comes next.  So a process killed at any point and started again
+ * gives the index an uninterrupted run gives: what is read again was
+ * applied already or was not committed.
  * A database that fails a transaction (locked past the busy timeout,
  * read-only, full) ends the process with the reason and nothing of that
- * transaction written; NATS delivers the rest again to the next run.
+ * transaction written; the next run reads the rest again.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,7 +42,6 @@
 #define FETCH_MAX		1024
 #define FLUSH_MSGS		16384	/* messages a transaction holds once the writer is idle */
 #define FLUSH_MSGS_MAX		32768	/* or at most, the writer busy or not */
-#define FLUSH_BYTES_MAX		(64 << 20)	/* and at most this many bytes of them */
 
 struct ingest {
 	struct hs *h;
@@ -55,7 +55,6 @@ struct ingest {
 	uint64_t since_flush;	/* messages since the last flush */
 	const char *stream;
 	const char *durable;
-	int64_t ack_wait_ns;
 #ifdef HEAT_NATS
 	struct nn_opts nopts;
 #endif
@@ -113,8 +112,6 @@ static void usage(FILE *f)
 		NN_OPTS_HELP
 		"      --stream NAME      the stream (default " NN_DEFAULT_STREAM ")\n"
 		"      --durable NAME     the durable consumer (default " DEFAULT_DURABLE ")\n"
-		"      --ack-wait DUR     a new durable's ack wait: when NATS delivers again\n"
-		"                         what was not acknowledged (60s)\n"
 #else
 		"  (this build has no NATS support: libnats was not found when it was built)\n"
 #endif
@@ -342,11 +339,11 @@ struct nats {
 	jsCtx *js;
 	natsSubscription *sub;
 	jsConsumerInfo *ci;
-	natsMsg **held;		/* taken since the last commit: acknowledged after it */
-	size_t nheld;
-	size_t cap;
-	size_t held_bytes;	/* of their payloads */
+	size_t nheld;		/* messages taken since the last commit */
 	uint64_t last_seq;	/* the highest stream position taken */
+	uint64_t next_seq;	/* the position the durable delivers next, 0 if not known */
+	uint64_t catch_from;	/* a killed run's messages to read again first (catch_up()) */
+	uint64_t catch_to;
 };
 
 static uint64_t msg_seq(natsMsg *m)
@@ -373,29 +370,82 @@ static uint64_t db_position(struct ingest *in)
 	return strtoull(v, NULL, 10);
 }
 
+/*
+ * A durable that exists carries on.  Ours acknowledge nothing: the
+ * database's position, committed with what was applied, says what was
+ * applied, and a server that keeps each delivery pending until it is
+ * acknowledged (even one ack a transaction) took a third of the
+ * ingest's rate one record a message.  So the server delivers no
+ * message twice, and what it delivered to a killed run past the
+ * database's position is read again first (catch_up()).  1 if it is
+ * to be made anew (an earlier version's, of acks), 0, or the exit
+ * status (said).
+ */
+static int existing_consumer(struct ingest *in, struct nats *n)
+{
+	const jsConsumerConfig *c = n->ci->Config;
+	uint64_t pos;
+
+	if (!c->FilterSubject || strcmp(c->FilterSubject, HA_SUBJECT_PREFIX ".>") ||
+	    c->DeliverSubject) {
+		fprintf(stderr, PROG ": durable %s of stream %s exists, not made by this program"
+			" (its filter or delivery differ)\n", in->durable, in->stream);
+		return EXIT_PERMANENT;
+	}
+	if (c->AckPolicy != js_AckNone)
+		return 1;
+	pos = db_position(in);
+	if (n->ci->Delivered.Stream > pos) {
+		n->catch_from = pos + 1;
+		n->catch_to = n->ci->Delivered.Stream;
+	}
+	n->next_seq = (n->ci->Delivered.Stream > pos ? n->ci->Delivered.Stream : pos) + 1;
+	return 0;
+}
+
+/*
+ * An earlier version's durable (acknowledged) is made anew after the
+ * database's position, which says what was applied.
+ */
+static int replace_consumer(struct ingest *in, struct nats *n)
+{
+	jsErrCode jerr = 0;
+
+	fprintf(stderr, PROG ": durable %s of stream %s is acknowledged (an earlier version's):"
+		" making it anew\n", in->durable, in->stream);
+	jsConsumerInfo_Destroy(n->ci);
+	n->ci = NULL;
+	if (js_DeleteConsumer(n->js, in->stream, in->durable, NULL, &jerr) != NATS_OK) {
+		fprintf(stderr, PROG ": cannot delete durable %s: %s\n", in->durable,
+			nats_GetLastError(NULL));
+		return EXIT_TRANSIENT;
+	}
+	return 0;
+}
+
 static int make_consumer(struct ingest *in, struct nats *n)
 {
 	jsConsumerConfig cc;
 	jsErrCode jerr = 0;
 	uint64_t pos;
 	natsStatus s;
+	int ret;
 
 	s = js_GetConsumerInfo(&n->ci, n->js, in->stream, in->durable, NULL, &jerr);
 	if (s == NATS_OK) {
-		if (n->ci->Config->AckPolicy != js_AckExplicit) {
-			fprintf(stderr, PROG ": durable %s of stream %s exists without explicit acks: not ours\n",
-				in->durable, in->stream);
-			return EXIT_PERMANENT;
-		}
-		return 0;
+		ret = existing_consumer(in, n);
+		if (ret != 1)
+			return ret;
+		ret = replace_consumer(in, n);
+		if (ret)
+			return ret;
 	}
 	jsConsumerConfig_Init(&cc);
 	cc.Durable = in->durable;
 	cc.FilterSubject = HA_SUBJECT_PREFIX ".>";
-	cc.AckPolicy = js_AckExplicit;
-	cc.AckWait = in->ack_wait_ns;
-	cc.MaxAckPending = 65536;
+	cc.AckPolicy = js_AckNone;
 	pos = db_position(in);
+	n->next_seq = pos + 1;
 	if (pos) {
 		cc.DeliverPolicy = js_DeliverByStartSequence;
 		cc.OptStartSeq = pos + 1;
@@ -456,40 +506,6 @@ static int nats_setup(struct ingest *in, struct nats *n)
 	return 0;
 }
 
-/* messages a transaction in the writer thread holds: acknowledged once it is committed */
-struct acks {
-	natsMsg **m;
-	size_t n;
-};
-
-/*
- * Called by the writer thread when the transaction is done: acknowledge
- * each message it held if it was committed (a failure is said by whoever
- * waits for the writer next, and NATS delivers them again to the next
- * run).  Each one, not the last with ack-all: after a restart the server
- * delivers new messages before it delivers again those the killed
- * process had not acknowledged, and an ack-all of a new one would
- * acknowledge those too, unapplied.  A lost acknowledgement costs
- * nothing: NATS delivers the message again, a duplicate.
- */
-static void committed(void *cookie, int ret)
-{
-	struct acks *k = cookie;
-	size_t failed = 0;
-	size_t i;
-
-	for (i = 0; i < k->n; i++) {
-		if (!ret && natsMsg_Ack(k->m[i], NULL) != NATS_OK)
-			failed++;
-		natsMsg_Destroy(k->m[i]);
-	}
-	if (failed)
-		fprintf(stderr, PROG ": %zu acks failed (%s): NATS will deliver those messages again,"
-			" which changes nothing\n", failed, nats_GetLastError(NULL));
-	free(k->m);
-	free(k);
-}
-
 /*
  * Hand what is pending, the stream position and the messages taken
  * since the last commit to the writer thread, which commits them while
@@ -498,63 +514,32 @@ static void committed(void *cookie, int ret)
  */
 static bool nats_flush(struct ingest *in, struct nats *n)
 {
-	struct acks *k;
 	char pos[32];
 
 	if (!n->nheld)
 		return flush_start(in, NULL, NULL, NULL);
-	k = malloc(sizeof(*k));
-	if (!k) {
-		fprintf(stderr, PROG ": out of memory\n");
-		return false;
-	}
-	*k = (struct acks){ .m = n->held, .n = n->nheld };
-	n->held = NULL;
-	n->nheld = n->cap = n->held_bytes = 0;
+	n->nheld = 0;
 	snprintf(pos, sizeof(pos), "%" PRIu64, n->last_seq);
-	if (!flush_start(in, pos, committed, k)) {
-		committed(k, HS_ERR);
-		return false;
-	}
-	return true;
+	return flush_start(in, pos, NULL, NULL);
 }
 
-static bool hold(struct nats *n, natsMsg *m)
-{
-	natsMsg **x;
-
-	if (n->nheld == n->cap) {
-		x = realloc(n->held, (n->cap ? n->cap * 2 : 1024) * sizeof(*x));
-		if (!x)
-			return false;
-		n->held = x;
-		n->cap = n->cap ? n->cap * 2 : 1024;
-	}
-	n->held[n->nheld++] = m;
-	n->held_bytes += (size_t)natsMsg_GetDataLength(m);
-	return true;
-}
-
-static bool take(struct ingest *in, struct nats *n, natsMsg *m)
+/* apply m, the message at stream position seq; false on a failure (said) */
+static bool take(struct ingest *in, struct nats *n, natsMsg *m, uint64_t seq)
 {
 	const char *id = NULL;
 	char err[240];
-	uint64_t seq;
 	int ret;
 
 	natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
 	ret = ha_msg(in->a, natsMsg_GetSubject(m), strlen(natsMsg_GetSubject(m)), id,
 		     id ? strlen(id) : 0, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), err,
 		     sizeof(err));
-	if (ret == HA_FATAL || !hold(n, m)) {
-		if (ret == HA_FATAL)
-			fatal(in);
-		else
-			fprintf(stderr, PROG ": out of memory\n");
-		natsMsg_Destroy(m);
+	natsMsg_Destroy(m);
+	if (ret == HA_FATAL) {
+		fatal(in);
 		return false;
 	}
-	seq = msg_seq(m);
+	n->nheld++;
 	if (ret == HA_REJECT)
 		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": %s\n", seq, err);
 	/* the highest: a message delivered again (a killed run's) comes after later ones */
@@ -581,18 +566,16 @@ static int64_t fetch_wait_ms(struct ingest *in)
 }
 
 /*
- * Commit now: on flush_due()'s rules, past FLUSH_BYTES_MAX bytes of
- * messages held (batched messages are large), or, with the writer
- * idle, after FLUSH_MSGS messages or once the stream is drained (a
+ * Commit now: on flush_due()'s rules, or, with the writer idle, after FLUSH_MSGS messages or once the stream is drained (a
  * fetch came back short, or no list came within fetch_wait_ms(): 100ms
  * at most), so that what came is in the index without waiting for the
  * whole interval.
  */
-static bool nats_flush_due(struct ingest *in, struct nats *n, natsStatus s, int count)
+static bool nats_flush_due(struct ingest *in, natsStatus s, int count)
 {
 	if (!in->first_pending)
 		return false;
-	if (flush_due(in) || n->held_bytes >= FLUSH_BYTES_MAX)
+	if (flush_due(in))
 		return true;
 	return (in->since_flush >= FLUSH_MSGS || s == NATS_TIMEOUT ||
 		(s == NATS_OK && count < FETCH_MAX)) && !ha_busy(in->a);
@@ -604,7 +587,7 @@ static bool nats_flush_due(struct ingest *in, struct nats *n, natsStatus s, int 
  * itself idle while the next batch comes.  This one fetches ahead, at
  * most FETCH_AHEAD lists, which the main thread takes in order; at the
  * end the main thread applies whatever it fetched too, so that nothing
- * fetched has to wait out the ack wait to be delivered again.  Its
+ * fetched has to be read again by the next run.  Its
  * fetches wait long (FETCH_WAIT_MS; the first of each returns at once
  * with what the stream has): a pull request that expires while the
  * server is still delivering it leaves messages pending, which libnats
@@ -713,15 +696,125 @@ static void fetch_stop(struct fetcher *f)
 	pthread_mutex_destroy(&f->mu);
 }
 
-/* take every message of a fetched list; the messages taken, -1 on a failure (said) */
+/* a catch-up list, taken up to position to; false once past it or on a failure */
+static bool catch_list(struct ingest *in, struct nats *n, natsMsgList *list, uint64_t to,
+		       bool *ok)
+{
+	bool more = true;
+	uint64_t seq;
+	int i;
+
+	for (i = 0; i < list->Count; i++) {
+		seq = msg_seq(list->Msgs[i]);
+		if (*ok && more && seq <= to) {
+			*ok = take(in, n, list->Msgs[i], seq);
+			list->Msgs[i] = NULL;
+		} else {
+			more = false;
+		}
+	}
+	natsMsgList_Destroy(list);
+	return more && *ok;
+}
+
+/* an ephemeral consumer of the stream from position from */
+static natsStatus catch_sub(struct ingest *in, struct nats *n, uint64_t from,
+			    natsSubscription **sub, jsConsumerInfo **ci)
+{
+	jsConsumerConfig cc;
+	jsSubOptions so;
+	jsErrCode jerr = 0;
+	natsStatus s;
+
+	jsConsumerConfig_Init(&cc);
+	cc.FilterSubject = HA_SUBJECT_PREFIX ".>";
+	cc.AckPolicy = js_AckNone;
+	cc.DeliverPolicy = js_DeliverByStartSequence;
+	cc.OptStartSeq = from;
+	cc.InactiveThreshold = 60LL * 1000000000LL;
+	s = js_AddConsumer(ci, n->js, in->stream, &cc, NULL, &jerr);
+	if (s != NATS_OK)
+		return s;
+	jsSubOptions_Init(&so);
+	so.Stream = in->stream;
+	so.Consumer = (*ci)->Name;
+	return js_PullSubscribe(sub, n->js, HA_SUBJECT_PREFIX ".>", NULL, NULL, &so, &jerr);
+}
+
+/*
+ * The durable delivers no message twice (existing_consumer()), so what
+ * it delivered and this process did not apply is read again here, from
+ * an ephemeral consumer: what it delivered to a run killed before it
+ * committed them, and positions a run's deliveries skipped (messages
+ * the server sent while the connection went down, or that the stream
+ * no longer has).  Until a message past them, or none is left in the
+ * stream.  0 or the exit status (said).
+ */
+static int catch_up(struct ingest *in, struct nats *n, uint64_t from, uint64_t to,
+		    const char *why)
+{
+	natsSubscription *sub = NULL;
+	jsConsumerInfo *made = NULL;
+	jsConsumerInfo *ci = NULL;
+	natsMsgList list;
+	jsErrCode jerr;
+	natsStatus s;
+	bool ok = true;
+	bool more = true;
+
+	fprintf(stderr, PROG ": reading stream messages %" PRIu64 " to %" PRIu64 " again (%s)\n",
+		from, to, why);
+	s = catch_sub(in, n, from, &sub, &made);
+	while (s == NATS_OK && more && ok && !stop_sig) {
+		memset(&list, 0, sizeof(list));
+		jerr = 0;
+		s = nn_fetch(&list, sub, FETCH_MAX, FETCH_WAIT_MS, &jerr, PROG);
+		if (s == NATS_OK && list.Count) {
+			more = catch_list(in, n, &list, to, &ok);
+			ok = ok && (!nats_flush_due(in, s, FETCH_MAX) || nats_flush(in, n));
+			continue;
+		}
+		natsMsgList_Destroy(&list);
+		/* nothing came: the rest of the range is gone, or the server is slow */
+		s = js_GetConsumerInfo(&ci, n->js, in->stream, made->Name, NULL, &jerr);
+		more = s == NATS_OK && ci->NumPending > 0;
+		jsConsumerInfo_Destroy(ci);
+		ci = NULL;
+	}
+	natsSubscription_Destroy(sub);
+	if (made)
+		js_DeleteConsumer(n->js, in->stream, made->Name, NULL, NULL);
+	jsConsumerInfo_Destroy(made);
+	if (s != NATS_OK && s != NATS_TIMEOUT) {
+		fprintf(stderr, PROG ": cannot read stream messages %" PRIu64 " to %" PRIu64 " again: %s\n",
+			from, to, nats_GetLastError(NULL));
+		return EXIT_TRANSIENT;
+	}
+	return ok ? 0 : EXIT_TRANSIENT;
+}
+
+/*
+ * Take every message of a fetched list, in order; a position the
+ * durable skipped is read again first (catch_up()).  The messages
+ * taken, -1 on a failure (said).
+ */
 static int take_list(struct ingest *in, struct nats *n, struct fetched *x)
 {
 	bool ok = true;
+	uint64_t seq;
 	int i;
 
 	/* never past what we asked for, whatever the list says */
 	for (i = 0; x->s == NATS_OK && i < x->list.Count && i < FETCH_MAX && ok; i++) {
-		ok = take(in, n, x->list.Msgs[i]);
+		seq = msg_seq(x->list.Msgs[i]);
+		if (n->next_seq && seq > n->next_seq &&
+		    catch_up(in, n, n->next_seq, seq - 1, "skipped by the durable's delivery")) {
+			ok = false;
+			break;
+		}
+		if (seq >= n->next_seq)
+			n->next_seq = seq + 1;
+		ok = take(in, n, x->list.Msgs[i], seq);
 		x->list.Msgs[i] = NULL;
 	}
 	natsMsgList_Destroy(&x->list);
@@ -751,6 +844,9 @@ static int nats_loop(struct ingest *in, struct nats *n)
 	bool ok = true;
 	int i;
 
+	if (n->catch_to && catch_up(in, n, n->catch_from, n->catch_to,
+				    "taken, not committed, by an earlier run"))
+		return EXIT_TRANSIENT;
 	if (!fetch_start(&f, n->sub))
 		return EXIT_TRANSIENT;
 	while (!stop_sig && ok) {
@@ -764,10 +860,10 @@ static int nats_loop(struct ingest *in, struct nats *n)
 			s = x.s;
 			i = take_list(in, n, &x);
 		}
-		ok = i >= 0 && !writer_failed(in) && (!nats_flush_due(in, n, s, i) || nats_flush(in, n));
+		ok = i >= 0 && !writer_failed(in) && (!nats_flush_due(in, s, i) || nats_flush(in, n));
 	}
 	fetch_stop(&f);
-	/* what was fetched ahead is applied too, then with what is pending committed and acknowledged */
+	/* what was fetched ahead is applied too, then with what is pending committed */
 	ok = fetch_drain(in, n, &f, ok);
 	return ok && nats_flush(in, n) && flush(in) ? 0 : EXIT_TRANSIENT;
 }
@@ -775,17 +871,13 @@ static int nats_loop(struct ingest *in, struct nats *n)
 static int run_nats(struct ingest *in)
 {
 	struct nats n = { 0 };
-	size_t i;
 	int ret;
 
 	ret = nats_setup(in, &n);
 	if (!ret)
 		ret = nats_loop(in, &n);
-	/* the writer may still acknowledge its last transaction's messages: before they go */
+	/* the writer may still be writing its last transaction */
 	ha_wait(in->a);
-	for (i = 0; i < n.nheld; i++)
-		natsMsg_Destroy(n.held[i]);
-	free(n.held);
 	if (n.sub)
 		natsSubscription_Destroy(n.sub);
 	jsConsumerInfo_Destroy(n.ci);
@@ -844,13 +936,6 @@ static int ingest_opts(struct ingest *in, int argc, char **argv, double *period,
 			in->durable = argv[++i];
 			continue;
 		}
-		if (!strcmp(o, "--ack-wait") && v) {
-			d = heat_duration(argv[++i]);
-			if (d < 1 || d > 3600)
-				return opt_error("--ack-wait needs a duration from 1s to 1h", v);
-			in->ack_wait_ns = (int64_t)(d * 1e9);
-			continue;
-		}
 #endif
 		if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
 			usage(stdout);
@@ -900,7 +985,7 @@ static int ingest_opts(struct ingest *in, int argc, char **argv, double *period,
 int cmd_ingest(int argc, char **argv)
 {
 	struct ingest in = { .run_dir = DEFAULT_RUN_DIR, .flush_ns = 1000000000LL,
-			     .flush_files = 50000, .ack_wait_ns = 60000000000LL };
+			     .flush_files = 50000 };
 	double period = 0;
 	double loss = 0;
 	int status = 0;
