@@ -69,11 +69,13 @@ static const char *fz_data(const natsMsg *m) { return m->data; }
 static int fz_data_len(const natsMsg *m) { return m->len; }
 static const char *fz_reply(const natsMsg *m) { (void)m; return NULL; }
 
-static natsStatus fz_meta(jsMsgMetaData **meta, natsMsg *m)
+/* notify-nats.c's lookup of the JetStream metadata: these messages have none */
+static uint64_t fz_msg_seq(natsMsg *m, int64_t *stored_ns)
 {
 	(void)m;
-	*meta = NULL;
-	return NATS_ERR;	/* not a JetStream message */
+	if (stored_ns)
+		*stored_ns = 0;
+	return 0;
 }
 
 /* acknowledgements: the harness's consumer is not durable, it never acks */
@@ -87,7 +89,7 @@ static natsStatus fz_progress(natsMsg *m, jsOptions *o) { (void)m; (void)o; abor
 #define natsMsg_GetData fz_data
 #define natsMsg_GetDataLength fz_data_len
 #define natsMsg_GetReply fz_reply
-#define natsMsg_GetMetaData fz_meta
+#define nn_msg_seq fz_msg_seq
 #define natsMsg_Ack fz_ack
 #define natsMsg_AckSync fz_ack_sync
 #define natsMsg_NakWithDelay fz_nak

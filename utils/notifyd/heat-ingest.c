@@ -339,24 +339,11 @@ struct nats {
 	jsCtx *js;
 	natsSubscription *sub;
 	jsConsumerInfo *ci;
-	size_t nheld;		/* messages taken since the last commit */
 	uint64_t last_seq;	/* the highest stream position taken */
-	uint64_t next_seq;	/* the position the durable delivers next, 0 if not known */
+	uint64_t next_seq;	/* the next stream position to take, 0 if not known */
 	uint64_t catch_from;	/* a killed run's messages to read again first (catch_up()) */
 	uint64_t catch_to;
 };
-
-static uint64_t msg_seq(natsMsg *m)
-{
-	jsMsgMetaData *meta = NULL;
-	uint64_t seq = 0;
-
-	if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-		seq = meta->Sequence.Stream;
-		jsMsgMetaData_Destroy(meta);
-	}
-	return seq;
-}
 
 /* where a durable made anew starts: after what the database has */
 static uint64_t db_position(struct ingest *in)
@@ -399,7 +386,7 @@ static int existing_consumer(struct ingest *in, struct nats *n)
 		n->catch_from = pos + 1;
 		n->catch_to = n->ci->Delivered.Stream;
 	}
-	n->next_seq = (n->ci->Delivered.Stream > pos ? n->ci->Delivered.Stream : pos) + 1;
+	n->next_seq = pos ? pos + 1 : 0;
 	return 0;
 }
 
@@ -445,7 +432,7 @@ static int make_consumer(struct ingest *in, struct nats *n)
 	cc.FilterSubject = HA_SUBJECT_PREFIX ".>";
 	cc.AckPolicy = js_AckNone;
 	pos = db_position(in);
-	n->next_seq = pos + 1;
+	n->next_seq = pos ? pos + 1 : 0;
 	if (pos) {
 		cc.DeliverPolicy = js_DeliverByStartSequence;
 		cc.OptStartSeq = pos + 1;
@@ -507,8 +494,8 @@ static int nats_setup(struct ingest *in, struct nats *n)
 }
 
 /*
- * Hand what is pending, the stream position and the messages taken
- * since the last commit to the writer thread, which commits them while
+ * Hand what is pending and, if messages were taken since the last
+ * commit, the stream position to the writer thread, which commits them while
  * this thread takes what comes next; false if that, or the transaction
  * before, failed (said).
  */
@@ -516,9 +503,8 @@ static bool nats_flush(struct ingest *in, struct nats *n)
 {
 	char pos[32];
 
-	if (!n->nheld)
+	if (!in->since_flush)
 		return flush_start(in, NULL, NULL, NULL);
-	n->nheld = 0;
 	snprintf(pos, sizeof(pos), "%" PRIu64, n->last_seq);
 	return flush_start(in, pos, NULL, NULL);
 }
@@ -539,7 +525,6 @@ static bool take(struct ingest *in, struct nats *n, natsMsg *m, uint64_t seq)
 		fatal(in);
 		return false;
 	}
-	n->nheld++;
 	if (ret == HA_REJECT)
 		fprintf(stderr, PROG ": ignoring stream message %" PRIu64 ": %s\n", seq, err);
 	/* the highest: a message delivered again (a killed run's) comes after later ones */
@@ -566,9 +551,9 @@ static int64_t fetch_wait_ms(struct ingest *in)
 }
 
 /*
- * Commit now: on flush_due()'s rules, or, with the writer idle, after FLUSH_MSGS messages or once the stream is drained (a
- * fetch came back short, or no list came within fetch_wait_ms(): 100ms
- * at most), so that what came is in the index without waiting for the
+ * Commit now: on flush_due()'s rules, or, with the writer idle, after
+ * FLUSH_MSGS messages or once the stream is drained (a fetch came back
+ * short, or no list came within fetch_wait_ms(): 100ms at most), so that what came is in the index without waiting for the
  * whole interval.
  */
 static bool nats_flush_due(struct ingest *in, natsStatus s, int count)
@@ -705,7 +690,7 @@ static bool catch_list(struct ingest *in, struct nats *n, natsMsgList *list, uin
 	int i;
 
 	for (i = 0; i < list->Count; i++) {
-		seq = msg_seq(list->Msgs[i]);
+		seq = nn_msg_seq(list->Msgs[i], NULL);
 		if (*ok && more && seq <= to) {
 			*ok = take(in, n, list->Msgs[i], seq);
 			list->Msgs[i] = NULL;
@@ -790,6 +775,8 @@ static int catch_up(struct ingest *in, struct nats *n, uint64_t from, uint64_t t
 			from, to, nats_GetLastError(NULL));
 		return EXIT_TRANSIENT;
 	}
+	if (ok && to >= n->next_seq)
+		n->next_seq = to + 1;
 	return ok ? 0 : EXIT_TRANSIENT;
 }
 
@@ -806,7 +793,7 @@ static int take_list(struct ingest *in, struct nats *n, struct fetched *x)
 
 	/* never past what we asked for, whatever the list says */
 	for (i = 0; x->s == NATS_OK && i < x->list.Count && i < FETCH_MAX && ok; i++) {
-		seq = msg_seq(x->list.Msgs[i]);
+		seq = nn_msg_seq(x->list.Msgs[i], NULL);
 		if (n->next_seq && seq > n->next_seq &&
 		    catch_up(in, n, n->next_seq, seq - 1, "skipped by the durable's delivery")) {
 			ok = false;

@@ -351,6 +351,22 @@ void nn_free(struct nn_opts *o)
 	memset(o, 0, sizeof(*o));
 }
 
+uint64_t nn_msg_seq(natsMsg *m, int64_t *stored_ns)
+{
+	jsMsgMetaData *meta = NULL;
+	uint64_t seq = 0;
+
+	if (stored_ns)
+		*stored_ns = 0;
+	if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+		seq = meta->Sequence.Stream;
+		if (stored_ns)
+			*stored_ns = meta->Timestamp;
+		jsMsgMetaData_Destroy(meta);
+	}
+	return seq;
+}
+
 /*
  * libnats before 3.9.0 overflows the list it fills when a fetch begins
  * with messages still pending from an earlier one that timed out (late

@@ -101,6 +101,9 @@ bool nn_token_ok(const char *s);
 
 void nn_free(struct nn_opts *o);
 
+/* a JetStream message's stream position (0 if it has none), and when it was stored */
+uint64_t nn_msg_seq(natsMsg *m, int64_t *stored_ns);
+
 /*
  * natsSubscription_Fetch() of up to batch messages, waiting up to
  * wait_ms, around a heap overflow of libnats before 3.9.0 (nats.c #749,

@@ -243,26 +243,15 @@ static bool wanted_op(const char *op)
 
 static uint64_t stream_seq(natsMsg *m)
 {
-	jsMsgMetaData *meta = NULL;
-	uint64_t seq = 0;
-
-	if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-		seq = meta->Sequence.Stream;
-		jsMsgMetaData_Destroy(meta);
-	}
-	return seq;
+	return nn_msg_seq(m, NULL);
 }
 
 /* when the stream stored m, in ns; 0 if it can't be told */
 static int64_t stored_ns(natsMsg *m)
 {
-	jsMsgMetaData *meta = NULL;
-	int64_t ns = 0;
+	int64_t ns;
 
-	if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-		ns = meta->Timestamp;
-		jsMsgMetaData_Destroy(meta);
-	}
+	nn_msg_seq(m, &ns);
 	return ns;
 }
 
