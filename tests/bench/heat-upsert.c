@@ -1,6 +1,6 @@
 /*
  * heat-upsert: the bare loop the access index's ingest is measured
- * against: the same file upsert statement (ha_prepare_upsert()) into
+ * against: the same file upserts (ha_upsert(), a row at a time) into
  * the same engine, one row per record read from stdin, no NATS, no
  * parsing, no coalescing, one transaction per BATCH records, pipelined
  * where the engine can as the ingest's are.
@@ -27,36 +27,25 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int one(struct hs_stmt *st, const char *line, size_t len)
+static int one(struct ha_upsert *u, char *line, size_t len)
 {
 	unsigned long long fsid, ino, t, ln, uid;
+	struct fdelta d;
+	const struct fdelta *dp = &d;
 	int n = 0;
-	int i;
 
 	if (sscanf(line, "%llx %llu %llu %llu %llu %n", &fsid, &ino, &t, &ln, &uid, &n) != 5)
 		return -1;
-	hs_bi(st, 1, (int64_t)fsid);
-	hs_bi(st, 2, (int64_t)ino);
-	hs_bb(st, 3, line + n, len - (size_t)n);
-	hs_bi(st, 4, (int64_t)t);
-	hs_bi(st, 5, (int64_t)t);
-	hs_bi(st, 6, 0);
-	hs_bi(st, 7, 0);
-	hs_bi(st, 8, (int64_t)t);
-	hs_bi(st, 9, 0);
-	hs_bi(st, 10, (int64_t)t);
-	for (i = 11; i <= 14; i++)
-		hs_bi(st, i, i == 12 ? 1 : i == 13 ? (int64_t)ln : 0);
-	hs_bi(st, 15, (int64_t)uid);
-	hs_bi(st, 16, 1);
-	hs_bf(st, 17, 1.0);
-	hs_bi(st, 18, (int64_t)t);
-	return hs_run(st);
+	d = (struct fdelta){ .fsid = fsid, .ino = ino, .path = line + n, .path_len = len - (size_t)n,
+			     .path_ns = (int64_t)t, .first_ns = (int64_t)t, .last_read = (int64_t)t,
+			     .last_use = (int64_t)t, .calls = 1, .bytes = (int64_t)ln, .uid = (int64_t)uid,
+			     .reader_id = 1, .heat = 1.0, .heat_ns = (int64_t)t };
+	return ha_upsert(u, &dp, 1);
 }
 
 int main(int argc, char **argv)
 {
-	struct hs_stmt *st = NULL;
+	struct ha_upsert u;
 	enum hs_err kind;
 	char err[600];
 	char *line = NULL;
@@ -72,7 +61,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	h = hs_open(argv[1], false, 10000, 0, 0, err, sizeof(err), &kind);
-	if (!h || ha_prepare_upsert(h, &st)) {
+	if (!h || ha_upsert_prepare(h, &u)) {
 		fprintf(stderr, "heat-upsert: %s\n", h ? h->err : err);
 		return 1;
 	}
@@ -82,7 +71,7 @@ int main(int argc, char **argv)
 	while ((len = getline(&line, &cap, stdin)) > 0) {
 		if (line[len - 1] == '\n')
 			line[--len] = 0;
-		if (one(st, line, (size_t)len)) {
+		if (one(&u, line, (size_t)len)) {
 			fprintf(stderr, "heat-upsert: row %ld: %s\n", rows, h->err);
 			return 1;
 		}
@@ -98,7 +87,7 @@ int main(int argc, char **argv)
 	}
 	printf("rows/s=%.0f secs=%.3f rows=%ld\n", rows / (now() - t0), now() - t0, rows);
 	free(line);
-	hs_finalize(st);
+	ha_upsert_finalize(&u);
 	hs_close(h);
 	return 0;
 }

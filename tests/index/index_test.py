@@ -467,6 +467,51 @@ def t_heat_far_apart():
     n.close()
 
 
+def t_paths_across_transactions():
+    """a file's path changed by a later transaction: renamed, a tie, an older path from another
+    node, none; the row's path, the model's, and the path index finds it (the upsert writes the
+    path apart, only where it changes)"""
+    n = new_nats()
+    A, B = (FSID, "n1", RID_A), (FSID, "n2", RID_B)
+    p = lambda x: b"/mnt/scoutfs/paths/" + x  # noqa: E731
+    # ino: (path, time) of the first transaction, then of the second (another node's)
+    cases = {600: ((p(b"a"), 1000), (p(b"new/b"), 2000)),    # renamed
+             601: ((p(b"b"), 2000), (p(b"a"), 1000)),        # an older path comes later
+             602: ((p(b"a"), 1000), (p(b"b"), 1000)),        # a tie: the greater wins
+             603: ((p(b"b"), 1000), (p(b"a"), 1000)),
+             604: ((None, 1000), (p(b"new/c"), 1000)),       # none, then one
+             605: ((p(b"c"), 1000), (None, 3000))}           # one, then none
+    first = [rec(*A, 1, 3, T0, uid=0)] + [
+        rec(*A, 2 + k, 2, T0 + c[0][1], ino=ino, ln=10, path=c[0][0]) for k, (ino, c) in enumerate(cases.items())]
+    then = [rec(*B, 1, 3, T0, uid=0)] + [
+        rec(*B, 2 + k, 2, T0 + c[1][1], ino=ino, ln=20, path=c[1][0]) for k, (ino, c) in enumerate(cases.items())]
+    want = expect_files(first + then, {A: 1, B: 2})
+    check({k: want[(fsid_int(FSID), k)]["path"] for k in cases} ==
+          {600: p(b"new/b"), 601: p(b"b"), 602: p(b"b"), 603: p(b"b"), 604: p(b"new/c"), 605: p(b"c")},
+          "the model's paths are the rule's (the latest; of one time the greater)")
+    pg = Pg()
+    dbs = (("sqlite", os.path.join(WORK, "paths.db")), ("postgresql", pg.url))
+    runs = {}
+    for k, part in enumerate((first, then)):
+        ok, msg = publish(n.url, [line(r) for r in part])
+        check(ok, f"transaction {k + 1}'s records are in the stream ({msg.strip()})")
+        for engine, db in dbs:
+            runs.setdefault(engine, []).append(ingest_all(db, n.url, len(first) * (k + 1),
+                                                          durable=f"paths-{engine}"))
+    for engine, db in dbs:
+        r = runs[engine]
+        ok = all(x[0] for x in r)
+        diffs = same_files(dump_files(dump(db)), want) if ok else [x[2][-300:] for x in r]
+        check(ok and not diffs, f"{engine}: both transactions commit (exits {[x[1] for x in r]}) and "
+                                f"every file's path and figures are the model's {diffs}")
+        q = heat(db, "cold", "--under", p(b"new"), "-0")
+        got = sorted(q.stdout.split(b"\0")[:-1]) if q.returncode == 0 else q.stderr
+        check(got == [p(b"new/b"), p(b"new/c")],
+              f"{engine}: cold --under finds the files by their new paths: {got}")
+    check(pg.stop(), "the PostgreSQL server is stopped")
+    n.close()
+
+
 # ---- restart and SIGKILL mid-ingest
 
 def big_workload(nrec=100000, nfiles=700):
@@ -983,7 +1028,7 @@ def t_usage():
     check(r.returncode == 3 and b"nothing has been indexed yet" in r.stderr, f"a query of a database nothing made: {r.stderr.decode().strip()}")
 
 
-TESTS = [t_usage, t_known_workload, t_heat_far_apart, t_sigkill_and_restart, t_durables, t_bad_messages, t_bad_database,
+TESTS = [t_usage, t_known_workload, t_heat_far_apart, t_paths_across_transactions, t_sigkill_and_restart, t_durables, t_bad_messages, t_bad_database,
          t_socket_ingest, t_end_to_end]
 
 

@@ -64,27 +64,6 @@ struct hmount {
 	struct hgap og;
 };
 
-struct fdelta {
-	uint64_t fsid;
-	uint64_t ino;		/* 0: a free slot */
-	char *path;
-	size_t path_len;
-	int64_t path_ns;
-	int64_t first_ns;
-	int64_t last_open;
-	int64_t last_read;
-	int64_t last_mmap;
-	int64_t last_use;
-	int64_t opens;
-	int64_t calls;
-	int64_t bytes;
-	int64_t mmaps;
-	int64_t uid;		/* the reader at last_use, -1 none */
-	int64_t reader_id;	/* its mount's id, 0 none */
-	double heat;
-	int64_t heat_ns;
-};
-
 /* a flush handed to the writer thread (ha_flush_async()) */
 struct batch {
 	struct fdelta *tab;	/* the files' deltas: a table of cap slots */
@@ -100,7 +79,7 @@ struct batch {
 };
 
 /* the writer's statements, prepared once */
-enum { W_MOUNT_INS, W_MOUNT_UPD, W_PERIOD, W_GAP_PUT, W_GAP_DEL, W_FILE, W_FILES, W_META, W_NR };
+enum { W_MOUNT_INS, W_MOUNT_UPD, W_PERIOD, W_GAP_PUT, W_GAP_DEL, W_META, W_NR };
 
 struct writer {
 	pthread_t th;
@@ -113,6 +92,7 @@ struct writer {
 	uint64_t flushes;
 	uint64_t rows;
 	struct hs_stmt *st[W_NR];
+	struct ha_upsert up;
 };
 
 struct pmap {
@@ -1098,18 +1078,21 @@ out:
 /* ---- writing what is pending, in one transaction */
 
 #define FILE_COLS	18	/* the values of one file's row */
-#define UPSERT_ROWS	32	/* the rows one statement writes: a statement a row costs its own */
 
 #define UPSERT_HEAD \
 	"INSERT INTO files (fsid, ino, path, path_ns, first_ns, seen_ns, last_open_ns," \
 	" last_read_ns, last_mmap_ns, last_use_ns, opens, read_calls, read_bytes, mmaps," \
 	" last_uid, last_mount, heat, heat_ns) VALUES "
 
-#define UPSERT_SET \
-	" ON CONFLICT (fsid, ino) DO UPDATE SET" \
+#define UPSERT_CONFLICT	" ON CONFLICT (fsid, ino) DO UPDATE SET"
+
+/* the path in the upsert, on an engine that writes it there (!path_apart) */
+#define UPSERT_PATH \
 	" path = CASE WHEN excluded.path_ns > files.path_ns OR (excluded.path_ns = files.path_ns" \
 	"  AND excluded.path > files.path) OR files.path IS NULL THEN COALESCE(excluded.path, files.path)" \
-	"  ELSE files.path END," \
+	"  ELSE files.path END,"
+
+#define UPSERT_SET \
 	" path_ns = @MAX(files.path_ns, excluded.path_ns)," \
 	" first_ns = @MIN(files.first_ns, excluded.first_ns)," \
 	" seen_ns = @MAX(files.seen_ns, excluded.seen_ns)," \
@@ -1171,6 +1154,9 @@ static int prepare_upsert_rows(struct hs *h, struct hs_stmt **st, int nrows)
 			fprintf(f, "%s$%d", c == 1 ? (r ? ", (" : "(") : ", ", r * FILE_COLS + c);
 		fputc(')', f);
 	}
+	fputs(UPSERT_CONFLICT, f);
+	if (!h->e->path_apart)
+		fputs(UPSERT_PATH, f);
 	fprintf(f, UPSERT_SET, l1, p, p * log(1e-100) / log(l1));
 	if (fclose(f)) {
 		free(sql);
@@ -1181,9 +1167,32 @@ static int prepare_upsert_rows(struct hs *h, struct hs_stmt **st, int nrows)
 	return ret;
 }
 
-int ha_prepare_upsert(struct hs *h, struct hs_stmt **st)
+/*
+ * A file's path where the row has an older one (or one of the same time
+ * that sorts lower, or none): UPSERT_PATH's rule, and no write where the
+ * path is the row's already (path_apart).
+ */
+#define PATH_SQL \
+	"UPDATE files SET path = $1 WHERE fsid = $2 AND ino = $3 AND (path IS NULL" \
+	" OR (path <> $1 AND ($4 > path_ns OR ($4 = path_ns AND $1 > path))))"
+
+int ha_upsert_prepare(struct hs *h, struct ha_upsert *u)
 {
-	return prepare_upsert_rows(h, st, 1);
+	memset(u, 0, sizeof(*u));
+	if ((h->e->path_apart && hs_prepare(h, &u->path, PATH_SQL)) ||
+	    prepare_upsert_rows(h, &u->row, 1) || prepare_upsert_rows(h, &u->rows, HA_UPSERT_ROWS)) {
+		ha_upsert_finalize(u);
+		return HS_ERR;
+	}
+	return 0;
+}
+
+void ha_upsert_finalize(struct ha_upsert *u)
+{
+	hs_finalize(u->path);
+	hs_finalize(u->row);
+	hs_finalize(u->rows);
+	memset(u, 0, sizeof(*u));
 }
 
 /* one file's delta, as the values from $first on */
@@ -1196,7 +1205,7 @@ static void bind_file(struct hs_stmt *st, int first, const struct fdelta *d)
 	hs_bb(st, i++, d->path, d->path_len);
 	hs_bi(st, i++, d->path ? d->path_ns : 0);
 	hs_bi(st, i++, d->first_ns);
-	hs_bi(st, i++, 0);
+	hs_bi(st, i++, d->seen_ns);
 	hs_bi(st, i++, d->last_open);
 	hs_bi(st, i++, d->last_read);
 	hs_bi(st, i++, d->last_mmap);
@@ -1222,19 +1231,46 @@ static int write_rows(struct hs_stmt *st, const struct fdelta *const *d, size_t 
 }
 
 /*
- * Every file of the batch, UPSERT_ROWS a statement and the rest one
- * each, not waiting for each statement's answer where the engine can.
+ * n deltas: first, where the path goes apart, the paths of the rows
+ * that have another one (before the upsert advances path_ns), then the
+ * rest of every row, in one statement when there are HA_UPSERT_ROWS of
+ * them.
+ */
+int ha_upsert(struct ha_upsert *u, const struct fdelta *const *d, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && u->path; i++) {
+		if (!d[i]->path)
+			continue;
+		hs_bb(u->path, 1, d[i]->path, d[i]->path_len);
+		hs_bi(u->path, 2, (int64_t)d[i]->fsid);
+		hs_bi(u->path, 3, (int64_t)d[i]->ino);
+		hs_bi(u->path, 4, d[i]->path_ns);
+		if (hs_run(u->path))
+			return HS_ERR;
+	}
+	if (n == HA_UPSERT_ROWS)
+		return write_rows(u->rows, d, n);
+	for (i = 0; i < n; i++)
+		if (write_rows(u->row, &d[i], 1))
+			return HS_ERR;
+	return 0;
+}
+
+/*
+ * Every file of the batch, HA_UPSERT_ROWS at a time, not waiting for
+ * each statement's answer where the engine can.
  */
 static int write_files(struct ha *a, struct batch *b)
 {
-	const struct fdelta *rows[UPSERT_ROWS];
+	const struct fdelta *rows[HA_UPSERT_ROWS];
 	struct writer *w = &a->w;
 	size_t n = 0;
 	size_t i;
 	int ret;
 
-	if ((!w->st[W_FILE] && ha_prepare_upsert(a->store, &w->st[W_FILE])) ||
-	    (!w->st[W_FILES] && prepare_upsert_rows(a->store, &w->st[W_FILES], UPSERT_ROWS)))
+	if (!w->up.row && ha_upsert_prepare(a->store, &w->up))
 		return HS_ERR;
 	ret = hs_pipeline(a->store, true);
 	for (i = 0; i < b->cap && !ret; i++) {
@@ -1242,13 +1278,13 @@ static int write_files(struct ha *a, struct batch *b)
 			continue;
 		rows[n++] = &b->tab[i];
 		b->rows++;
-		if (n == UPSERT_ROWS) {
-			ret = write_rows(w->st[W_FILES], rows, n);
+		if (n == HA_UPSERT_ROWS) {
+			ret = ha_upsert(&w->up, rows, n);
 			n = 0;
 		}
 	}
-	for (i = 0; i < n && !ret; i++)
-		ret = write_rows(w->st[W_FILE], &rows[i], 1);
+	if (!ret && n)
+		ret = ha_upsert(&w->up, rows, n);
 	if (hs_pipeline(a->store, false))
 		ret = HS_ERR;
 	return ret;
@@ -1365,7 +1401,7 @@ static int write_mounts(struct ha *a, struct batch *b)
 	struct writer *w = &a->w;
 	size_t i;
 
-	for (i = 0; i < W_FILE; i++)
+	for (i = 0; i < W_META; i++)
 		if (!w->st[i] && hs_prepare(a->store, &w->st[i], mount_sql[i]))
 			return HS_ERR;
 	for (i = 0; i < b->nmounts; i++)
@@ -1491,6 +1527,7 @@ static void writer_stop(struct ha *a)
 		hs_finalize(w->st[i]);
 		w->st[i] = NULL;
 	}
+	ha_upsert_finalize(&w->up);
 }
 
 bool ha_busy(struct ha *a)

@@ -139,8 +139,53 @@ bool ha_pending(const struct ha *a);
 
 const struct ha_counts *ha_counts(struct ha *a);
 
-/* the upsert of one file's changes (scan uses it too), prepared */
-int ha_prepare_upsert(struct hs *h, struct hs_stmt **st);
+/*
+ * One file's changes, as its row in files takes them: counts added,
+ * times the latest, the latest path, the heat decayed and summed.  A
+ * flush's delta, a scanned file, the benchmark's bare loop's record.
+ */
+struct fdelta {
+	uint64_t fsid;
+	uint64_t ino;		/* 0: a free slot */
+	char *path;		/* NULL: none seen */
+	size_t path_len;
+	int64_t path_ns;
+	int64_t first_ns;
+	int64_t seen_ns;	/* a scan's time, 0 from records */
+	int64_t last_open;
+	int64_t last_read;
+	int64_t last_mmap;
+	int64_t last_use;
+	int64_t opens;
+	int64_t calls;
+	int64_t bytes;
+	int64_t mmaps;
+	int64_t uid;		/* the reader at last_use, -1 none */
+	int64_t reader_id;	/* its mount's id, 0 none */
+	double heat;
+	int64_t heat_ns;
+};
+
+/*
+ * The statements that add deltas to files' rows (the writer's, the
+ * scan's and the bare loop's).  On an engine of path_apart (SQLite) the
+ * path is written by a statement of its own, only where it changes, and
+ * the upsert of the rest leaves files_path alone; elsewhere the upsert
+ * writes it too.
+ */
+#define HA_UPSERT_ROWS	32	/* the rows of one statement: a statement a row costs its own */
+
+struct ha_upsert {
+	struct hs_stmt *path;	/* a row's path, where it has another (path_apart) */
+	struct hs_stmt *row;	/* the rest of one row */
+	struct hs_stmt *rows;	/* ... of HA_UPSERT_ROWS rows */
+};
+
+int ha_upsert_prepare(struct hs *h, struct ha_upsert *u);
+void ha_upsert_finalize(struct ha_upsert *u);
+
+/* n deltas (no file twice) into their rows: 0 or HS_ERR */
+int ha_upsert(struct ha_upsert *u, const struct fdelta *const *d, size_t n);
 
 /* the decayed heat factor for dt_ns nanoseconds (shared with the queries) */
 double ha_decay(double period_s, double loss, int64_t dt_ns);

@@ -35,7 +35,7 @@
 struct scan {
 	struct hs *h;
 	struct ha *maps;	/* for --path-map only */
-	struct hs_stmt *up;
+	struct ha_upsert up;
 	uint64_t fsid;
 	dev_t dev;
 	int64_t start;
@@ -76,23 +76,12 @@ static bool commit_batch(struct scan *s)
 /* one regular file: seen now, with the path it has now */
 static void add_file(struct scan *s, uint64_t ino, const char *path, size_t len)
 {
-	struct hs_stmt *st = s->up;
-	int i;
+	struct fdelta d = { .fsid = s->fsid, .ino = ino, .path_ns = s->start,
+			    .first_ns = s->start, .seen_ns = s->start, .uid = -1 };
+	const struct fdelta *dp = &d;
 
-	path = ha_map(s->maps, path, len, &len);
-	hs_bi(st, 1, (int64_t)s->fsid);
-	hs_bi(st, 2, (int64_t)ino);
-	hs_bb(st, 3, path, len);
-	hs_bi(st, 4, s->start);
-	hs_bi(st, 5, s->start);
-	hs_bi(st, 6, s->start);
-	for (i = 7; i <= 14; i++)
-		hs_bi(st, i, 0);
-	hs_bi(st, 15, -1);
-	hs_bi(st, 16, 0);
-	hs_bf(st, 17, 0);
-	hs_bi(st, 18, 0);
-	if (hs_run(st)) {
+	d.path = (char *)ha_map(s->maps, path, len, &d.path_len);
+	if (ha_upsert(&s->up, &dp, 1)) {
 		heat_store_error(s->h, "scan");
 		s->failed = true;
 		return;
@@ -318,7 +307,7 @@ int cmd_scan(int argc, char **argv)
 		goto out;
 	}
 	s.start = heat_now();
-	if (ha_prepare_upsert(s.h, &s.up) || hs_begin(s.h)) {
+	if (ha_upsert_prepare(s.h, &s.up) || hs_begin(s.h)) {
 		close(fd);
 		status = heat_store_error(s.h, "scan");
 		goto out;
@@ -328,7 +317,7 @@ int cmd_scan(int argc, char **argv)
 	if (s.failed)
 		hs_rollback(s.h);
 out:
-	hs_finalize(s.up);
+	ha_upsert_finalize(&s.up);
 	ha_free(s.maps);
 	hs_close(s.h);
 	return status < 0 ? 0 : status;

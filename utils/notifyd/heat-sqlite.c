@@ -247,6 +247,7 @@ const struct hs_engine hs_sqlite = {
 	.path_key = "path",
 	.begin = "BEGIN IMMEDIATE",
 	.table_exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1",
+	.path_apart = true,
 	.open = sq_open,
 	.close = sq_close,
 	.exec = sq_exec,
