@@ -437,6 +437,26 @@ def t_known_workload():
     n.close()
 
 
+def in_two_transactions(n, pg, name, parts, want, what):
+    """publish each part and ingest what the stream has into a SQLite file and PostgreSQL after
+    each (a transaction a part); both commit and hold the model's files. Returns the databases"""
+    dbs = (("sqlite", os.path.join(WORK, f"{name}.db")), ("postgresql", pg.url))
+    runs, count = {}, 0
+    for k, part in enumerate(parts):
+        ok, msg = publish(n.url, [line(r) for r in part])
+        check(ok, f"transaction {k + 1}'s records are in the stream ({msg.strip()})")
+        count += len(part)
+        for engine, db in dbs:
+            runs.setdefault(engine, []).append(ingest_all(db, n.url, count, durable=f"{name}-{engine}"))
+    for engine, db in dbs:
+        r = runs[engine]
+        ok = all(x[0] for x in r)
+        diffs = same_files(dump_files(dump(db)), want) if ok else [x[2][-300:] for x in r]
+        check(ok and not diffs, f"{engine}: both transactions commit (exits {[x[1] for x in r]}) and "
+                                f"{what} {diffs}")
+    return dbs
+
+
 def t_heat_far_apart():
     """a file's reads years apart, and a file only opened before it is read, in two transactions"""
     n = new_nats()
@@ -449,20 +469,7 @@ def t_heat_far_apart():
             rec(*A, 5, 2, T0 + 2000, ino=500, ln=30, path=b"/mnt/scoutfs/opened")]
     want = expect_files(first + then, {A: 1})
     pg = Pg()
-    dbs = (("sqlite", os.path.join(WORK, "far.db")), ("postgresql", pg.url))
-    runs = {}
-    for k, part in enumerate((first, then)):
-        ok, msg = publish(n.url, [line(r) for r in part])
-        check(ok, f"transaction {k + 1}'s records are in the stream ({msg.strip()})")
-        for engine, db in dbs:
-            runs.setdefault(engine, []).append(ingest_all(db, n.url, 3 if k == 0 else 5,
-                                                          durable=f"far-{engine}"))
-    for engine, db in dbs:
-        r = runs[engine]
-        ok = all(x[0] for x in r)
-        diffs = same_files(dump_files(dump(db)), want) if ok else [x[2][-300:] for x in r]
-        check(ok and not diffs, f"{engine}: both transactions commit (exits {[x[1] for x in r]}) and "
-                                f"the files' heat is the model's {diffs}")
+    in_two_transactions(n, pg, "far", (first, then), want, "the files' heat is the model's")
     check(pg.stop(), "the PostgreSQL server is stopped")
     n.close()
 
@@ -490,20 +497,8 @@ def t_paths_across_transactions():
           {600: p(b"new/b"), 601: p(b"b"), 602: p(b"b"), 603: p(b"b"), 604: p(b"new/c"), 605: p(b"c")},
           "the model's paths are the rule's (the latest; of one time the greater)")
     pg = Pg()
-    dbs = (("sqlite", os.path.join(WORK, "paths.db")), ("postgresql", pg.url))
-    runs = {}
-    for k, part in enumerate((first, then)):
-        ok, msg = publish(n.url, [line(r) for r in part])
-        check(ok, f"transaction {k + 1}'s records are in the stream ({msg.strip()})")
-        for engine, db in dbs:
-            runs.setdefault(engine, []).append(ingest_all(db, n.url, len(first) * (k + 1),
-                                                          durable=f"paths-{engine}"))
+    dbs = in_two_transactions(n, pg, "paths", (first, then), want, "every file's path and figures are the model's")
     for engine, db in dbs:
-        r = runs[engine]
-        ok = all(x[0] for x in r)
-        diffs = same_files(dump_files(dump(db)), want) if ok else [x[2][-300:] for x in r]
-        check(ok and not diffs, f"{engine}: both transactions commit (exits {[x[1] for x in r]}) and "
-                                f"every file's path and figures are the model's {diffs}")
         q = heat(db, "cold", "--under", p(b"new"), "-0")
         got = sorted(q.stdout.split(b"\0")[:-1]) if q.returncode == 0 else q.stderr
         check(got == [p(b"new/b"), p(b"new/c")],
