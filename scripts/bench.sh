@@ -27,8 +27,8 @@
 #   5. the access index, natively (tests/bench/index-bench.py): ingest
 #      against a bare loop of the same upserts and a bare consumer of
 #      the same stream, bytes per file, cold queries over 1M and 10M
-#      synthetic files, SQLite and PostgreSQL (SKIPPED without SQLite,
-#      libpq, libnats, PostgreSQL or nats-server)
+#      synthetic files, SQLite and PostgreSQL (what it needs installed by
+#      scripts/deps.sh index; SKIPPED when that cannot be done)
 # The table goes to stdout and build/bench.md (tests/bench/report.py).
 # BENCH_CLOCKS="icount" (or "wall") boots only that one.
 # BENCH_DAEMONS="NAME=FILE.c ..." also builds each FILE.c (a variant of
@@ -149,8 +149,9 @@ indexmd=$top/build/bench-index.md
 rm -f "$indexmd"
 if ! part index; then
 	:
-elif pkg-config --exists sqlite3 libpq libnats 2>/dev/null && command -v nats-server >/dev/null &&
-	[ -x /usr/lib/postgresql/15/bin/initdb ] && [ -f "$work/src/utils/notifyd/heat.mk" ]; then
+elif "$top/scripts/deps.sh" index && pkg-config --exists sqlite3 libpq libnats 2>/dev/null &&
+	command -v nats-server >/dev/null && [ -x /usr/lib/postgresql/15/bin/initdb ] &&
+	[ -f "$work/src/utils/notifyd/heat.mk" ]; then
 	echo "bench.sh: the access index (native, SQLite and PostgreSQL, NATS JetStream)"
 	make -s -C "$work/src/utils/notifyd" NOTIFY_HEAT=1 scoutfs-notify-heat
 	cp "$work/src/utils/notifyd/scoutfs-notify-heat" "$work/bin/"
@@ -162,7 +163,7 @@ elif pkg-config --exists sqlite3 libpq libnats 2>/dev/null && command -v nats-se
 	gcc -std=c11 -Wall -Wextra -Werror -O2 -o "$work/bin/tnats" "$top/tests/nats/tnats.c" "${natsflags[@]}"
 	python3 "$top/tests/bench/index-bench.py" "$work/bin" | tee "$indexmd"
 else
-	echo "bench.sh: SKIPPED: the access index benchmark: SQLite, libpq, libnats, PostgreSQL, nats-server or commit 5 missing"
+	echo "bench.sh: SKIPPED: the access index benchmark: SQLite, libpq, libnats, PostgreSQL or nats-server not installed (scripts/deps.sh index), or commit 5 missing"
 fi
 # vm_bench CLOCK VM-RUN-ARGS...: one boot of the bench suite; its console
 # to build/bench-CLOCK.log (made fresh), with a `bench.sh:` line that

@@ -10,6 +10,9 @@
 #                           (6.12's modules are .ko.xz)
 #   scripts/deps.sh lint    shellcheck
 #   scripts/deps.sh bench   valgrind (callgrind, for the benchmarks' stages)
+#   scripts/deps.sh index   SQLite, libpq, libnats, nats-server and a
+#                           PostgreSQL server and client (the access
+#                           index's tier and benchmark)
 #   scripts/deps.sh systemd systemctl (systemd tier: enables units in
 #                           the guest's root with --root)
 #   scripts/deps.sh kernel  what building a kernel from source needs
@@ -23,7 +26,7 @@ die() {
 	exit 1
 }
 
-[ $# -ge 1 ] || die "usage: scripts/deps.sh vm|lint|rpm|bench|systemd|kernel..."
+[ $# -ge 1 ] || die "usage: scripts/deps.sh vm|lint|rpm|bench|index|systemd|kernel..."
 
 pkgs=()
 for set in "$@"; do
@@ -35,10 +38,12 @@ for set in "$@"; do
 	lint) pkgs+=(shellcheck) ;;
 	rpm) pkgs+=(rpm) ;;
 	bench) pkgs+=(valgrind) ;;
+	index) pkgs+=(libsqlite3-dev libpq-dev libnats-dev nats-server pkg-config
+		postgresql postgresql-client) ;;
 	systemd) pkgs+=(systemd) ;;
 	kernel) pkgs+=(gcc make flex bison bc libelf-dev libssl-dev xz-utils
 		tar kmod cpio) ;;
-	*) die "unknown set '$set' (vm, lint, rpm, bench, systemd, kernel)" ;;
+	*) die "unknown set '$set' (vm, lint, rpm, bench, index, systemd, kernel)" ;;
 	esac
 done
 
