@@ -12,7 +12,11 @@
  *
  * With FUZZ_MUST_REFUSE=1 in the environment every input must be
  * refused: tests/fuzz/run.sh runs tests/fuzz/refused/json/ so (the
- * payloads the parser once took and must not).
+ * payloads the parser once took and must not).  With FUZZ_TAKEN_TO=FILE
+ * an input's origin and record, as text, or "refused: why", is written
+ * to FILE: tests/fuzz/run.sh compares that of each input of
+ * tests/fuzz/taken/json/ with what it must be (keys written escaped, in
+ * another order, or unknown ones that begin like known ones).
  */
 #include "fuzzlib.h"
 #include "notify-format.h"
@@ -64,12 +68,37 @@ static void round_trip(const struct nj_record *r)
 }
 
 static bool must_refuse;
+static const char *taken_to;
+
+/*
+ * r's origin and record as text, or why it was refused (r NULL), as
+ * the whole of FUZZ_TAKEN_TO's file: libFuzzer may run an input twice
+ * (the second time to look for a leak).
+ */
+static void taken(const struct nj_record *r, const char *why)
+{
+	FILE *f = fopen(taken_to, "w");
+
+	FZ_ASSERT(f, "cannot write %s: %s", taken_to, strerror(errno));
+	if (!r) {
+		fprintf(f, "refused: %s\n", why);
+	} else {
+		fprintf(f, "fsid=%s node=%s rid=%s\n", r->fsid ? r->fsid : "-",
+			r->node ? r->node : "-", r->rid ? r->rid : "-");
+		if (r->gap)
+			nf_text_gap(f, r->after_seq, r->seq);
+		else
+			nf_text_record(f, &r->rec, r->path, r->path_len);
+	}
+	FZ_ASSERT(!fclose(f), "cannot write %s", taken_to);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	must_refuse = getenv("FUZZ_MUST_REFUSE") && !strcmp(getenv("FUZZ_MUST_REFUSE"), "1");
+	taken_to = getenv("FUZZ_TAKEN_TO");
 	return 0;
 }
 
@@ -80,8 +109,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (nj_parse((const char *)data, size, &r, err, sizeof(err))) {
 		FZ_ASSERT(err[0] && memchr(err, 0, sizeof(err)), "a refusal without a reason");
+		if (taken_to)
+			taken(NULL, err);
 		return 0;
 	}
+	if (taken_to)
+		taken(&r, NULL);
 	FZ_ASSERT(!must_refuse, "taken, but must be refused: %.*s", (int)size, (const char *)data);
 	if (r.gap)
 		FZ_ASSERT(r.seq > r.after_seq && r.seq - r.after_seq >= 2 &&

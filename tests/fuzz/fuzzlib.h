@@ -10,6 +10,7 @@
 #define _FUZZLIB_H_
 
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -13,6 +13,8 @@
 # (each target's properties are at the top of tests/fuzz/fuzz-<target>.c).
 # For each target: build it, check that every input of
 # tests/fuzz/refused/<target>/ is refused (bad input the code once took),
+# that every input of tests/fuzz/taken/<target>/ is taken as its .text
+# file says,
 # run every input of tests/fuzz/corpus/<target>/ (the seeds,
 # tests/fuzz/seeds.py, and the regression inputs of what was found,
 # found-*), then fuzz from that corpus for SECS seconds.  A crash,
@@ -124,6 +126,29 @@ refusals() {
 	fi
 }
 
+# each input X of tests/fuzz/taken/<target>/ (not *.text) taken as X.text
+# says: its origin and record as text, or why it was refused
+takings() {
+	local t=$1 bin=$2 dir=$here/taken/$1 x got out n=0 failed=""
+	[ -d "$dir" ] || return 0
+	got=$keep/$t/taken.text
+	for x in "$dir"/*; do
+		case $x in *.text) continue ;; esac
+		n=$((n + 1))
+		rm -f "$got"
+		if ! out=$(cd "$keep/$t" && FUZZ_TAKEN_TO=$got "$bin" -timeout=10 "$x" 2>&1); then
+			failed+="$(basename "$x"): $(failing "$out")"$'\n'
+		elif ! out=$(diff "$x.text" "$got" 2>&1); then
+			failed+="$(basename "$x"): not what $(basename "$x").text says:"$'\n'"$out"$'\n'
+		fi
+	done
+	if [ -z "$failed" ]; then
+		ok "$t: the $n inputs of tests/fuzz/taken/$t are taken as their .text says"
+	else
+		bad "$t: tests/fuzz/taken/$t" "$failed"
+	fi
+}
+
 # every input of the corpus, once each: the regression cases
 replay() {
 	local t=$1 bin=$2 corpus=$here/corpus/$1 n out
@@ -172,6 +197,7 @@ for t in "${targets[@]}"; do
 	fi
 	ok "$t: built with clang -fsanitize=fuzzer,address,undefined"
 	refusals "$t" "$bin"
+	takings "$t" "$bin"
 	replay "$t" "$bin" || continue
 	fuzz "$t" "$bin"
 done

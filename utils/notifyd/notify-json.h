@@ -30,11 +30,15 @@ struct nj_record {
 	char *fsid;		/* NULL when missing; never holds a NUL */
 	char *node;
 	char *rid;
+	char *mem;		/* the one allocation path, fsid, node and rid are in */
 };
 
 /*
  * Parse len bytes of buf into *r: 0, or -1 with a reason in err.
- * nj_free() what a successful parse allocated.
+ * nj_free() what a successful parse allocated: one block of len + 1
+ * bytes that holds every decoded string (a string and its NUL never
+ * take more bytes than its quoted form), a malloc() a record where a
+ * block a string made the allocator a tenth of an ingest's time.
  */
 int nj_parse(const char *buf, size_t len, struct nj_record *r, char *err, size_t errlen);
 void nj_free(struct nj_record *r);
